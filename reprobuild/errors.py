@@ -1,0 +1,147 @@
+"""One exception hierarchy for every failure a user can act on.
+
+The CLI catches :class:`ReprobuildError` and prints its :meth:`render` output;
+anything else is a bug and is allowed to show a traceback (with ``--debug``
+always). Each error carries the process exit code it maps to:
+
+* 1 — a check failed or outputs are not reproducible;
+* 2 — bad input, bad usage, or the outside world (network, signatures) failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class SourceSpan:
+    """A place in a recipe file; lines and columns count from 1."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class ReprobuildError(Exception):
+    """Base class: an expected failure with a message a user can act on."""
+
+    exit_code: int = EXIT_BAD_INPUT
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text the CLI prints (without a trailing newline)."""
+        text = f"error: {self.message}"
+        if self.hint:
+            text += f"\nhint: {self.hint}"
+        return text
+
+
+class UsageError(ReprobuildError):
+    """The command line or a configuration file was wrong."""
+
+
+class CheckFailed(ReprobuildError):
+    """A check ran and found a difference or a failure (exit 1)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class RecipeError(ReprobuildError):
+    """An error located in recipe source: printed with a caret under the column."""
+
+    def __init__(
+        self,
+        message: str,
+        span: SourceSpan | None = None,
+        *,
+        source_line: str | None = None,
+        trace: tuple[str, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.span = span
+        self.source_line = source_line
+        self.trace = trace
+
+    def with_trace(self, frame: str) -> RecipeError:
+        """Append a ``while evaluating ...`` frame (outermost last)."""
+        self.trace = (*self.trace, frame)
+        return self
+
+    def render(self) -> str:
+        lines: list[str] = []
+        prefix = f"{self.span}: " if self.span else ""
+        lines.append(f"{prefix}error: {self.message}")
+        if self.span and self.source_line is not None:
+            src = self.source_line.rstrip("\n").expandtabs(1)
+            lines.append(f"    {src}")
+            lines.append("    " + " " * (self.span.column - 1) + "^")
+        lines.extend(self.trace)
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ParseError(RecipeError):
+    """The recipe text is not valid syntax."""
+
+
+class EvalError(RecipeError):
+    """Evaluating the recipe failed (type error, missing attribute, throw, ...)."""
+
+
+class InfiniteRecursion(EvalError):
+    """A value depends on itself."""
+
+
+class ImportEscapes(EvalError):
+    """An ``import`` path leaves the directory tree of the top-level recipe."""
+
+
+class PlanError(ReprobuildError):
+    """The step graph is malformed (for example it has a cycle)."""
+
+
+class ArchiveError(ReprobuildError):
+    """An archive definition, index or package could not be used."""
+
+
+class SignatureError(ArchiveError):
+    """A signed index is unsigned, badly signed, or signed by an unknown key."""
+
+
+class IntegrityError(ReprobuildError):
+    """Content does not match the size or sha256 that vouches for it."""
+
+
+class FetchError(ReprobuildError):
+    """Downloading failed after bounded retries."""
+
+
+class ResolveError(ReprobuildError):
+    """A package request cannot be satisfied from the snapshot."""
+
+
+class LockfileError(ReprobuildError):
+    """A lockfile is missing, malformed or stale."""
+
+
+class StoreError(ReprobuildError):
+    """The content store is unusable or damaged."""
+
+
+class VersionError(ArchiveError):
+    """A package version string is not valid for its archive format."""

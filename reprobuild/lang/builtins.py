@@ -1,0 +1,495 @@
+"""Builtin functions: a standard library after Nix's, and the step constructors."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reprobuild.errors import EvalError, ImportEscapes, SourceSpan
+from reprobuild.lang.values import (
+    AttrsValue,
+    Closure,
+    Lazy,
+    ListValue,
+    PathValue,
+    PrimOp,
+    StepValue,
+    Thunk,
+    Value,
+    type_name,
+)
+from reprobuild.stepspec import STEP_KINDS, Arg
+
+if TYPE_CHECKING:
+    from reprobuild.lang.evaluate import Env, Evaluator
+
+# Names available without the ``builtins.`` prefix (besides the step constructors).
+BARE = ("map", "toString", "import", "throw", "abort")
+
+
+class Throw(EvalError):
+    """``throw``: a user error raised on purpose by a recipe."""
+
+
+class Abort(EvalError):
+    """``abort``: evaluation stopped on purpose by a recipe."""
+
+
+def make_base_env(ev: Evaluator) -> Env:
+    from reprobuild.lang.evaluate import Env
+
+    prims: dict[str, PrimOp] = {}
+
+    def prim(name: str, arity: int) -> Callable[[Callable[..., Value]], Callable[..., Value]]:
+        def deco(fn: Callable[..., Value]) -> Callable[..., Value]:
+            prims[name] = PrimOp(name, arity, fn)
+            return fn
+
+        return deco
+
+    @prim("map", 2)
+    def _map(span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
+        fn = ev.force(f)
+        items = ev.force_list(xs, span).items
+        return ListValue([Lazy(_applier(ev, fn, x, span)) for x in items])
+
+    @prim("filter", 2)
+    def _filter(span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
+        fn = ev.force(f)
+        out = []
+        for x in ev.force_list(xs, span).items:
+            keep = ev.apply(fn, x, span)
+            if not isinstance(keep, bool):
+                raise ev.error(f"value is {type_name(keep)} while a Boolean was expected", span)
+            if keep:
+                out.append(x)
+        return ListValue(out)
+
+    @prim("attrNames", 1)
+    def _attr_names(span: SourceSpan, s: Thunk) -> Value:
+        return ListValue([Thunk.of(n) for n in sorted(ev.force_attrs(s, span).attrs)])
+
+    @prim("attrValues", 1)
+    def _attr_values(span: SourceSpan, s: Thunk) -> Value:
+        attrs = ev.force_attrs(s, span).attrs
+        return ListValue([attrs[n] for n in sorted(attrs)])
+
+    @prim("length", 1)
+    def _length(span: SourceSpan, xs: Thunk) -> Value:
+        return len(ev.force_list(xs, span).items)
+
+    @prim("elem", 2)
+    def _elem(span: SourceSpan, x: Thunk, xs: Thunk) -> Value:
+        v = ev.force(x)
+        return any(ev.equal(v, ev.force(y)) for y in ev.force_list(xs, span).items)
+
+    @prim("head", 1)
+    def _head(span: SourceSpan, xs: Thunk) -> Value:
+        items = ev.force_list(xs, span).items
+        if not items:
+            raise ev.error("'builtins.head' called on an empty list", span)
+        return ev.force(items[0])
+
+    @prim("tail", 1)
+    def _tail(span: SourceSpan, xs: Thunk) -> Value:
+        items = ev.force_list(xs, span).items
+        if not items:
+            raise ev.error("'builtins.tail' called on an empty list", span)
+        return ListValue(items[1:])
+
+    @prim("concatStringsSep", 2)
+    def _concat_sep(span: SourceSpan, sep: Thunk, xs: Thunk) -> Value:
+        s = ev.force_str(sep, span)
+        parts = [
+            ev.coerce_to_string(ev.force(x), span, more=False)
+            for x in ev.force_list(xs, span).items
+        ]
+        return s.join(parts)
+
+    @prim("toString", 1)
+    def _to_string(span: SourceSpan, x: Thunk) -> Value:
+        return ev.coerce_to_string(ev.force(x), span, more=True)
+
+    @prim("toJSON", 1)
+    def _to_json(span: SourceSpan, x: Thunk) -> Value:
+        return json.dumps(
+            to_json(ev, ev.force(x), span), sort_keys=True, separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @prim("fromJSON", 1)
+    def _from_json(span: SourceSpan, x: Thunk) -> Value:
+        text = ev.force_str(x, span)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ev.error(f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span) from None
+        return from_json(data)
+
+    @prim("hasAttr", 2)
+    def _has_attr(span: SourceSpan, n: Thunk, s: Thunk) -> Value:
+        return ev.force_str(n, span) in ev.force_attrs(s, span).attrs
+
+    @prim("getAttr", 2)
+    def _get_attr(span: SourceSpan, n: Thunk, s: Thunk) -> Value:
+        name = ev.force_str(n, span)
+        attrs = ev.force_attrs(s, span).attrs
+        if name not in attrs:
+            raise ev.error(f"attribute '{name}' missing", span)
+        return ev.force(attrs[name])
+
+    @prim("listToAttrs", 1)
+    def _list_to_attrs(span: SourceSpan, xs: Thunk) -> Value:
+        out: dict[str, Thunk] = {}
+        for item in ev.force_list(xs, span).items:
+            pair = ev.force_attrs(item, span)
+            if "name" not in pair.attrs:
+                raise ev.error("attribute 'name' missing in an element of listToAttrs", span)
+            name = ev.force_str(pair.attrs["name"], span)
+            if "value" not in pair.attrs:
+                raise ev.error("attribute 'value' missing in an element of listToAttrs", span)
+            out.setdefault(name, pair.attrs["value"])
+        return AttrsValue(out)
+
+    @prim("mapAttrs", 2)
+    def _map_attrs(span: SourceSpan, f: Thunk, s: Thunk) -> Value:
+        fn = ev.force(f)
+        attrs = ev.force_attrs(s, span).attrs
+        out: dict[str, Thunk] = {}
+        for name in sorted(attrs):
+            out[name] = Lazy(_applier2(ev, fn, Thunk.of(name), attrs[name], span))
+        return AttrsValue(out)
+
+    @prim("foldl'", 3)
+    def _foldl(span: SourceSpan, f: Thunk, z: Thunk, xs: Thunk) -> Value:
+        fn = ev.force(f)
+        acc = ev.force(z)
+        for x in ev.force_list(xs, span).items:
+            step = ev.apply(fn, Thunk.of(acc), span)
+            acc = ev.apply(step, x, span)
+        return acc
+
+    @prim("throw", 1)
+    def _throw(span: SourceSpan, msg: Thunk) -> Value:
+        text = ev.coerce_to_string(ev.force(msg), span, more=False)
+        raise ev.error(text, span, Throw)
+
+    @prim("abort", 1)
+    def _abort(span: SourceSpan, msg: Thunk) -> Value:
+        text = ev.coerce_to_string(ev.force(msg), span, more=False)
+        raise ev.error(f"evaluation aborted with the following error message: '{text}'", span, Abort)
+
+    @prim("trace", 2)
+    def _trace(span: SourceSpan, msg: Thunk, x: Thunk) -> Value:
+        v = ev.force(msg)
+        shown = v if isinstance(v, str) else json.dumps(to_json(ev, ev.force_deep(v), span))
+        ev.trace_hook(shown)
+        return ev.force(x)
+
+    @prim("import", 1)
+    def _import(span: SourceSpan, p: Thunk) -> Value:
+        return import_file(ev, ev.force(p), span)
+
+    for kind in STEP_KINDS:
+        prims[kind] = PrimOp(kind, 1, _step_constructor(ev, kind))
+
+    builtins_set: dict[str, Thunk] = {name: Thunk.of(p) for name, p in sorted(prims.items())}
+    builtins_set["true"] = Thunk.of(True)
+    builtins_set["false"] = Thunk.of(False)
+    builtins_set["null"] = Thunk.of(None)
+    builtins_attrs = AttrsValue(builtins_set)
+    builtins_set["builtins"] = Thunk.of(builtins_attrs)
+
+    base: dict[str, Thunk] = {
+        "builtins": Thunk.of(builtins_attrs),
+        "true": Thunk.of(True),
+        "false": Thunk.of(False),
+        "null": Thunk.of(None),
+    }
+    for name in (*BARE, *STEP_KINDS):
+        base[name] = builtins_set[name]
+    return Env(base, None)
+
+
+def _applier(ev: Evaluator, fn: Value, x: Thunk, span: SourceSpan) -> Callable[[], Value]:
+    return lambda: ev.apply(fn, x, span)
+
+
+def _applier2(
+    ev: Evaluator, fn: Value, a: Thunk, b: Thunk, span: SourceSpan
+) -> Callable[[], Value]:
+    return lambda: ev.apply(ev.apply(fn, a, span), b, span)
+
+
+def import_file(ev: Evaluator, target: Value, span: SourceSpan) -> Value:
+    """``import ./file.repro``: evaluated once per file, never outside the tree."""
+    if not isinstance(target, PathValue):
+        raise ev.error(
+            f"value is {type_name(target)} while a path was expected (import takes a path "
+            "such as ./lib.repro)",
+            span,
+        )
+    root = Path(target.root)
+    path = root / target.rel
+    if path.is_dir():
+        path = path / "default.repro"
+    real = path.resolve()
+    if not real.is_relative_to(ev.root_dir):
+        raise ev.error(
+            f"import of '{target.display()}' leaves the directory tree of the top-level recipe "
+            "(through a symbolic link)",
+            span,
+            ImportEscapes,
+        )
+    key = str(real)
+    cached = ev.imports.get(key)
+    if cached is not None:
+        return ev.force(cached)
+    if not real.is_file():
+        raise ev.error(f"cannot import '{target.display()}': no such file", span)
+    top_display = next(iter(ev.file_dirs), "")
+    top_dir = Path(top_display).parent
+    rel = real.relative_to(ev.root_dir)
+    display = str(top_dir / rel) if top_display else str(rel)
+
+    def load() -> Value:
+        with ev.frame(f"importing '{display}'"):
+            return ev.eval_file(real, display)
+
+    thunk = Lazy(load)
+    ev.imports[key] = thunk
+    return ev.force(thunk)
+
+
+def _step_constructor(ev: Evaluator, kind: str) -> Callable[..., Value]:
+    spec = STEP_KINDS[kind]
+
+    def construct(span: SourceSpan, arg: Thunk) -> Value:
+        given = ev.force(arg)
+        if not isinstance(given, AttrsValue):
+            raise ev.error(
+                f"{kind} takes a set of arguments, not {type_name(given)}",
+                span,
+                hint=f"write {kind} {{ {'; '.join(a.name + ' = ...' for a in spec.args if a.required)}; }}",
+            )
+        known = spec.arg_names
+        for name in sorted(given.attrs):
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, known, n=1)
+                raise ev.error(
+                    f"unknown attribute '{name}' for {kind}; expected one of: "
+                    + ", ".join(sorted(known)),
+                    given.spans.get(name, span),
+                    hint=f"did you mean '{close[0]}'?" if close else None,
+                )
+        for a in spec.args:
+            if a.required and a.name not in given.attrs:
+                raise ev.error(f"{kind} requires the attribute '{a.name}'", span)
+        if kind == "file" and ("path" in given.attrs) == ("text" in given.attrs):
+            raise ev.error("file takes exactly one of 'path' or 'text'", span)
+        if kind == "oci_image" and "root" not in given.attrs and "layers" not in given.attrs:
+            raise ev.error("oci_image requires 'root' or 'layers'", span)
+        return StepValue(kind, given, span)
+
+    return construct
+
+
+# -- step arguments: forced, checked, defaults filled --------------------------
+
+SIZE_RE = re.compile(r"^[0-9]+[KMGT]?$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
+    """The arguments of a step, checked against its kind's table.
+
+    Values are plain Python data (str, int, bool, None, list, dict) except
+    nested steps (:class:`StepValue`) and files (:class:`PathValue`).
+    """
+    spec = STEP_KINDS[step.kind]
+    out: dict[str, Any] = {}
+    for a in spec.args:
+        t = step.args.attrs.get(a.name)
+        if t is None:
+            out[a.name] = a.default
+            continue
+        span = step.args.spans.get(a.name, step.span)
+        with ev.frame(f"checking the argument '{a.name}' of the {step.kind} step at {step.span}"):
+            out[a.name] = _check_arg(ev, a, ev.force(t), span, step.kind)
+    if step.kind == "fetchurl" and not HEX64.match(out["sha256"]):
+        raise ev.error(
+            "fetchurl's sha256 must be 64 lowercase hexadecimal digits",
+            step.args.spans.get("sha256", step.span),
+        )
+    return out
+
+
+def _check_arg(  # noqa: C901 - one case per argument type
+    ev: Evaluator, a: Arg, v: Value, span: SourceSpan, kind: str
+) -> Any:
+    def bad(expected: str) -> EvalError:
+        return ev.error(
+            f"argument '{a.name}' of {kind} must be {expected}, not {type_name(v)}", span
+        )
+
+    def string_list(x: Value) -> list[str]:
+        if not isinstance(x, ListValue):
+            raise bad("a list of strings")
+        out = []
+        for t in x.items:
+            s = ev.force(t)
+            if not isinstance(s, str):
+                raise ev.error(
+                    f"argument '{a.name}' of {kind} must be a list of strings, "
+                    f"but it contains {type_name(s)}",
+                    span,
+                )
+            out.append(s)
+        return out
+
+    def step_of(x: Value) -> StepValue:
+        if not isinstance(x, StepValue) or (a.steps and x.kind not in a.steps):
+            raise ev.error(
+                f"argument '{a.name}' of {kind} must be a "
+                + " or ".join(a.steps)
+                + f" step, not {type_name(x)}",
+                span,
+            )
+        return x
+
+    if v is None and not a.required:
+        result: Any = None
+    elif a.type == "string":
+        if not isinstance(v, str):
+            raise bad("a string")
+        result = v
+    elif a.type == "int":
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise bad("an integer")
+        result = v
+    elif a.type == "bool":
+        if not isinstance(v, bool):
+            raise bad("a Boolean")
+        result = v
+    elif a.type == "strings":
+        result = string_list(v)
+    elif a.type == "string_or_strings":
+        result = v if isinstance(v, str) else string_list(v)
+    elif a.type == "size":
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            result = v
+        elif isinstance(v, str) and SIZE_RE.match(v):
+            result = v
+        else:
+            raise ev.error(
+                f"argument '{a.name}' of {kind} must be a size such as \"512M\" or \"2G\"", span
+            )
+    elif a.type == "path":
+        if not isinstance(v, PathValue):
+            raise bad("a path such as ./file")
+        result = v
+    elif a.type == "path_or_string":
+        if not isinstance(v, PathValue | str):
+            raise bad("a path or a string")
+        result = v
+    elif a.type == "step":
+        result = step_of(v)
+    elif a.type == "steps":
+        if not isinstance(v, ListValue):
+            raise bad("a list of steps")
+        result = [step_of(ev.force(t)) for t in v.items]
+    elif a.type == "step_or_steps":
+        result = [step_of(ev.force(t)) for t in v.items] if isinstance(v, ListValue) else step_of(v)
+    elif a.type in ("string_attrs", "files", "inputs"):
+        if not isinstance(v, AttrsValue):
+            raise bad("a set")
+        result = {}
+        for name in sorted(v.attrs):
+            x = ev.force(v.attrs[name])
+            sp = v.spans.get(name, span)
+            if a.type == "string_attrs" and not isinstance(x, str):
+                raise ev.error(f"'{a.name}.{name}' of {kind} must be a string, not {type_name(x)}", sp)
+            if a.type == "files":
+                if not name.startswith("/"):
+                    raise ev.error(
+                        f"'{a.name}' of {kind}: '{name}' must be an absolute path in the image", sp
+                    )
+                if not isinstance(x, str | PathValue | StepValue):
+                    raise ev.error(
+                        f"'{a.name}.\"{name}\"' of {kind} must be a string, a path or a file "
+                        f"step, not {type_name(x)}",
+                        sp,
+                    )
+            if a.type == "inputs" and not isinstance(x, PathValue | StepValue):
+                raise ev.error(
+                    f"'{a.name}.{name}' of {kind} must be a path or a step, not {type_name(x)}", sp
+                )
+            result[name] = x
+    elif a.type == "attrs_list":
+        if not isinstance(v, ListValue):
+            raise bad("a list of sets")
+        result = [to_json(ev, ev.force_deep(ev.force(t)), span) for t in v.items]
+    else:  # pragma: no cover - the table only uses the types above
+        raise bad(a.type)
+    if a.choices and result not in a.choices:
+        raise ev.error(
+            f"argument '{a.name}' of {kind} must be one of "
+            + ", ".join("null" if c is None else f'"{c}"' for c in a.choices)
+            + f", not {json.dumps(result)}",
+            span,
+        )
+    return result
+
+
+# -- JSON ------------------------------------------------------------------------
+
+
+def to_json(ev: Evaluator, v: Value, span: SourceSpan | None) -> Any:
+    """A fully forced value as JSON data; steps become ``{"kind": ..., args}``."""
+    if v is None or isinstance(v, bool | int | str):
+        return v
+    if isinstance(v, float):
+        if math.isnan(v) or math.isinf(v):
+            raise ev.error(f"cannot convert the float {v} to JSON", span)
+        return v
+    if isinstance(v, PathValue):
+        return v.display()
+    if isinstance(v, ListValue):
+        return [to_json(ev, ev.force(t), span) for t in v.items]
+    if isinstance(v, AttrsValue):
+        return {k: to_json(ev, ev.force(v.attrs[k]), span) for k in sorted(v.attrs)}
+    if isinstance(v, StepValue):
+        args = step_args(ev, v)
+        out: dict[str, Any] = {"kind": v.kind}
+        for k, x in args.items():
+            out[k] = _arg_json(ev, x, span)
+        return out
+    if isinstance(v, Closure | PrimOp):
+        raise ev.error("cannot convert a function to JSON", span)
+    raise ev.error(f"cannot convert {type_name(v)} to JSON", span)  # pragma: no cover
+
+
+def _arg_json(ev: Evaluator, x: Any, span: SourceSpan | None) -> Any:
+    if isinstance(x, StepValue | PathValue):
+        return to_json(ev, x, span)
+    if isinstance(x, list):
+        return [_arg_json(ev, y, span) for y in x]
+    if isinstance(x, dict):
+        return {k: _arg_json(ev, x[k], span) for k in sorted(x)}
+    return x
+
+
+def from_json(data: Any) -> Value:
+    if isinstance(data, list):
+        return ListValue([Thunk.of(from_json(x)) for x in data])
+    if isinstance(data, dict):
+        return AttrsValue({k: Thunk.of(from_json(x)) for k, x in data.items()})
+    if isinstance(data, float) and data.is_integer() and abs(data) < 2**63:
+        return data
+    return data  # type: ignore[no-any-return]
