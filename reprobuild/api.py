@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import EvalError, RecipeError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
+
+if TYPE_CHECKING:
+    from reprobuild.plan import Plan
 
 RECURSION_LIMIT = 20_000
 
@@ -55,4 +60,66 @@ def evaluate(path: Path, *, strict: bool = False) -> Evaluation:
     return Evaluation(path, evaluator, value)
 
 
-__all__ = ["Evaluation", "RecipeError", "evaluate"]
+def show_value(data: Any) -> str:
+    """Print forced JSON data in the recipe language's own syntax."""
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "true" if data else "false"
+    if isinstance(data, int | float):
+        return repr(data)
+    if isinstance(data, str):
+        return json.dumps(data, ensure_ascii=False).replace("${", "\\${")
+    if isinstance(data, list):
+        return "[ " + "".join(show_value(x) + " " for x in data) + "]"
+    items = "".join(f"{_show_name(k)} = {show_value(data[k])}; " for k in sorted(data))
+    return "{ " + items + "}"
+
+
+def _show_name(name: str) -> str:
+    from reprobuild.lang.lexer import KEYWORDS, RE_ID
+
+    if RE_ID.fullmatch(name) and name not in KEYWORDS:
+        return name
+    return json.dumps(name, ensure_ascii=False)
+
+
+def format_file(path: Path, *, write: bool) -> bool:
+    """Format a recipe in place; returns whether its text changed."""
+    from reprobuild.lang.fmt import format_source
+    from reprobuild.lang.parse import parse_file
+
+    with _deep_stack():
+        parsed = parse_file(path, str(path))
+        new = format_source(parsed)
+    if new == parsed.text:
+        return False
+    if write:
+        tmp = path.with_name(f".{path.name}.fmt-tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, path)
+    return True
+
+
+def make_plan(path: Path) -> Plan:
+    """Evaluate a recipe and build its step graph."""
+    from reprobuild.plan import plan
+
+    result = evaluate(path)
+    with _deep_stack():
+        return plan(result.evaluator, result.value, str(path))
+
+
+def graph(path: Path, fmt: str = "text") -> str:
+    """The step graph as text, Graphviz dot, or JSON."""
+    from reprobuild.plan import render_dot, render_json, render_text
+
+    p = make_plan(path)
+    if fmt == "dot":
+        return render_dot(p)
+    if fmt == "json":
+        return json.dumps(render_json(p), sort_keys=True, indent=2, ensure_ascii=False)
+    return render_text(p)
+
+
+__all__ = ["Evaluation", "RecipeError", "evaluate", "format_file", "graph", "make_plan"]

@@ -216,7 +216,11 @@ class Evaluator:
         if t is A.Int:
             return node.value  # type: ignore[attr-defined, no-any-return]
         if t is A.Var:
-            return self.force(self.lookup(node.name, env, node.span))  # type: ignore[attr-defined]
+            assert isinstance(node, A.Var)
+            v = self.force(self.lookup(node.name, env, node.span))
+            if type(v) is StepValue and v.hint is None:
+                v.hint = node.name  # a friendlier display name than a path
+            return v
         if t is A.Str:
             return self.eval_str(node, env)  # type: ignore[arg-type]
         if t is A.Apply:

@@ -82,10 +82,13 @@ def _cache_file() -> str | bool:
 def _parser() -> Lark:
     grammar = GRAMMAR.read_text(encoding="utf-8")
     try:
-        return Lark(grammar, parser="lalr", lexer=RecipeLexer, cache=_cache_file())
+        return Lark(
+            grammar, parser="lalr", lexer=RecipeLexer, propagate_positions=True,
+            cache=_cache_file(),
+        )
     except (OSError, EOFError, ValueError):
         # A damaged or unwritable cache must never stop a build.
-        return Lark(grammar, parser="lalr", lexer=RecipeLexer)
+        return Lark(grammar, parser="lalr", lexer=RecipeLexer, propagate_positions=True)
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,15 @@ class _Builder:
         self.tokenizer = tokenizer
 
     def span(self, item: Tree | Token) -> SourceSpan:
-        tok = item if isinstance(item, Token) else _first_token(item)
-        return SourceSpan(self.file, tok.line or 1, tok.column or 1)
+        if isinstance(item, Token):
+            return SourceSpan(
+                self.file, item.line or 1, item.column or 1, item.end_line, item.end_column
+            )
+        tok = _first_token(item)
+        meta = item.meta
+        end_line = getattr(meta, "end_line", None) if not meta.empty else None
+        end_col = getattr(meta, "end_column", None) if not meta.empty else None
+        return SourceSpan(self.file, tok.line or 1, tok.column or 1, end_line, end_col)
 
     def error(self, message: str, item: Tree | Token) -> ParseError:
         sp = self.span(item)

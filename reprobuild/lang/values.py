@@ -123,12 +123,13 @@ class StepValue:
     itself through its arguments becomes a cycle the planner can name.
     """
 
-    __slots__ = ("args", "kind", "span")
+    __slots__ = ("args", "hint", "kind", "span")
 
     def __init__(self, kind: str, args: AttrsValue, span: SourceSpan) -> None:
         self.kind = kind
         self.args = args
         self.span = span
+        self.hint: str | None = None  # the first variable name it was read through
 
     def describe(self) -> str:
         return f"{self.kind} step at {self.span}"

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run the real console entry point in a subprocess, as a user would."""
+
+    def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        full_env = dict(os.environ)
+        full_env.setdefault("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        if env:
+            full_env.update(env)
+        return subprocess.run(
+            [sys.executable, "-m", "reprobuild", *args],
+            cwd=cwd or ROOT,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run

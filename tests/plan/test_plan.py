@@ -1,0 +1,114 @@
+"""Step graph: content-addressed keys, names, cycles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reprobuild import api
+from reprobuild.errors import EvalError, PlanError
+
+SNAP = 'snapshot { archive = "debian"; date = "2026-07-11"; suites = [ "bookworm" ]; }'
+
+
+def write(tmp: Path, text: str, name: str = "r.repro") -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_keys_are_stable_and_content_addressed(tmp_path: Path) -> None:
+    a = write(tmp_path, f"let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; }}; }}; }}")
+    p1 = api.make_plan(a)
+    p2 = api.make_plan(a)
+    assert [s.key for s in p1.order()] == [s.key for s in p2.order()]
+    assert [s.kind for s in p1.order()] == ["snapshot", "rootfs", "tarball"]
+    # The same recipe elsewhere, with other variable names, gives the same keys.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    b = write(other, f"let q = {SNAP}; r = rootfs {{ snapshot = q; }}; in {{ t = tarball {{ root = r; }}; }}")
+    assert dict(api.make_plan(b).outputs) == dict(p1.outputs)
+    # A changed parameter changes the key of the step and of everything after it.
+    c = write(tmp_path, f"let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; packages = [ \"bash\" ]; }}; }}; }}", "c.repro")
+    pc = api.make_plan(c)
+    assert pc.order()[0].key == p1.order()[0].key
+    assert pc.order()[1].key != p1.order()[1].key
+    assert dict(pc.outputs)["t"] != dict(p1.outputs)["t"]
+
+
+def test_shared_step_appears_once(tmp_path: Path) -> None:
+    r = write(tmp_path, f"let root = rootfs {{ snapshot = {SNAP}; }}; in {{ a = tarball {{ inherit root; }}; b = cpio {{ inherit root; }}; }}")
+    p = api.make_plan(r)
+    assert len(p.steps) == 4
+    names = {s.name for s in p.steps.values()}
+    assert {"a", "b", "root"} <= names
+    assert p.graph.number_of_edges() == 3
+
+
+def test_file_content_is_part_of_the_key(tmp_path: Path) -> None:
+    (tmp_path / "motd").write_text("one\n")
+    r = write(tmp_path, f'{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; files = {{ "/etc/motd" = ./motd; }}; }}; }}; }}')
+    k1 = dict(api.make_plan(r).outputs)["t"]
+    (tmp_path / "motd").write_text("two\n")
+    k2 = dict(api.make_plan(r).outputs)["t"]
+    assert k1 != k2
+
+
+def test_cycle_is_an_error_naming_the_steps(tmp_path: Path) -> None:
+    r = write(
+        tmp_path,
+        f"let s = {SNAP}; a = rootfs {{ snapshot = s; base = b; }}; "
+        "b = rootfs { snapshot = s; base = a; }; in { out = tarball { root = a; }; }",
+    )
+    with pytest.raises(PlanError) as info:
+        api.make_plan(r)
+    msg = info.value.message
+    assert "cycle" in msg and "rootfs 'a'" in msg and "rootfs 'b'" in msg
+
+
+def test_argument_type_errors_point_at_the_argument(tmp_path: Path) -> None:
+    r = write(tmp_path, f"{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; packages = \"bash\"; }}; }}; }}")
+    with pytest.raises(EvalError) as info:
+        api.make_plan(r)
+    assert "argument 'packages' of rootfs must be a list of strings" in info.value.message
+    assert info.value.span is not None and info.value.span.column > 1
+
+
+def test_wrong_step_kind(tmp_path: Path) -> None:
+    r = write(tmp_path, f"{{ t = tarball {{ root = {SNAP}; }}; }}")
+    with pytest.raises(EvalError, match="must be a rootfs or run step, not a snapshot step"):
+        api.make_plan(r)
+
+
+def test_bad_choice(tmp_path: Path) -> None:
+    r = write(tmp_path, f"{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; }}; compression = \"lz4\"; }}; }}")
+    with pytest.raises(EvalError, match='must be one of "none", "gzip", "zstd", "xz"'):
+        api.make_plan(r)
+
+
+def test_fetchurl_sha256_checked(tmp_path: Path) -> None:
+    r = write(tmp_path, '{ f = fetchurl { url = "https://example.org/x"; sha256 = "abc"; }; }')
+    with pytest.raises(EvalError, match="64 lowercase hexadecimal"):
+        api.make_plan(r)
+
+
+def test_import_stays_in_tree(tmp_path: Path) -> None:
+    sub = tmp_path / "recipe"
+    sub.mkdir()
+    (tmp_path / "secret.repro").write_text("1")
+    r = write(sub, "import ../secret.repro")
+    with pytest.raises(EvalError, match="leaves the directory tree"):
+        api.evaluate(r, strict=True)
+    (sub / "link.repro").symlink_to(tmp_path / "secret.repro")
+    r2 = write(sub, "import ./link.repro", "r2.repro")
+    with pytest.raises(EvalError, match="leaves the directory tree"):
+        api.evaluate(r2, strict=True)
+
+
+def test_graph_renderers(tmp_path: Path) -> None:
+    r = write(tmp_path, f"{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; }}; }}; }}")
+    text = api.graph(r, "text")
+    assert text.splitlines()[0].startswith("3 steps, 1 outputs")
+    assert api.graph(r, "dot") == api.graph(r, "dot")
+    assert '"steps"' in api.graph(r, "json")
