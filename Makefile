@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/reprobuild demo
+	$(BIN)/reprobuild graph recipes/demo.repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -41,13 +41,12 @@ class _deep_stack:
         self.old = sys.getrecursionlimit()
         sys.setrecursionlimit(max(self.old, RECURSION_LIMIT))
 
-    def __exit__(self, kind: object, exc: object, tb: object) -> bool:
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
         sys.setrecursionlimit(self.old)
         if isinstance(exc, RecursionError):
             raise EvalError(
                 "stack overflow: evaluation recursed too deeply (infinite recursion?)"
             ) from None
-        return False
 
 
 def evaluate(path: Path, *, strict: bool = False) -> Evaluation:

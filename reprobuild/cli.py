@@ -61,8 +61,12 @@ def fmt_cmd(files: tuple[Path, ...], check: bool) -> None:
 
 @cli.command("graph")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "dot", "json"]), default="text",
-    show_default=True, help="Output format.",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "dot", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
 )
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def graph_cmd(file: Path, fmt: str) -> None:

@@ -107,7 +107,9 @@ def _hash_tree(root: Path) -> str:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
+        for name in sorted(
+            filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        ):
             full = os.path.join(dirpath, name)
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if os.path.islink(full):
@@ -247,8 +249,8 @@ def plan(ev: Evaluator, value: Value, recipe: str) -> Plan:
     planner.check_acyclic()
     keyed = planner.keyed()
     graph = nx.DiGraph()
-    for sid, step in keyed.items():
-        graph.add_node(step.key)
+    for keyed_step in keyed.values():
+        graph.add_node(keyed_step.key)
     for a, b in planner.graph.edges:
         graph.add_edge(keyed[a].key, keyed[b].key)
     steps = {s.key: s for s in keyed.values()}

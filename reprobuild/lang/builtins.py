@@ -117,7 +117,9 @@ def make_base_env(ev: Evaluator) -> Env:
     @prim("toJSON", 1)
     def _to_json(span: SourceSpan, x: Thunk) -> Value:
         return json.dumps(
-            to_json(ev, ev.force(x), span), sort_keys=True, separators=(",", ":"),
+            to_json(ev, ev.force(x), span),
+            sort_keys=True,
+            separators=(",", ":"),
             ensure_ascii=False,
         )
 
@@ -127,7 +129,9 @@ def make_base_env(ev: Evaluator) -> Env:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ev.error(f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span) from None
+            raise ev.error(
+                f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span
+            ) from None
         return from_json(data)
 
     @prim("hasAttr", 2)
@@ -181,7 +185,9 @@ def make_base_env(ev: Evaluator) -> Env:
     @prim("abort", 1)
     def _abort(span: SourceSpan, msg: Thunk) -> Value:
         text = ev.coerce_to_string(ev.force(msg), span, more=False)
-        raise ev.error(f"evaluation aborted with the following error message: '{text}'", span, Abort)
+        raise ev.error(
+            f"evaluation aborted with the following error message: '{text}'", span, Abort
+        )
 
     @prim("trace", 2)
     def _trace(span: SourceSpan, msg: Thunk, x: Thunk) -> Value:
@@ -271,10 +277,11 @@ def _step_constructor(ev: Evaluator, kind: str) -> Callable[..., Value]:
     def construct(span: SourceSpan, arg: Thunk) -> Value:
         given = ev.force(arg)
         if not isinstance(given, AttrsValue):
+            required = "; ".join(a.name + " = ..." for a in spec.args if a.required)
             raise ev.error(
                 f"{kind} takes a set of arguments, not {type_name(given)}",
                 span,
-                hint=f"write {kind} {{ {'; '.join(a.name + ' = ...' for a in spec.args if a.required)}; }}",
+                hint=f"write {kind} {{ {required}; }}",
             )
         known = spec.arg_names
         for name in sorted(given.attrs):
@@ -330,7 +337,7 @@ def step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
     return out
 
 
-def _check_arg(  # noqa: C901 - one case per argument type
+def _check_arg(
     ev: Evaluator, a: Arg, v: Value, span: SourceSpan, kind: str
 ) -> Any:
     def bad(expected: str) -> EvalError:
@@ -382,13 +389,12 @@ def _check_arg(  # noqa: C901 - one case per argument type
     elif a.type == "string_or_strings":
         result = v if isinstance(v, str) else string_list(v)
     elif a.type == "size":
-        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
-            result = v
-        elif isinstance(v, str) and SIZE_RE.match(v):
+        positive_int = isinstance(v, int) and not isinstance(v, bool) and v > 0
+        if positive_int or (isinstance(v, str) and SIZE_RE.match(v)):
             result = v
         else:
             raise ev.error(
-                f"argument '{a.name}' of {kind} must be a size such as \"512M\" or \"2G\"", span
+                f'argument \'{a.name}\' of {kind} must be a size such as "512M" or "2G"', span
             )
     elif a.type == "path":
         if not isinstance(v, PathValue):
@@ -414,7 +420,9 @@ def _check_arg(  # noqa: C901 - one case per argument type
             x = ev.force(v.attrs[name])
             sp = v.spans.get(name, span)
             if a.type == "string_attrs" and not isinstance(x, str):
-                raise ev.error(f"'{a.name}.{name}' of {kind} must be a string, not {type_name(x)}", sp)
+                raise ev.error(
+                    f"'{a.name}.{name}' of {kind} must be a string, not {type_name(x)}", sp
+                )
             if a.type == "files":
                 if not name.startswith("/"):
                     raise ev.error(

@@ -23,7 +23,7 @@ from reprobuild.errors import (
     SourceSpan,
 )
 from reprobuild.lang import ast as A
-from reprobuild.lang.lower import Lowerer, LAttrs, static_name
+from reprobuild.lang.lower import LAttrs, Lowerer, static_name
 from reprobuild.lang.parse import Parsed, parse_file
 from reprobuild.lang.values import (
     AttrsValue,
@@ -97,14 +97,19 @@ class Evaluator:
 
     # -- errors --------------------------------------------------------------
     def error(
-        self, message: str, span: SourceSpan | None, cls: type[EvalError] = EvalError, **kw: str
+        self,
+        message: str,
+        span: SourceSpan | None,
+        cls: type[EvalError] = EvalError,
+        *,
+        hint: str | None = None,
     ) -> EvalError:
         src = None
         if span is not None:
             lines = self.source_lines.get(span.file, [])
             if 0 < span.line <= len(lines):
                 src = lines[span.line - 1]
-        return cls(message, span, source_line=src, hint=kw.get("hint"))
+        return cls(message, span, source_line=src, hint=hint)
 
     @contextmanager
     def frame(self, description: str) -> Iterator[None]:
@@ -168,7 +173,9 @@ class Evaluator:
         return v
 
     # -- typed forcing helpers ----------------------------------------------
-    def expect(self, v: Value, kind: type | tuple[type, ...], what: str, span: SourceSpan | None) -> None:
+    def expect(
+        self, v: Value, kind: type | tuple[type, ...], what: str, span: SourceSpan | None
+    ) -> None:
         ok = isinstance(v, kind) and not (isinstance(v, bool) and bool not in _as_tuple(kind))
         if not ok:
             raise self.error(f"value is {type_name(v)} while {what} was expected", span)
@@ -209,7 +216,7 @@ class Evaluator:
         return n
 
     # -- the evaluator proper -----------------------------------------------
-    def eval(self, node: A.Node, env: Env) -> Value:  # noqa: C901 - the dispatch
+    def eval(self, node: A.Node, env: Env) -> Value:
         while isinstance(node, A.Paren):
             node = node.expr
         t = type(node)
@@ -353,7 +360,9 @@ class Evaluator:
                     d.span,
                 )
             if key in attrs:
-                raise self.error(f"dynamic attribute '{key}' already defined at {spans[key]}", d.span)
+                raise self.error(
+                    f"dynamic attribute '{key}' already defined at {spans[key]}", d.span
+                )
             attrs[key] = self.thunk(d.value, scope)
             spans[key] = d.span
         return AttrsValue(attrs, spans)
@@ -371,6 +380,7 @@ class Evaluator:
         s = static_name(name)
         if s is not None:
             return s
+        assert not isinstance(name, str)  # plain names are static
         key_node = name.expr if isinstance(name, A.Interp) else name
         v = self.eval(key_node, env)
         if not isinstance(v, str):
@@ -400,9 +410,7 @@ class Evaluator:
             if node.default is not None:
                 return self.eval(node.default, env)
             where = "" if i == 0 else f" (selecting '{name}')"
-            raise self.error(
-                f"value is {type_name(v)} while a set was expected{where}", node.span
-            )
+            raise self.error(f"value is {type_name(v)} while a set was expected{where}", node.span)
         return v
 
     def eval_has(self, node: A.HasAttr, env: Env) -> bool:
@@ -470,7 +478,7 @@ class Evaluator:
         raise self.error(f"cannot coerce {type_name(v)} to a string", span)
 
     # -- operators -----------------------------------------------------------
-    def eval_binop(self, node: A.BinOp, env: Env) -> Value:  # noqa: C901
+    def eval_binop(self, node: A.BinOp, env: Env) -> Value:
         op = node.op
         if op in ("&&", "||", "->"):
             left = self.eval(node.left, env)
@@ -499,7 +507,9 @@ class Evaluator:
             return not self.equal(a, b)
         if op == "//":
             if not isinstance(a, AttrsValue):
-                raise self.error(f"value is {type_name(a)} while a set was expected", node.left.span)
+                raise self.error(
+                    f"value is {type_name(a)} while a set was expected", node.left.span
+                )
             if not isinstance(b, AttrsValue):
                 raise self.error(
                     f"value is {type_name(b)} while a set was expected", node.right.span
@@ -569,14 +579,17 @@ class Evaluator:
             if a is b:
                 return True
             return len(a.items) == len(b.items) and all(
-                self.equal(self.force(x), self.force(y)) for x, y in zip(a.items, b.items, strict=True)
+                self.equal(self.force(x), self.force(y))
+                for x, y in zip(a.items, b.items, strict=True)
             )
         if isinstance(a, AttrsValue) and isinstance(b, AttrsValue):
             if a is b:
                 return True
             if a.attrs.keys() != b.attrs.keys():
                 return False
-            return all(self.equal(self.force(a.attrs[k]), self.force(b.attrs[k])) for k in sorted(a.attrs))
+            return all(
+                self.equal(self.force(a.attrs[k]), self.force(b.attrs[k])) for k in sorted(a.attrs)
+            )
         if isinstance(a, StepValue) and isinstance(b, StepValue):
             return a is b or (a.kind == b.kind and self.equal(a.args, b.args))
         return False
@@ -615,7 +628,9 @@ class Evaluator:
             functor = self.force(fn.attrs["__functor"])
             inner = self.apply(functor, Thunk.of(fn), span)
             return self.apply(inner, arg, span)
-        raise self.error(f"attempt to call something which is not a function but {type_name(fn)}", span)
+        raise self.error(
+            f"attempt to call something which is not a function but {type_name(fn)}", span
+        )
 
     def call_closure(self, fn: Closure, arg: Thunk, span: SourceSpan | None) -> Value:
         lam = fn.node

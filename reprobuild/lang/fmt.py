@@ -59,7 +59,7 @@ class Formatter:
         return head + body + "\n" + tail
 
     # -- expressions --------------------------------------------------------------
-    def expr(self, n: A.Node, indent: str, col: int | None = None) -> str:  # noqa: C901
+    def expr(self, n: A.Node, indent: str, col: int | None = None) -> str:
         """``col``: where on its line the expression starts (default: the indent)."""
         flat = self.flat(n)
         start = len(indent) if col is None else col
@@ -102,7 +102,7 @@ class Formatter:
             return f"{self.expr(n.expr, indent)} ? {self.attrpath(n.path, indent)}"
         return self.atom(n, indent)
 
-    def flat(self, n: A.Node) -> str | None:  # noqa: C901 - dispatch
+    def flat(self, n: A.Node) -> str | None:
         """The one-line form, or None where a line break is required."""
         if isinstance(n, A.AttrSet):
             if not n.binds:
@@ -335,7 +335,7 @@ class Formatter:
 
 
 def _is_block(n: A.Node) -> bool:
-    return isinstance(n, A.AttrSet) and bool(n.binds) or isinstance(n, A.Let)
+    return (isinstance(n, A.AttrSet) and bool(n.binds)) or isinstance(n, A.Let)
 
 
 def _comment_text(c: Comment, indent: str) -> str:

@@ -90,7 +90,7 @@ class Lowerer:
         may come from the set, so it is checked at run time instead."""
         self._check(root, _Scope(globals_, None), False)
 
-    def _check(self, node: object, scope: _Scope, in_with: bool) -> None:  # noqa: C901
+    def _check(self, node: object, scope: _Scope, in_with: bool) -> None:
         if isinstance(node, A.Var):
             if not in_with and not scope.has(node.name):
                 raise self.error(f"undefined variable '{node.name}'", node.span)
@@ -130,8 +130,8 @@ class Lowerer:
             self._check(node.body, scope, True)
             return
         if isinstance(node, A.Node | A.IndPiece):
-            for f in dataclasses.fields(node):
-                self._check(getattr(node, f.name), scope, in_with)
+            for fld in dataclasses.fields(node):
+                self._check(getattr(node, fld.name), scope, in_with)
         elif isinstance(node, tuple):
             for x in node:
                 self._check(x, scope, in_with)
@@ -180,7 +180,9 @@ class Lowerer:
                 value = (
                     b.value
                     if len(b.path) == 1
-                    else A.AttrSet(False, (A.Binding(b.path[1:], b.value, span=b.span),), span=b.span)
+                    else A.AttrSet(
+                        False, (A.Binding(b.path[1:], b.value, span=b.span),), span=b.span
+                    )
                 )
                 dynamic.append(LDynamic(dynamic_key(head), value, b.span))
                 continue

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -19,6 +20,9 @@ from reprobuild.lang import ast as A
 from reprobuild.lang.lexer import Comment, RecipeLexer, Tokenizer
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# lark's parse trees are loosely typed; the builder checks shapes as it goes.
+LarkNode = Any
 
 # What the user should read instead of lark's terminal names.
 TOKEN_NAMES = {
@@ -83,7 +87,10 @@ def _parser() -> Lark:
     grammar = GRAMMAR.read_text(encoding="utf-8")
     try:
         return Lark(
-            grammar, parser="lalr", lexer=RecipeLexer, propagate_positions=True,
+            grammar,
+            parser="lalr",
+            lexer=RecipeLexer,
+            propagate_positions=True,
             cache=_cache_file(),
         )
     except (OSError, EOFError, ValueError):
@@ -105,7 +112,7 @@ def parse(text: str, file: str = "<string>") -> Parsed:
     """Parse recipe text; raises :class:`ParseError` with file:line:col."""
     tokenizer = Tokenizer(text, file)
     try:
-        tree = _parser().parse(tokenizer)  # type: ignore[arg-type]
+        tree = _parser().parse(tokenizer)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, tokenizer) from None
     except ParseError:
@@ -166,7 +173,7 @@ class _Builder:
         self.file = file
         self.tokenizer = tokenizer
 
-    def span(self, item: Tree | Token) -> SourceSpan:
+    def span(self, item: LarkNode) -> SourceSpan:
         if isinstance(item, Token):
             return SourceSpan(
                 self.file, item.line or 1, item.column or 1, item.end_line, item.end_column
@@ -177,11 +184,11 @@ class _Builder:
         end_col = getattr(meta, "end_column", None) if not meta.empty else None
         return SourceSpan(self.file, tok.line or 1, tok.column or 1, end_line, end_col)
 
-    def error(self, message: str, item: Tree | Token) -> ParseError:
+    def error(self, message: str, item: LarkNode) -> ParseError:
         sp = self.span(item)
         return self.tokenizer.error(message, sp.line, sp.column)
 
-    def build(self, t: Tree | Token) -> A.Node:  # noqa: C901 - one dispatch table
+    def build(self, t: LarkNode) -> A.Node:
         if isinstance(t, Token):  # pragma: no cover - every token is wrapped
             raise self.error("unexpected token", t)
         kind = t.data
@@ -251,7 +258,7 @@ class _Builder:
             return A.If(self.build(c[1]), self.build(c[3]), self.build(c[5]), span=sp)
         raise self.error(f"unsupported construct {kind}", t)  # pragma: no cover
 
-    def string(self, t: Tree) -> A.Str:
+    def string(self, t: LarkNode) -> A.Str:
         parts: list[str | A.Interp] = []
         for p in t.children[1:-1]:
             if isinstance(p, Token):
@@ -263,7 +270,7 @@ class _Builder:
                 parts.append(self.interp(p))
         return A.Str(tuple(parts), span=self.span(t))
 
-    def ind_string(self, t: Tree) -> A.IndStr:
+    def ind_string(self, t: LarkNode) -> A.IndStr:
         opening_tok = t.children[0]
         assert isinstance(opening_tok, Token)
         text = self.tokenizer.text
@@ -277,10 +284,10 @@ class _Builder:
                 parts.append(self.interp(p))
         return A.IndStr(tuple(parts), opening, span=self.span(t))
 
-    def interp(self, t: Tree) -> A.Interp:
+    def interp(self, t: LarkNode) -> A.Interp:
         return A.Interp(self.build(t.children[1]), span=self.span(t))
 
-    def attrpath(self, t: Tree) -> tuple[A.AttrName, ...]:
+    def attrpath(self, t: LarkNode) -> tuple[A.AttrName, ...]:
         out: list[A.AttrName] = []
         for a in t.children:
             if isinstance(a, Token):
@@ -297,13 +304,15 @@ class _Builder:
                 out.append(self.interp(a.children[0]))
         return tuple(out)
 
-    def binds(self, t: Tree) -> tuple[A.Bind, ...]:
+    def binds(self, t: LarkNode) -> tuple[A.Bind, ...]:
         out: list[A.Bind] = []
         for b in t.children:
             assert isinstance(b, Tree)
             sp = self.span(b)
             if b.data == "binding":
-                out.append(A.Binding(self.attrpath(b.children[0]), self.build(b.children[2]), span=sp))
+                out.append(
+                    A.Binding(self.attrpath(b.children[0]), self.build(b.children[2]), span=sp)
+                )
             elif b.data == "inherit":
                 out.append(A.Inherit(self.inherit_names(b.children[1:-1]), None, span=sp))
             else:
@@ -311,7 +320,7 @@ class _Builder:
                 out.append(A.Inherit(self.inherit_names(b.children[4:-1]), source, span=sp))
         return tuple(out)
 
-    def inherit_names(self, items: list[Tree | Token]) -> tuple[A.AttrName, ...]:
+    def inherit_names(self, items: list[LarkNode]) -> tuple[A.AttrName, ...]:
         names: list[A.AttrName] = []
         for it in items:
             assert isinstance(it, Tree)
@@ -325,7 +334,7 @@ class _Builder:
                 names.append(s)
         return tuple(names)
 
-    def formals(self, t: Tree) -> A.Formals:
+    def formals(self, t: LarkNode) -> A.Formals:
         sp = self.span(t)
         first = t.children[0]
         if isinstance(first, Tree) and first.data == "empty_braces":
@@ -349,7 +358,7 @@ class _Builder:
         return A.Formals(tuple(formals), ellipsis, span=sp)
 
 
-def _first_token(t: Tree) -> Token:
+def _first_token(t: LarkNode) -> Token:
     for c in t.children:
         if isinstance(c, Token):
             return c

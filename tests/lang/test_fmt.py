@@ -39,7 +39,9 @@ def test_fmt_idempotent_and_keeps_comments(recipe: Path) -> None:
 
 
 @pytest.mark.parametrize("recipe", sorted(HERE.glob("eval-okay-*.repro")), ids=lambda p: p.stem)
-def test_fmt_preserves_meaning(recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fmt_preserves_meaning(
+    recipe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Copy the corpus directory so imports still resolve next to the formatted file.
     work = tmp_path / "lang"
     shutil.copytree(HERE, work, ignore=shutil.ignore_patterns("__pycache__", "*.py"))

@@ -19,7 +19,9 @@ def write(tmp: Path, text: str, name: str = "r.repro") -> Path:
 
 
 def test_keys_are_stable_and_content_addressed(tmp_path: Path) -> None:
-    a = write(tmp_path, f"let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; }}; }}; }}")
+    a = write(
+        tmp_path, f"let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; }}; }}; }}"
+    )
     p1 = api.make_plan(a)
     p2 = api.make_plan(a)
     assert [s.key for s in p1.order()] == [s.key for s in p2.order()]
@@ -27,10 +29,17 @@ def test_keys_are_stable_and_content_addressed(tmp_path: Path) -> None:
     # The same recipe elsewhere, with other variable names, gives the same keys.
     other = tmp_path / "elsewhere"
     other.mkdir()
-    b = write(other, f"let q = {SNAP}; r = rootfs {{ snapshot = q; }}; in {{ t = tarball {{ root = r; }}; }}")
+    b = write(
+        other,
+        f"let q = {SNAP}; r = rootfs {{ snapshot = q; }}; in {{ t = tarball {{ root = r; }}; }}",
+    )
     assert dict(api.make_plan(b).outputs) == dict(p1.outputs)
     # A changed parameter changes the key of the step and of everything after it.
-    c = write(tmp_path, f"let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; packages = [ \"bash\" ]; }}; }}; }}", "c.repro")
+    c = write(
+        tmp_path,
+        f'let s = {SNAP}; in {{ t = tarball {{ root = rootfs {{ snapshot = s; packages = [ "bash" ]; }}; }}; }}',
+        "c.repro",
+    )
     pc = api.make_plan(c)
     assert pc.order()[0].key == p1.order()[0].key
     assert pc.order()[1].key != p1.order()[1].key
@@ -38,7 +47,10 @@ def test_keys_are_stable_and_content_addressed(tmp_path: Path) -> None:
 
 
 def test_shared_step_appears_once(tmp_path: Path) -> None:
-    r = write(tmp_path, f"let root = rootfs {{ snapshot = {SNAP}; }}; in {{ a = tarball {{ inherit root; }}; b = cpio {{ inherit root; }}; }}")
+    r = write(
+        tmp_path,
+        f"let root = rootfs {{ snapshot = {SNAP}; }}; in {{ a = tarball {{ inherit root; }}; b = cpio {{ inherit root; }}; }}",
+    )
     p = api.make_plan(r)
     assert len(p.steps) == 4
     names = {s.name for s in p.steps.values()}
@@ -48,7 +60,10 @@ def test_shared_step_appears_once(tmp_path: Path) -> None:
 
 def test_file_content_is_part_of_the_key(tmp_path: Path) -> None:
     (tmp_path / "motd").write_text("one\n")
-    r = write(tmp_path, f'{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; files = {{ "/etc/motd" = ./motd; }}; }}; }}; }}')
+    r = write(
+        tmp_path,
+        f'{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; files = {{ "/etc/motd" = ./motd; }}; }}; }}; }}',
+    )
     k1 = dict(api.make_plan(r).outputs)["t"]
     (tmp_path / "motd").write_text("two\n")
     k2 = dict(api.make_plan(r).outputs)["t"]
@@ -68,7 +83,10 @@ def test_cycle_is_an_error_naming_the_steps(tmp_path: Path) -> None:
 
 
 def test_argument_type_errors_point_at_the_argument(tmp_path: Path) -> None:
-    r = write(tmp_path, f"{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; packages = \"bash\"; }}; }}; }}")
+    r = write(
+        tmp_path,
+        f'{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; packages = "bash"; }}; }}; }}',
+    )
     with pytest.raises(EvalError) as info:
         api.make_plan(r)
     assert "argument 'packages' of rootfs must be a list of strings" in info.value.message
@@ -82,7 +100,10 @@ def test_wrong_step_kind(tmp_path: Path) -> None:
 
 
 def test_bad_choice(tmp_path: Path) -> None:
-    r = write(tmp_path, f"{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; }}; compression = \"lz4\"; }}; }}")
+    r = write(
+        tmp_path,
+        f'{{ t = tarball {{ root = rootfs {{ snapshot = {SNAP}; }}; compression = "lz4"; }}; }}',
+    )
     with pytest.raises(EvalError, match='must be one of "none", "gzip", "zstd", "xz"'):
         api.make_plan(r)
 
