@@ -14,6 +14,9 @@ from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
 
 if TYPE_CHECKING:
+    from reprobuild.fetch import Fetcher
+    from reprobuild.locking import Sources
+    from reprobuild.lockfile import Lockfile
     from reprobuild.plan import Plan
 
 RECURSION_LIMIT = 20_000
@@ -121,4 +124,81 @@ def graph(path: Path, fmt: str = "text") -> str:
     return render_text(p)
 
 
-__all__ = ["Evaluation", "RecipeError", "evaluate", "format_file", "graph", "make_plan"]
+@dataclass(frozen=True)
+class LockResult:
+    path: Path
+    lockfile: Lockfile
+    changed: bool
+    packages: int
+
+
+def recipe_sources(result: Evaluation) -> tuple[str, dict[str, str]]:
+    """sha256 of the top-level recipe and of every recipe file evaluation read."""
+    from reprobuild.fetch import sha256_file
+
+    root = result.evaluator.root_dir
+    top = sha256_file(result.path)[0]
+    files = {
+        os.path.relpath(p, root): sha256_file(p)[0] for p in result.evaluator.files_read.values()
+    }
+    return top, files
+
+
+def lock(
+    path: Path,
+    *,
+    sources: Sources | None = None,
+    update: bool = False,
+    date: str | None = None,
+    fetcher: Fetcher | None = None,
+) -> LockResult:
+    """Resolve a recipe's snapshots and rootfs steps and write ``RECIPE.lock``.
+
+    An existing lockfile that still matches the recipe is kept as is unless
+    ``update`` asks to re-resolve (``date`` moves every snapshot).
+    """
+    from reprobuild import lockfile as lf
+    from reprobuild.fetch import Fetcher
+    from reprobuild.locking import Sources, build_lock, rootfs_requests, snapshot_names
+    from reprobuild.plan import plan
+
+    result = evaluate(path)
+    with _deep_stack():
+        p = plan(result.evaluator, result.value, str(path))
+    top, files = recipe_sources(result)
+    out = lf.lock_path(path)
+    if out.exists() and not update and date is None:
+        current = lf.load(out)
+        state = lf.staleness(
+            current,
+            top,
+            files,
+            snapshot_names(p),
+            {rkey: name for name, _, _, rkey in rootfs_requests(p)},
+        )
+        if not state.stale:
+            return LockResult(out, current, False, len(current.packages))
+    new = build_lock(
+        p,
+        recipe_sha256=top,
+        sources_map=files,
+        fetcher=fetcher or Fetcher(),
+        sources=sources or Sources.from_env(),
+        date=date,
+    )
+    changed = not out.exists() or out.read_text(encoding="utf-8") != new.dumps()
+    if changed:
+        lf.write(out, new)
+    return LockResult(out, new, changed, len(new.packages))
+
+
+__all__ = [
+    "Evaluation",
+    "LockResult",
+    "RecipeError",
+    "evaluate",
+    "format_file",
+    "graph",
+    "lock",
+    "make_plan",
+]

@@ -74,6 +74,69 @@ def graph_cmd(file: Path, fmt: str) -> None:
     click.echo(api.graph(file, fmt))
 
 
+def _mirror_options(f: Any) -> Any:
+    f = click.option(
+        "--insecure-allow-unsigned",
+        is_flag=True,
+        help="Do not check index signatures (recorded in the lockfile).",
+    )(f)
+    f = click.option(
+        "--keyring",
+        "keyrings",
+        multiple=True,
+        metavar="NAME=PATH",
+        help="Use PATH as the keyring of archive NAME (also REPROBUILD_KEYRING_<NAME>).",
+    )(f)
+    f = click.option(
+        "--mirror",
+        "mirrors",
+        multiple=True,
+        metavar="NAME=URL",
+        help="Read archive NAME from URL instead of its canonical place "
+        "(also REPROBUILD_MIRROR_<NAME>); the lockfile keeps canonical URLs.",
+    )(f)
+    return f
+
+
+@cli.command("lock")
+@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--update", is_flag=True, help="Re-resolve even if the lockfile is current.")
+@click.option("--date", help="Move every snapshot to this date (implies --update).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@_mirror_options
+def lock_cmd(
+    recipe: Path,
+    update: bool,
+    date: str | None,
+    as_json: bool,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+) -> None:
+    """Resolve RECIPE against its dated snapshots into RECIPE.lock."""
+    from reprobuild.locking import Sources
+
+    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    result = api.lock(recipe, sources=sources, update=update, date=date)
+    snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
+    if as_json:
+        click.echo(
+            _dump(
+                {
+                    "lockfile": str(result.path),
+                    "changed": result.changed,
+                    "packages": result.packages,
+                    "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                }
+            )
+        )
+        return
+    verb = "wrote" if result.changed else "up to date:"
+    click.echo(f"{verb} {result.path} ({result.packages} packages, snapshot {snaps})")
+    if result.lockfile.insecure:
+        click.echo("warning: signatures were NOT checked (--insecure-allow-unsigned)", err=True)
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

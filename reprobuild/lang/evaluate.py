@@ -77,6 +77,7 @@ class Evaluator:
         self.file_dirs: dict[str, PurePosixPath] = {}  # display name -> dir below root
         self.lowerer = Lowerer(self.source_lines)
         self.imports: dict[str, Thunk] = {}
+        self.files_read: dict[str, Path] = {}  # display name -> absolute path
         self.trace_hook = trace or (lambda msg: print(f"trace: {msg}", file=sys.stderr))
         from reprobuild.lang.builtins import make_base_env
 
@@ -85,6 +86,7 @@ class Evaluator:
     # -- entry points -------------------------------------------------------
     def load(self, path: Path, display: str) -> Parsed:
         parsed = parse_file(path, display)
+        self.files_read[display] = path.resolve()
         self.source_lines[display] = parsed.text.splitlines()
         rel = PurePosixPath(os.path.relpath(path.resolve().parent, self.root_dir))
         self.file_dirs[display] = rel

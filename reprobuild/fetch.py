@@ -1,0 +1,268 @@
+"""Downloads: bounded retries with backoff, resume, and verification before use.
+
+Nothing fetched is trusted until the hash that vouches for it has been
+checked: :meth:`Fetcher.download` writes to a temporary file beside the
+destination and renames it into place only once size and sha256 match, so a
+damaged, truncated or interrupted download never becomes visible.
+
+urllib3 is used for HTTP(S) (connection pooling, redirects, ranges);
+``file://`` URLs are read directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlsplit
+
+from reprobuild.errors import FetchError, IntegrityError
+
+CHUNK = 1 << 20
+STREAM_CHUNK = 1 << 16  # small, so a broken-off body keeps most of what arrived
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class NotFound(FetchError):
+    """The server (or directory) says the file does not exist: retrying won't help."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A small file fetched into memory; ``url`` is where it was finally found."""
+
+    url: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    retries: int = 4
+    backoff: float = 0.5  # seconds, doubled after each try
+    max_backoff: float = 8.0
+    timeout: float = 30.0
+    max_redirects: int = 5
+
+
+class Fetcher:
+    """One HTTP connection pool for a whole run."""
+
+    def __init__(
+        self,
+        policy: FetchPolicy | None = None,
+        *,
+        on_bytes: Callable[[int], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.policy = policy or FetchPolicy()
+        self.on_bytes = on_bytes
+        self.sleep = sleep
+        self._pool: object | None = None
+
+    # -- public -------------------------------------------------------------
+    def get(self, url: str, *, max_size: int = 1 << 31) -> Fetched:
+        """Fetch a whole (small) file into memory."""
+        if url.startswith("file://"):
+            path = _file_path(url)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise NotFound(f"{url}: no such file") from None
+            except OSError as exc:
+                raise FetchError(f"{url}: {exc.strerror}") from None
+            return Fetched(url, data)
+        chunks: list[bytes] = []
+        final = self._http(url, chunks.append, offset=0, max_size=max_size)
+        return Fetched(final, b"".join(chunks))
+
+    def download(
+        self, url: str, dest: Path, *, sha256: str | None = None, size: int | None = None
+    ) -> Path:
+        """Fetch ``url`` to ``dest``; verified before it appears there."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        if url.startswith("file://"):
+            src = _file_path(url)
+            if not src.exists():
+                raise NotFound(f"{url}: no such file")
+            with src.open("rb") as fin, part.open("wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    fout.write(chunk)
+        else:
+            offset = part.stat().st_size if part.exists() else 0
+            if size is not None and offset > size:
+                offset = 0
+            mode = "ab" if offset else "wb"
+            with part.open(mode) as fout:
+                self._http(url, fout.write, offset=offset, max_size=size or (1 << 40))
+        try:
+            verify_file(part, sha256=sha256, size=size, what=url)
+        except IntegrityError:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, dest)
+        return dest
+
+    # -- HTTP -----------------------------------------------------------------
+    def _pool_manager(self) -> object:
+        if self._pool is None:
+            import urllib3
+
+            self._pool = urllib3.PoolManager(
+                num_pools=8,
+                maxsize=8,
+                retries=False,
+                timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout),
+                headers={"User-Agent": "reprobuild"},
+            )
+        return self._pool
+
+    def _http(
+        self, url: str, sink: Callable[[bytes], object], *, offset: int, max_size: int
+    ) -> str:
+        """Stream ``url`` into ``sink`` from ``offset``; returns the final URL."""
+        import urllib3
+
+        pool = self._pool_manager()
+        assert isinstance(pool, urllib3.PoolManager)
+        attempt = 0
+        delay = self.policy.backoff
+        received = offset
+        current = url
+        redirects = 0
+        while True:
+            attempt += 1
+            headers = {"Range": f"bytes={received}-"} if received else {}
+            cause: str
+            retry_after: float | None = None
+            try:
+                resp = pool.request(
+                    "GET",
+                    current,
+                    headers=headers,
+                    preload_content=False,
+                    redirect=False,
+                )
+                streaming = False
+                try:
+                    if resp.status not in (200, 206):
+                        resp.drain_conn()  # small error bodies; keeps the connection usable
+                    if resp.status in (301, 302, 303, 307, 308):
+                        location = resp.headers.get("Location")
+                        if not location:
+                            raise FetchError(f"{current}: redirect without a Location")
+                        redirects += 1
+                        if redirects > self.policy.max_redirects:
+                            raise FetchError(f"{url}: too many redirects (last: {current})")
+                        current = urljoin(current, location)
+                        attempt -= 1
+                        continue
+                    if resp.status == 404 or resp.status == 410:
+                        raise NotFound(f"{current}: HTTP {resp.status} (not found)")
+                    if resp.status == 416 and received:
+                        # Our partial file is already complete (or stale): start over.
+                        received = 0
+                        raise _Retry("HTTP 416 for a resumed download")
+                    if resp.status in RETRY_STATUS:
+                        retry_after = _retry_after(resp.headers.get("Retry-After"))
+                        raise _Retry(f"HTTP {resp.status}")
+                    if resp.status not in (200, 206):
+                        raise FetchError(f"{current}: HTTP {resp.status}")
+                    if received and resp.status == 200:
+                        # No range support: the caller's sink must restart.
+                        raise FetchError(
+                            f"{current}: server ignored the range request; "
+                            "delete the partial download and retry"
+                        )
+                    streaming = True
+                    for chunk in resp.stream(STREAM_CHUNK):
+                        received += len(chunk)
+                        if received > max_size:
+                            raise IntegrityError(
+                                f"{current}: longer than the {max_size} bytes expected"
+                            )
+                        sink(chunk)
+                        if self.on_bytes:
+                            self.on_bytes(len(chunk))
+                    streaming = False
+                    return current
+                finally:
+                    if streaming:
+                        resp.close()  # broken off mid-body: never reuse this connection
+                    resp.release_conn()
+            except _Retry as exc:
+                cause = str(exc)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                cause = _describe(exc)
+            if attempt > self.policy.retries:
+                raise FetchError(
+                    f"{current}: {cause} (gave up after {attempt} attempts)",
+                    hint="check the mirror URL and the network, or pass --mirror NAME=URL",
+                )
+            wait = min(retry_after if retry_after is not None else delay, self.policy.max_backoff)
+            self.sleep(wait)
+            delay = min(delay * 2, self.policy.max_backoff)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.clear()  # type: ignore[attr-defined]
+            self._pool = None
+
+
+class _Retry(Exception):
+    """An answer worth asking again."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    return text.split(": ", 1)[-1][:200] or type(exc).__name__
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _file_path(url: str) -> Path:
+    parts = urlsplit(url)
+    return Path(unquote(parts.path))
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            n += len(chunk)
+    return h.hexdigest(), n
+
+
+def verify_file(path: Path, *, sha256: str | None, size: int | None, what: str) -> None:
+    """Refuse a file whose size or sha256 differs from what vouches for it."""
+    actual, n = sha256_file(path)
+    if size is not None and n != size:
+        raise IntegrityError(
+            f"{what}: got {n} bytes, expected {size} (sha256 {actual}, expected {sha256})",
+            hint="the download was truncated or the mirror serves a different file",
+        )
+    if sha256 is not None and actual != sha256:
+        raise IntegrityError(
+            f"{what}: sha256 {actual} does not match the expected {sha256}",
+            hint="the file was tampered with or damaged; it was not used",
+        )

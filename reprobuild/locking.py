@@ -1,0 +1,403 @@
+"""``reprobuild lock``: snapshot steps and rootfs steps -> a lockfile.
+
+For each snapshot: find the snapshot at or before the recipe's date, fetch
+and verify its signed ``InRelease``, fetch the ``Packages`` indexes it
+vouches for, and parse them (cached by sha256). For each rootfs: resolve its
+request over the combined indexes of its snapshots, as apt would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
+from reprobuild.archives.debian import (
+    BinaryPackage,
+    VerifiedRelease,
+    check_index,
+    decompress_index,
+    packages_index_candidates,
+    parse_packages,
+    parse_release,
+    verify_inrelease,
+)
+from reprobuild.errors import ArchiveError, FetchError, SignatureError, UsageError
+from reprobuild.fetch import Fetcher, NotFound
+from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
+from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
+
+TIMESTAMP_RE = re.compile(r"(\d{8}T\d{6}Z)")
+INDEX_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where archives are read from this time: overrides of the canonical places."""
+
+    mirrors: Mapping[str, str] = field(default_factory=dict)  # archive -> base URL
+    keyrings: Mapping[str, Path] = field(default_factory=dict)
+    insecure: bool = False
+
+    @classmethod
+    def from_env(
+        cls,
+        mirrors: Sequence[str] = (),
+        keyrings: Sequence[str] = (),
+        insecure: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> Sources:
+        """Merge ``REPROBUILD_MIRROR_<NAME>``/``REPROBUILD_KEYRING_<NAME>`` with flags
+        (flags win). NAME in a variable is upper case with ``-`` as ``_``."""
+        env = os.environ if environ is None else environ
+        m: dict[str, str] = {}
+        k: dict[str, Path] = {}
+        for var, value in sorted(env.items()):
+            if var.startswith("REPROBUILD_MIRROR_") and value:
+                m[var[len("REPROBUILD_MIRROR_") :].lower().replace("_", "-")] = value
+            elif var.startswith("REPROBUILD_KEYRING_") and value:
+                k[var[len("REPROBUILD_KEYRING_") :].lower().replace("_", "-")] = Path(value)
+        for spec in mirrors:
+            name, url = _pair(spec, "--mirror", "debian=http://127.0.0.1:8000/archive/debian/")
+            m[name] = url
+        for spec in keyrings:
+            name, path = _pair(spec, "--keyring", "debian=/path/to/keyring.gpg")
+            k[name] = Path(path)
+        return cls(m, k, insecure)
+
+    def base_url(self, archive: ArchiveDef, timestamp: str) -> str:
+        canonical = archive.snapshot_url(timestamp)
+        mirror = self.mirrors.get(archive.name)
+        if not mirror:
+            return canonical
+        # The mirror replaces everything before the first placeholder.
+        prefix = archive.url.split("{", 1)[0]
+        if not mirror.endswith("/"):
+            mirror += "/"
+        return mirror + canonical[len(prefix) :]
+
+    def keyring(self, archive: ArchiveDef) -> Path:
+        override = self.keyrings.get(archive.name)
+        if override is not None:
+            if not override.is_file():
+                raise UsageError(f"keyring for {archive.name}: {override} does not exist")
+            return override
+        return archive.require_keyring()
+
+
+def _pair(spec: str, flag: str, example: str) -> tuple[str, str]:
+    name, sep, value = spec.partition("=")
+    if not sep or not name or not value:
+        raise UsageError(f"{flag} expects NAME=VALUE, e.g. {flag} {example}; got {spec!r}")
+    return name, value
+
+
+@dataclass(frozen=True)
+class SnapshotIndex:
+    """A verified snapshot and every package its indexes list."""
+
+    lock: SnapshotLock
+    packages: tuple[BinaryPackage, ...]
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "reprobuild" / "index"
+
+
+def _parsed_index(data: bytes, path: str, sha256: str) -> tuple[BinaryPackage, ...]:
+    """Parse a Packages index, reusing an earlier parse of the same bytes."""
+    cached = cache_dir() / f"{sha256}.v{INDEX_CACHE_VERSION}.pickle"
+    with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        with cached.open("rb") as f:
+            packages = pickle.load(f)
+        if isinstance(packages, tuple):
+            return packages
+    packages = parse_packages(decompress_index(path, data), what=path)
+    with contextlib.suppress(OSError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
+        with tmp.open("wb") as f:
+            pickle.dump(packages, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, cached)
+    return packages
+
+
+def _unsigned_text(data: bytes) -> bytes:
+    """The message of a clearsigned file, for --insecure-allow-unsigned only."""
+    text = data.decode("utf-8", errors="replace")
+    if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
+        body = text.split("\n\n", 1)[1]
+        body = body.split("\n-----BEGIN PGP SIGNATURE-----", 1)[0]
+        lines = [ln[2:] if ln.startswith("- ") else ln for ln in body.split("\n")]
+        text = "\n".join(lines) + "\n"
+    return text.encode()
+
+
+class DebianSnapshots:
+    """Fetches and verifies Debian-format snapshots."""
+
+    def __init__(self, fetcher: Fetcher, sources: Sources) -> None:
+        self.fetcher = fetcher
+        self.sources = sources
+
+    def find_timestamp(self, archive: ArchiveDef, requested: str, suite: str) -> tuple[str, bytes]:
+        """The newest snapshot at or before ``requested`` and its InRelease."""
+        ts = snapshot_timestamp(requested)
+        base = self.sources.base_url(archive, ts)
+        url = f"{base}dists/{suite}/InRelease"
+        try:
+            got = self.fetcher.get(url, max_size=64 << 20)
+        except NotFound:
+            older = self._newest_listed(archive, ts)
+            if older is None:
+                raise ArchiveError(
+                    f"{archive.name}: no snapshot at or before {ts} ({url} not found)",
+                    hint="check the date and the mirror (--mirror NAME=URL)",
+                ) from None
+            ts = older
+            url = f"{self.sources.base_url(archive, ts)}dists/{suite}/InRelease"
+            got = self.fetcher.get(url, max_size=64 << 20)
+        # A snapshot service that redirects reveals the real timestamp.
+        found = TIMESTAMP_RE.findall(got.url)
+        if found and found[-1] <= ts:
+            ts = found[-1]
+        return ts, got.data
+
+    def _newest_listed(self, archive: ArchiveDef, ts: str) -> str | None:
+        prefix = self.sources.base_url(archive, ts).split(ts, 1)[0]
+        try:
+            if prefix.startswith("file://"):
+                names = os.listdir(prefix[len("file://") :])
+            else:
+                names = TIMESTAMP_RE.findall(self.fetcher.get(prefix).data.decode(errors="replace"))
+        except (OSError, FetchError):
+            return None
+        found = sorted({n for n in names if TIMESTAMP_RE.fullmatch(n) and n <= ts})
+        return found[-1] if found else None
+
+    def acquire(self, name: str, step: Step) -> SnapshotIndex:
+        p = step.param_data()
+        archive = load_archive(p["archive"])
+        if archive.format != "deb":
+            raise ArchiveError(
+                f"snapshot '{name}': locking {archive.format} archives ({archive.name}) "
+                "is not implemented yet",
+                hint="Debian-format archives (debian, debian-security, ubuntu) can be locked",
+            )
+        suites = p.get("suites") or []
+        if not suites:
+            raise UsageError(f"snapshot '{name}' names no suites (e.g. suites = [ \"bookworm\" ];)")
+        components = tuple(p.get("components") or archive.components or ("main",))
+        arch = p.get("arch") or "amd64"
+        keyring = None if self.sources.insecure else self.sources.keyring(archive)
+        ts, first = self.find_timestamp(archive, p["date"], suites[0])
+        base = self.sources.base_url(archive, ts)
+        suite_locks: list[SuiteLock] = []
+        packages: list[BinaryPackage] = []
+        for i, suite in enumerate(suites):
+            data = first if i == 0 else self.fetcher.get(f"{base}dists/{suite}/InRelease").data
+            what = f"{archive.name}/{ts}/dists/{suite}/InRelease"
+            verified = self._verify(data, keyring, what)
+            release = verified.release
+            indexes: dict[str, str] = {}
+            for comp in components:
+                pkgs, path, digest = self._packages(base, suite, release, comp, arch, what)
+                indexes[path] = digest
+                packages.extend(pkgs)
+            suite_locks.append(
+                SuiteLock(
+                    suite=suite,
+                    inrelease_sha256=verified.file_sha256,
+                    fingerprint=verified.fingerprint if verified.signers else None,
+                    date=release.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    indexes=indexes,
+                )
+            )
+        lock = SnapshotLock(
+            name=name,
+            step=step.key,
+            archive=archive.name,
+            format=archive.format,
+            requested=p["date"],
+            timestamp=ts,
+            url=archive.snapshot_url(ts),
+            architecture=arch,
+            components=components,
+            suites=tuple(suite_locks),
+            signed=not self.sources.insecure,
+        )
+        return SnapshotIndex(lock, tuple(packages))
+
+    def _verify(self, data: bytes, keyring: Path | None, what: str) -> VerifiedRelease:
+        if keyring is not None:
+            return verify_inrelease(data, keyring, what=what)
+        text = _unsigned_text(data)
+        return VerifiedRelease(
+            release=parse_release(text.decode("utf-8", errors="replace"), what=what),
+            signers=(),
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            signed_text=text,
+        )
+
+    def _packages(
+        self, base: str, suite: str, release: Any, comp: str, arch: str, what: str
+    ) -> tuple[tuple[BinaryPackage, ...], str, str]:
+        last: Exception | None = None
+        for entry in packages_index_candidates(release, comp, arch):
+            url = f"{base}dists/{suite}/{entry.path}"
+            try:
+                data = self.fetcher.get(url, max_size=entry.size).data
+            except NotFound as exc:
+                last = exc
+                continue
+            check_index(release, entry.path, data, what=url)
+            return _parsed_index(data, entry.path, entry.sha256), entry.path, entry.sha256
+        raise ArchiveError(
+            f"{what}: no Packages index for {comp}/binary-{arch} could be fetched ({last})",
+            hint="the mirror is missing files the signed Release lists",
+        )
+
+
+def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
+    """What decides a rootfs's package set, and nothing else."""
+    return sha256_hex(
+        canonical_json(
+            {
+                "snapshots": list(snapshot_keys),
+                "variant": params.get("variant"),
+                "packages": list(params.get("packages") or []),
+                "architecture": arch,
+            }
+        ).encode()
+    )
+
+
+def snapshot_names(plan: Plan) -> dict[str, str]:
+    """Step key -> unique display name for the snapshot steps of a plan."""
+    return _unique_names([s for s in plan.order() if s.kind == "snapshot"])
+
+
+def _unique_names(steps: Sequence[Step]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for s in steps:
+        name = s.name
+        n = 2
+        while name in used:
+            name = f"{s.name}-{n}"
+            n += 1
+        used.add(name)
+        out[s.key] = name
+    return out
+
+
+def rootfs_requests(plan: Plan) -> list[tuple[str, Step, list[str], str]]:
+    """(name, step, snapshot step keys, resolution key) for every rootfs step."""
+    names = _unique_names([s for s in plan.order() if s.kind == "rootfs"])
+    out = []
+    for s in plan.order():
+        if s.kind != "rootfs":
+            continue
+        p = s.param_data()
+        snap = p["snapshot"]
+        snap_keys = [x["step"] for x in (snap if isinstance(snap, list) else [snap])]
+        arch = plan.steps[snap_keys[0]].param_data().get("arch") or "amd64"
+        out.append((names[s.key], s, snap_keys, resolution_key(snap_keys, p, arch)))
+    return out
+
+
+def build_lock(
+    plan: Plan,
+    *,
+    recipe_sha256: str,
+    sources_map: Mapping[str, str],
+    fetcher: Fetcher,
+    sources: Sources,
+    date: str | None = None,
+) -> Lockfile:
+    """Resolve every snapshot and rootfs of a plan into a lockfile."""
+    from reprobuild.resolve import DebianUniverse, Request, resolve
+
+    debian = DebianSnapshots(fetcher, sources)
+    indexes: dict[str, SnapshotIndex] = {}
+    for key, name in snapshot_names(plan).items():
+        step = plan.steps[key]
+        if date is not None:
+            step = _with_date(step, date)
+        indexes[key] = debian.acquire(name, step)
+    locked: dict[tuple[str, str, str], LockedPackage] = {}
+    roots: list[RootfsLock] = []
+    for name, step, snap_keys, rkey in rootfs_requests(plan):
+        p = step.param_data()
+        origin: dict[int, str] = {}
+        pool: list[BinaryPackage] = []
+        for k in snap_keys:
+            for pkg in indexes[k].packages:
+                origin[id(pkg)] = indexes[k].lock.name
+                pool.append(pkg)
+        arch = indexes[snap_keys[0]].lock.architecture
+        universe = DebianUniverse.from_packages(pool, architecture=arch)
+        request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
+        try:
+            resolution = resolve(universe, request)
+        except ArchiveError:
+            raise
+        idents = []
+        for pkg in resolution.packages:
+            lp = LockedPackage(
+                name=pkg.name,
+                version=pkg.version,
+                architecture=pkg.architecture,
+                filename=pkg.filename,
+                size=pkg.size,
+                sha256=pkg.sha256,
+                snapshot=origin.get(id(pkg), indexes[snap_keys[0]].lock.name),
+            )
+            locked[(lp.name, lp.version, lp.architecture)] = lp
+            idents.append(lp.ident)
+        roots.append(
+            RootfsLock(
+                name=name,
+                key=rkey,
+                snapshots=tuple(indexes[k].lock.name for k in snap_keys),
+                variant=request.variant,
+                request=request.packages,
+                packages=tuple(sorted(idents)),
+            )
+        )
+    return Lockfile(
+        recipe=recipe_sha256,
+        sources=dict(sources_map),
+        snapshots=tuple(sorted((i.lock for i in indexes.values()), key=lambda s: s.name)),
+        packages=tuple(sorted(locked.values())),
+        rootfs=tuple(sorted(roots, key=lambda r: r.name)),
+        insecure=sources.insecure,
+    )
+
+
+def _with_date(step: Step, date: str) -> Step:
+    params = step.param_data()
+    params["date"] = date
+    from dataclasses import replace
+
+    return replace(step, params=canonical_json(params))
+
+
+__all__ = [
+    "DebianSnapshots",
+    "SignatureError",
+    "SnapshotIndex",
+    "Sources",
+    "build_lock",
+    "resolution_key",
+    "rootfs_requests",
+    "snapshot_names",
+]
