@@ -1,0 +1,202 @@
+"""Archive definitions: where a dated snapshot lives and which keyring signs it.
+
+Each archive is a ``snapshots/NAME.toml`` file next to its keyring, so adding
+a distribution (or a private mirror of one) needs no code change.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from reprobuild.errors import ArchiveError, UsageError
+
+__all__ = [
+    "SNAPSHOTS_DIR",
+    "ArchiveDef",
+    "known_archives",
+    "load_archive",
+    "snapshot_timestamp",
+]
+
+SNAPSHOTS_DIR = Path(__file__).resolve().parents[2] / "snapshots"
+"""The definitions shipped with reprobuild (repository root ``snapshots/``)."""
+
+ArchiveFormat = Literal["deb", "alpm"]
+DateRule = Literal["redirect", "daily"]
+
+_FORMATS: dict[str | None, ArchiveFormat] = {"deb": "deb", "alpm": "alpm"}
+_RULES: dict[str | None, DateRule] = {"redirect": "redirect", "daily": "daily"}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_TIMESTAMP_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
+
+
+@dataclass(frozen=True)
+class ArchiveDef:
+    """One archive: format, canonical snapshot URL template, keyring and date rule.
+
+    ``url`` is the canonical location recorded in lockfiles; mirrors are
+    substituted elsewhere, never written into a definition or a lockfile.
+    """
+
+    name: str
+    format: ArchiveFormat
+    url: str
+    keyring: Path
+    date_rule: DateRule
+    source: Path
+    description: str = ""
+    layout: str | None = None
+    keyring_package: str | None = None
+    components: tuple[str, ...] = ()
+    repos: tuple[str, ...] = ()
+    arch: str | None = None
+
+    def snapshot_url(self, date: str) -> str:
+        """The canonical URL of the snapshot for ``date`` (any form snapshot_timestamp takes)."""
+        ts = snapshot_timestamp(date)
+        m = _TIMESTAMP_RE.match(ts)
+        assert m is not None
+        year, month, day = m.group(1), m.group(2), m.group(3)
+        return self.url.format(timestamp=ts, year=year, month=month, day=day)
+
+    def repo_url(self, date: str, repo: str, arch: str) -> str:
+        """For ``alpm`` archives: the directory holding ``REPO.db`` and its packages."""
+        if self.layout is None:
+            raise ArchiveError(f"archive {self.name} has no repository layout")
+        return self.snapshot_url(date) + self.layout.format(repo=repo, arch=arch)
+
+    def require_keyring(self) -> Path:
+        """The keyring path, or an error saying how to obtain it."""
+        if not self.keyring.is_file():
+            pkg = self.keyring_package
+            raise ArchiveError(
+                f"archive {self.name}: keyring {self.keyring} is missing",
+                hint=(f"copy it from the {pkg} package" if pkg else None),
+            )
+        return self.keyring
+
+
+def snapshot_timestamp(date_str: str) -> str:
+    """Normalise a date to Debian's snapshot form ``YYYYMMDDTHHMMSSZ`` (UTC).
+
+    Accepts ``2026-07-11T10:16:37Z``, other offsets (converted to UTC),
+    ``2026-07-11`` (midnight UTC) and the snapshot form itself. A time
+    without an offset is taken as UTC, never as the local zone, so that two
+    machines resolve the same recipe to the same snapshot.
+    """
+    text = date_str.strip()
+    if _TIMESTAMP_RE.match(text):
+        dt = datetime.strptime(text, "%Y%m%dT%H%M%SZ")
+    else:
+        try:
+            dt = datetime.fromisoformat(text.replace("z", "Z"))
+        except ValueError:
+            raise UsageError(
+                f"cannot read {date_str!r} as a date",
+                hint="use an ISO date such as 2026-07-11 or 2026-07-11T10:16:37Z",
+            ) from None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return dt.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _search_dirs(search_dirs: Sequence[Path] | None) -> tuple[Path, ...]:
+    return tuple(search_dirs) if search_dirs is not None else (SNAPSHOTS_DIR,)
+
+
+def known_archives(search_dirs: Sequence[Path] | None = None) -> tuple[str, ...]:
+    """Names of every archive defined in the search directories, sorted."""
+    names: set[str] = set()
+    for d in _search_dirs(search_dirs):
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.toml"))
+    return tuple(sorted(names))
+
+
+def _str(table: dict[str, object], key: str, where: str, *, required: bool = True) -> str | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise ArchiveError(f"{where}: missing key {key!r}")
+        return None
+    if not isinstance(value, str):
+        raise ArchiveError(f"{where}: {key!r} must be a string")
+    return value
+
+
+def _strs(table: dict[str, object], key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArchiveError(f"{where}: {key!r} must be a list of strings")
+    return tuple(value)
+
+
+def _table(doc: dict[str, object], key: str, where: str) -> dict[str, object]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ArchiveError(f"{where}: [{key}] must be a table")
+    return value
+
+
+def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> ArchiveDef:
+    """Read ``NAME.toml`` from the first search directory that has it.
+
+    The keyring path is relative to the definition file. The keyring is not
+    required to exist here (see :meth:`ArchiveDef.require_keyring`), so
+    listing or locking other archives still works while one lacks its keyring.
+    """
+    dirs = _search_dirs(search_dirs)
+    if not _NAME_RE.match(name):
+        raise ArchiveError(f"invalid archive name {name!r}")
+    path = next((d / f"{name}.toml" for d in dirs if (d / f"{name}.toml").is_file()), None)
+    if path is None:
+        known = ", ".join(known_archives(dirs)) or "none"
+        raise ArchiveError(
+            f"unknown archive {name!r}",
+            hint=f"known archives: {known} (definitions are read from "
+            f"{', '.join(str(d) for d in dirs)})",
+        )
+    where = str(path)
+    try:
+        doc: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ArchiveError(f"{where}: cannot read archive definition: {exc}") from exc
+    fmt_text = _str(doc, "format", where)
+    fmt = _FORMATS.get(fmt_text)
+    if fmt is None:
+        raise ArchiveError(f"{where}: format must be 'deb' or 'alpm', not {fmt_text!r}")
+    url = _str(doc, "url", where)
+    assert url is not None
+    if not url.endswith("/"):
+        raise ArchiveError(f"{where}: url must end with '/'")
+    date = _table(doc, "date", where)
+    rule_text = _str(date, "rule", f"{where} [date]")
+    rule = _RULES.get(rule_text)
+    if rule is None:
+        raise ArchiveError(f"{where}: [date] rule must be 'redirect' or 'daily', not {rule_text!r}")
+    defaults = _table(doc, "defaults", where)
+    keyring = _str(doc, "keyring", where)
+    assert keyring is not None
+    declared = _str(doc, "name", where, required=False)
+    if declared is not None and declared != name:
+        raise ArchiveError(f"{where}: file defines archive {declared!r}, expected {name!r}")
+    return ArchiveDef(
+        name=name,
+        format=fmt,
+        url=url,
+        keyring=(path.parent / keyring).resolve(),
+        date_rule=rule,
+        source=path,
+        description=_str(doc, "description", where, required=False) or "",
+        layout=_str(doc, "layout", where, required=False),
+        keyring_package=_str(doc, "keyring_package", where, required=False),
+        components=_strs(defaults, "components", f"{where} [defaults]"),
+        repos=_strs(defaults, "repos", f"{where} [defaults]"),
+        arch=_str(defaults, "arch", f"{where} [defaults]", required=False),
+    )
