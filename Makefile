@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+DEMO_MIRROR = debian=file://$(CURDIR)/snapshots/demo/archive/debian/
+
 demo: $(STAMP)
+	$(BIN)/reprobuild lock --update --mirror $(DEMO_MIRROR) recipes/demo.repro
 	$(BIN)/reprobuild graph recipes/demo.repro
 
 test: $(STAMP)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
+from reprobuild.archives.arch import SyncPackage, read_sync_db
 from reprobuild.archives.debian import (
     BinaryPackage,
     VerifiedRelease,
@@ -101,10 +102,12 @@ def _pair(spec: str, flag: str, example: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class SnapshotIndex:
-    """A verified snapshot and every package its indexes list."""
+    """A verified snapshot and every package its indexes list (Debian), or its
+    repositories in pacman's search order (Arch Linux)."""
 
     lock: SnapshotLock
-    packages: tuple[BinaryPackage, ...]
+    packages: tuple[BinaryPackage, ...] = ()
+    repos: tuple[tuple[str, tuple[SyncPackage, ...]], ...] = ()
 
 
 def cache_dir() -> Path:
@@ -196,7 +199,7 @@ class DebianSnapshots:
         if not suites:
             raise UsageError(f"snapshot '{name}' names no suites (e.g. suites = [ \"bookworm\" ];)")
         components = tuple(p.get("components") or archive.components or ("main",))
-        arch = p.get("arch") or "amd64"
+        arch = p.get("arch") or archive.arch or "amd64"
         keyring = None if self.sources.insecure else self.sources.keyring(archive)
         ts, first = self.find_timestamp(archive, p["date"], suites[0])
         base = self.sources.base_url(archive, ts)
@@ -266,6 +269,108 @@ class DebianSnapshots:
         )
 
 
+class ArchSnapshots:
+    """Fetches Arch Linux Archive days: ``REPO.db`` per repository.
+
+    Arch Linux does not sign its databases (only packages); a ``.db.sig``
+    beside a database is verified when present, and otherwise the lockfile
+    says the database was unsigned. Every package is checked against its own
+    signature and the database's sha256 when it is fetched.
+    """
+
+    MAX_DAYS_BACK = 7
+
+    def __init__(self, fetcher: Fetcher, sources: Sources) -> None:
+        self.fetcher = fetcher
+        self.sources = sources
+
+    def acquire(self, name: str, step: Step) -> SnapshotIndex:
+        import datetime as dt
+
+        p = step.param_data()
+        archive = load_archive(p["archive"])
+        repos = tuple(p.get("repos") or p.get("suites") or archive.repos)
+        if not repos:
+            raise UsageError(f"snapshot '{name}' names no repositories (repos = [ \"core\" ];)")
+        arch = p.get("arch") or archive.arch or "x86_64"
+        day = dt.datetime.strptime(snapshot_timestamp(p["date"])[:8], "%Y%m%d")
+        last: Exception | None = None
+        for back in range(self.MAX_DAYS_BACK + 1):
+            ts = (day - dt.timedelta(days=back)).strftime("%Y%m%dT000000Z")
+            try:
+                return self._day(name, step, archive, ts, repos, arch, p["date"])
+            except NotFound as exc:
+                last = exc
+        raise ArchiveError(
+            f"{archive.name}: no snapshot within {self.MAX_DAYS_BACK} days before {p['date']} "
+            f"({last})",
+            hint="check the date and the mirror (--mirror NAME=URL)",
+        )
+
+    def _day(
+        self,
+        name: str,
+        step: Step,
+        archive: ArchiveDef,
+        ts: str,
+        repos: tuple[str, ...],
+        arch: str,
+        requested: str,
+    ) -> SnapshotIndex:
+        import tempfile
+
+        from reprobuild.archives.arch import verify_signature
+
+        base = self.sources.base_url(archive, ts)
+        layout = archive.layout or "{repo}/os/{arch}/"
+        suites: list[SuiteLock] = []
+        parsed: list[tuple[str, tuple[SyncPackage, ...]]] = []
+        signed_all = True
+        for repo in repos:
+            url = base + layout.format(repo=repo, arch=arch) + f"{repo}.db"
+            data = self.fetcher.get(url).data
+            digest = hashlib.sha256(data).hexdigest()
+            fingerprint: str | None = None
+            if not self.sources.insecure:
+                try:
+                    sig = self.fetcher.get(url + ".sig", max_size=1 << 20).data
+                except NotFound:
+                    sig = None
+                if sig is not None:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        db = Path(tmp) / f"{repo}.db"
+                        db.write_bytes(data)
+                        (Path(tmp) / f"{repo}.db.sig").write_bytes(sig)
+                        signers = verify_signature(db, self.sources.keyring(archive))
+                    fingerprint = signers[0].fingerprint
+            if fingerprint is None:
+                signed_all = False
+            parsed.append((repo, read_sync_db(data, what=url)))
+            suites.append(
+                SuiteLock(
+                    suite=repo,
+                    inrelease_sha256=digest,
+                    fingerprint=fingerprint,
+                    date=f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T00:00:00Z",
+                    indexes={f"{repo}.db": digest},
+                )
+            )
+        lock = SnapshotLock(
+            name=name,
+            step=step.key,
+            archive=archive.name,
+            format=archive.format,
+            requested=requested,
+            timestamp=ts,
+            url=archive.snapshot_url(ts),
+            architecture=arch,
+            components=repos,
+            suites=tuple(suites),
+            signed=signed_all,
+        )
+        return SnapshotIndex(lock, repos=tuple(parsed))
+
+
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
     return sha256_hex(
@@ -327,16 +432,36 @@ def build_lock(
     from reprobuild.resolve import DebianUniverse, Request, resolve
 
     debian = DebianSnapshots(fetcher, sources)
+    arch_linux = ArchSnapshots(fetcher, sources)
     indexes: dict[str, SnapshotIndex] = {}
     for key, name in snapshot_names(plan).items():
         step = plan.steps[key]
         if date is not None:
             step = _with_date(step, date)
-        indexes[key] = debian.acquire(name, step)
+        fmt = load_archive(step.param_data()["archive"]).format
+        indexes[key] = (arch_linux if fmt == "alpm" else debian).acquire(name, step)
     locked: dict[tuple[str, str, str], LockedPackage] = {}
     roots: list[RootfsLock] = []
     for name, step, snap_keys, rkey in rootfs_requests(plan):
         p = step.param_data()
+        formats = {indexes[k].lock.format for k in snap_keys}
+        if len(formats) > 1:
+            raise UsageError(f"rootfs '{name}' mixes Debian and Arch Linux snapshots")
+        if formats == {"alpm"}:
+            members = _lock_alpm(p, [indexes[k] for k in snap_keys])
+            for lp in members:
+                locked[(lp.name, lp.version, lp.architecture)] = lp
+            roots.append(
+                RootfsLock(
+                    name=name,
+                    key=rkey,
+                    snapshots=tuple(indexes[k].lock.name for k in snap_keys),
+                    variant=p.get("variant") or "none",
+                    request=tuple(p.get("packages") or ()),
+                    packages=tuple(sorted(lp.ident for lp in members)),
+                )
+            )
+            continue
         origin: dict[int, str] = {}
         pool: list[BinaryPackage] = []
         for k in snap_keys:
@@ -381,6 +506,42 @@ def build_lock(
         rootfs=tuple(sorted(roots, key=lambda r: r.name)),
         insecure=sources.insecure,
     )
+
+
+def _lock_alpm(params: Mapping[str, Any], snaps: Sequence[SnapshotIndex]) -> list[LockedPackage]:
+    from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
+
+    repos: list[tuple[str, tuple[SyncPackage, ...]]] = []
+    owner: dict[str, SnapshotIndex] = {}
+    for snap in snaps:
+        for repo, pkgs in snap.repos:
+            repos.append((repo, pkgs))
+            owner.setdefault(repo, snap)
+    request = list(params.get("packages") or [])
+    if (params.get("variant") or "none") not in ("none", "essential"):
+        raise UsageError('Arch Linux roots take variant "none" (request "base" for a base system)')
+    resolution = resolve_arch(ArchUniverse(repos), ArchRequest(tuple(request)))
+    out = []
+    for choice in resolution.packages:
+        pkg = choice.package
+        snap = owner[choice.repo]
+        if pkg.sha256 is None or pkg.csize is None:
+            raise ArchiveError(
+                f"{choice.repo}/{pkg.name}: the database gives no %SHA256SUM%/%CSIZE%; "
+                "it cannot be pinned"
+            )
+        out.append(
+            LockedPackage(
+                name=pkg.name,
+                version=pkg.version,
+                architecture=pkg.arch,
+                filename=f"{choice.repo}/os/{snap.lock.architecture}/{pkg.filename}",
+                size=pkg.csize,
+                sha256=pkg.sha256,
+                snapshot=snap.lock.name,
+            )
+        )
+    return out
 
 
 def _with_date(step: Step, date: str) -> Step:

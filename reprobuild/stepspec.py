@@ -76,7 +76,7 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("suites", "strings", doc='Debian suites, e.g. [ "bookworm" ]'),
                 Arg("components", "strings", default=["main"]),
                 Arg("repos", "strings", doc='Arch Linux repositories, e.g. [ "core" ]'),
-                Arg("arch", "string", default="amd64"),
+                Arg("arch", "string", doc="default: amd64 (Debian), x86_64 (Arch Linux)"),
             ),
             "a dated, signed archive index",
             "snapshot",
