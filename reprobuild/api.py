@@ -14,6 +14,7 @@ from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
 
 if TYPE_CHECKING:
+    from reprobuild.execute import Progress
     from reprobuild.fetch import Fetcher
     from reprobuild.locking import Sources
     from reprobuild.lockfile import Lockfile
@@ -192,9 +193,155 @@ def lock(
     return LockResult(out, new, changed, len(new.packages))
 
 
+@dataclass(frozen=True)
+class BuiltOutput:
+    name: str
+    kind: str
+    sha256: str
+    media_type: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    recipe: str
+    outputs: tuple[BuiltOutput, ...]
+    total: int
+    cached: int
+    run: int
+    build_ref: str
+    lockfile: Path
+
+
+def build(
+    path: Path,
+    *,
+    out_dir: Path | None = None,
+    jobs: int | None = None,
+    store_path: Path | None = None,
+    sources: Sources | None = None,
+    locked: bool = False,
+    fetcher: Fetcher | None = None,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Lock (unless current), fetch, run and export every output of a recipe."""
+    from reprobuild import lockfile as lf
+    from reprobuild.buildgraph import expand, snapshot_epoch
+    from reprobuild.errors import CheckFailed, LockfileError
+    from reprobuild.execute import execute
+    from reprobuild.fetch import Fetcher
+    from reprobuild.locking import Sources, rootfs_requests, snapshot_names
+    from reprobuild.plan import plan
+    from reprobuild.store import BuildRecord, Output, Store
+
+    sources = sources or Sources.from_env()
+    fetcher = fetcher or Fetcher()
+    result = evaluate(path)
+    with _deep_stack():
+        p = plan(result.evaluator, result.value, str(path))
+    top, files = recipe_sources(result)
+    lock_file = lf.lock_path(path)
+    if lock_file.exists():
+        current = lf.load(lock_file)
+        state = lf.staleness(
+            current,
+            top,
+            files,
+            snapshot_names(p),
+            {rkey: name for name, _, _, rkey in rootfs_requests(p)},
+        )
+        if state.stale and locked:
+            raise LockfileError(
+                f"{lock_file} is stale: " + "; ".join(state.reasons),
+                hint="run 'reprobuild lock' to update it, or build without --locked",
+            )
+        lock = current if not state.stale else lock_(path, sources, fetcher).lockfile
+    elif locked:
+        raise LockfileError(f"{lock_file} does not exist and --locked forbids creating it")
+    else:
+        lock = lock_(path, sources, fetcher).lockfile
+
+    epoch_env = os.environ.get("SOURCE_DATE_EPOCH")
+    epoch = int(epoch_env) if epoch_env and epoch_env.isdigit() else snapshot_epoch(lock)
+    graph = expand(p, lock, epoch)
+    recipe_name = path.name.removesuffix(".repro")
+    out_dir = out_dir or Path("out") / recipe_name
+    if progress is None:
+        from reprobuild.execute import Progress
+
+        progress = Progress()
+    with Store.open_store(store_path) as store:
+        records = execute(
+            graph,
+            store,
+            jobs=jobs,
+            fetcher=fetcher,
+            sources=sources,
+            recipe_dir=result.evaluator.root_dir,
+            progress=progress,
+        )
+        outputs: list[BuiltOutput] = []
+        for name, key in graph.outputs:
+            record = records[key]
+            primary = record.outputs[0]
+            suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""
+            dest = out_dir / f"{name}{suffix}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            store.export(primary.sha256, dest)
+            outputs.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
+        recorded = {o.name: {"sha256": o.sha256, "media_type": o.media_type} for o in outputs}
+        differs = sorted(
+            n
+            for n, v in recorded.items()
+            if n in lock.outputs and lock.outputs[n].get("sha256") != v["sha256"]
+        )
+        if differs and locked:
+            raise CheckFailed(
+                "not reproduced: " + ", ".join(differs) + " differ from the lockfile's record",
+                hint="'reprobuild diff' explains differences between two artifacts",
+            )
+        if dict(lock.outputs) != recorded:
+            from dataclasses import replace
+
+            lock = replace(lock, outputs=recorded)
+            lf.write(lock_file, lock)
+        recipe_blob = store.put_file(path)
+        lock_blob = store.put_file(lock_file)
+        ref = store.record_build(
+            recipe_name,
+            BuildRecord(
+                recipe=recipe_name,
+                steps=tuple(sorted(graph.steps)),
+                outputs=tuple(
+                    Output(o.name, o.sha256, store.size(o.sha256), o.media_type) for o in outputs
+                ),
+                sources=(
+                    Output(path.name, recipe_blob.sha256, recipe_blob.size, "text/x-reprobuild"),
+                    Output(lock_file.name, lock_blob.sha256, lock_blob.size, "application/json"),
+                ),
+                meta={"epoch": epoch},
+            ),
+        )
+    return BuildResult(
+        recipe_name,
+        tuple(outputs),
+        len(graph.steps),
+        progress.cached,
+        progress.run,
+        ref,
+        lock_file,
+    )
+
+
+def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:
+    return lock(path, sources=sources, fetcher=fetcher)
+
+
 __all__ = [
+    "BuildResult",
     "Evaluation",
     "LockResult",
+    "build",
     "RecipeError",
     "evaluate",
     "format_file",

@@ -137,6 +137,172 @@ def lock_cmd(
         click.echo("warning: signatures were NOT checked (--insecure-allow-unsigned)", err=True)
 
 
+def _store_option(f: Any) -> Any:
+    return click.option(
+        "--store",
+        "store_path",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="REPROBUILD_STORE",
+        help="The store directory (default ${XDG_DATA_HOME:-~/.local/share}/reprobuild/store; "
+        "also REPROBUILD_STORE).",
+    )(f)
+
+
+@cli.command("build")
+@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where outputs go (default out/<recipe-name>/).",
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Steps run at once (default: CPUs).")
+@click.option(
+    "--locked", is_flag=True, help="Refuse to create or change the lockfile (like cargo --locked)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_store_option
+@_mirror_options
+def build_cmd(
+    recipe: Path,
+    out_dir: Path | None,
+    jobs: int | None,
+    locked: bool,
+    as_json: bool,
+    quiet: bool,
+    store_path: Path | None,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+) -> None:
+    """Fetch, verify, build and export every output of RECIPE."""
+    from reprobuild.locking import Sources
+    from reprobuild.progress import make_progress
+
+    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    with make_progress(quiet=quiet or as_json) as progress:
+        result = api.build(
+            recipe,
+            out_dir=out_dir,
+            jobs=jobs,
+            store_path=store_path,
+            sources=sources,
+            locked=locked,
+            progress=progress,
+        )
+    if as_json:
+        click.echo(
+            _dump(
+                {
+                    "outputs": {
+                        o.name: {
+                            "sha256": o.sha256,
+                            "path": str(o.path),
+                            "media_type": o.media_type,
+                        }
+                        for o in result.outputs
+                    },
+                    "steps": {"total": result.total, "cached": result.cached, "run": result.run},
+                    "build": result.build_ref,
+                }
+            )
+        )
+        return
+    if not quiet:
+        click.echo(f"{result.total} steps ({result.cached} cached, {result.run} run)", err=True)
+    width = max((len(o.name) for o in result.outputs), default=0)
+    for o in result.outputs:
+        click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")
+
+
+@cli.group("store")
+def store_group() -> None:
+    """Inspect and share the content store."""
+
+
+def _open_store(store_path: Path | None, create: bool = False) -> Any:
+    from reprobuild.store import Store
+
+    return Store.open_store(store_path, create=create)
+
+
+@store_group.command("ls")
+@click.option("--json", "as_json", is_flag=True)
+@_store_option
+def store_ls(store_path: Path | None, as_json: bool) -> None:
+    """List builds and steps with their sizes."""
+    with _open_store(store_path) as store:
+        entries = store.ls()
+    if as_json:
+        click.echo(_dump([e.to_json() if hasattr(e, "to_json") else vars(e) for e in entries]))
+        return
+    for e in entries:
+        click.echo(str(e))
+
+
+@store_group.command("log")
+@click.argument("build", required=False)
+@_store_option
+def store_log(store_path: Path | None, build: str | None) -> None:
+    """The history of builds (of one recipe or build ref, or all)."""
+    with _open_store(store_path) as store:
+        if build is None:
+            infos = store.list_builds()
+        else:
+            infos = store.log(store.resolve_build(build))
+    for info in infos:
+        click.echo(str(info))
+
+
+@store_group.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+@_store_option
+def store_verify(store_path: Path | None, as_json: bool) -> None:
+    """Recompute every object's hash and check every ref; exit 1 on damage."""
+    with _open_store(store_path) as store:
+        report = store.verify()
+    if as_json:
+        click.echo(_dump({"ok": report.ok, "problems": [str(p) for p in report.problems]}))
+    else:
+        for problem in report.problems:
+            click.echo(f"damaged: {problem}")
+        click.echo("store is consistent" if report.ok else f"{len(report.problems)} problems")
+    if not report.ok:
+        sys.exit(1)
+
+
+@store_group.command("gc")
+@click.option("--keep-days", type=click.IntRange(min=0), help="Keep step records this young.")
+@_store_option
+def store_gc(store_path: Path | None, keep_days: int | None) -> None:
+    """Delete what no ref reaches."""
+    with _open_store(store_path) as store:
+        report = store.gc(keep_days=keep_days)
+    click.echo(str(report))
+
+
+@store_group.command("push")
+@click.argument("remote")
+@_store_option
+def store_push(store_path: Path | None, remote: str) -> None:
+    """Send builds, steps and their content to a git remote (path or URL)."""
+    with _open_store(store_path) as store:
+        report = store.push(remote)
+    click.echo(str(report))
+
+
+@store_group.command("pull")
+@click.argument("remote")
+@_store_option
+def store_pull(store_path: Path | None, remote: str) -> None:
+    """Fetch builds, steps and their content from a git remote (path or URL)."""
+    with _open_store(store_path, create=True) as store:
+        report = store.pull(remote)
+    click.echo(str(report))
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:

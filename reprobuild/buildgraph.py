@@ -1,0 +1,177 @@
+"""Plan + lockfile -> the graph the executor runs.
+
+The plan's keys depend only on the recipe; what a step makes also depends on
+what the lockfile pinned (which packages, with which sha256) and on the
+epoch. The build graph therefore gives every step an *effective* key: the
+sha256 of its plan key, its inputs' effective keys, the locked data it uses
+and the epoch. Locked packages become fetch steps keyed by their own sha256,
+so a package is fetched and stored once whatever uses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+
+from reprobuild.errors import LockfileError
+from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
+from reprobuild.locking import rootfs_requests, snapshot_names
+from reprobuild.plan import Plan, canonical_json, sha256_hex
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One unit of work. ``data`` is the step's parameters with every input
+    replaced by its effective key, plus what the lockfile pinned for it."""
+
+    key: str
+    kind: str
+    name: str
+    inputs: tuple[str, ...]
+    data: Mapping[str, Any] = field(default_factory=dict)
+    plan_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildGraph:
+    steps: Mapping[str, BuildStep]
+    outputs: tuple[tuple[str, str], ...]  # output name -> effective key
+    graph: nx.DiGraph = field(compare=False, repr=False)
+    epoch: int = 0
+
+    def order(self) -> list[BuildStep]:
+        keys = nx.lexicographical_topological_sort(
+            self.graph, key=lambda k: f"{self.steps[k].name}\0{k}"
+        )
+        return [self.steps[k] for k in keys]
+
+
+def snapshot_epoch(lock: Lockfile) -> int:
+    """SOURCE_DATE_EPOCH by default: the newest snapshot's timestamp."""
+    import calendar
+    import time
+
+    stamps = [s.timestamp for s in lock.snapshots]
+    if not stamps:
+        return 0
+    return calendar.timegm(time.strptime(max(stamps), "%Y%m%dT%H%M%SZ"))
+
+
+def _key(material: Mapping[str, Any]) -> str:
+    return sha256_hex(canonical_json(material).encode())
+
+
+def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
+    """The build graph of a locked plan."""
+    steps: dict[str, BuildStep] = {}
+    g = nx.DiGraph()
+    effective: dict[str, str] = {}  # plan key -> effective key
+
+    snap_by_step: dict[str, SnapshotLock] = {}
+    for plan_key, name in snapshot_names(plan).items():
+        snap = lock.snapshot_for(plan_key)
+        if snap is None:
+            raise LockfileError(
+                f"the lockfile has no entry for snapshot '{name}'",
+                hint="run 'reprobuild lock' (or build without --locked)",
+            )
+        snap_by_step[plan_key] = snap
+    rootfs_locks = {}
+    for name, step, _, rkey in rootfs_requests(plan):
+        rl = lock.rootfs_for(rkey)
+        if rl is None:
+            raise LockfileError(
+                f"the lockfile has no resolved package set for rootfs '{name}'",
+                hint="run 'reprobuild lock' (or build without --locked)",
+            )
+        rootfs_locks[step.key] = rl
+    snapshots_by_name = {s.name: s for s in lock.snapshots}
+
+    def add(step: BuildStep) -> None:
+        if step.key not in steps:
+            steps[step.key] = step
+            g.add_node(step.key)
+        for k in step.inputs:
+            g.add_edge(k, step.key)
+
+    for pstep in plan.order():
+        params = pstep.param_data()
+        data: dict[str, Any] = {"params": _replace_steps(params, effective)}
+        inputs = [effective[k] for k in pstep.inputs]
+        if pstep.kind == "snapshot":
+            snap = snap_by_step[pstep.key]
+            data["snapshot"] = _snapshot_json(snap)
+        elif pstep.kind == "rootfs":
+            rl = rootfs_locks[pstep.key]
+            pkgs = [lock.package(ident) for ident in rl.packages]
+            fetch_keys = []
+            for p in pkgs:
+                snap = snapshots_by_name[p.snapshot]
+                fkey = p.sha256
+                add(
+                    BuildStep(
+                        key=fkey,
+                        kind="fetch",
+                        name=f"{p.name}_{p.version}_{p.architecture}",
+                        inputs=(),
+                        data={"package": _package_json(p), "snapshot": _snapshot_json(snap)},
+                    )
+                )
+                fetch_keys.append(fkey)
+            data["packages"] = [_package_json(p) for p in pkgs]
+            data["format"] = snapshots_by_name[rl.snapshots[0]].format
+            inputs += fetch_keys
+        ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
+        effective[pstep.key] = ekey
+        add(
+            BuildStep(
+                key=ekey,
+                kind=pstep.kind,
+                name=pstep.name,
+                inputs=tuple(sorted(set(inputs))),
+                data=data,
+                plan_key=pstep.key,
+            )
+        )
+    return BuildGraph(
+        steps=steps,
+        outputs=tuple((name, effective[k]) for name, k in plan.outputs),
+        graph=g,
+        epoch=epoch,
+    )
+
+
+def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:
+    if isinstance(x, dict):
+        if set(x) == {"step"} and isinstance(x["step"], str):
+            return {"step": effective[x["step"]]}
+        return {k: _replace_steps(v, effective) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_replace_steps(v, effective) for v in x]
+    return x
+
+
+def _package_json(p: LockedPackage) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "version": p.version,
+        "architecture": p.architecture,
+        "filename": p.filename,
+        "size": p.size,
+        "sha256": p.sha256,
+        "snapshot": p.snapshot,
+    }
+
+
+def _snapshot_json(s: SnapshotLock) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "archive": s.archive,
+        "format": s.format,
+        "timestamp": s.timestamp,
+        "url": s.url,
+        "architecture": s.architecture,
+    }

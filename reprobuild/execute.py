@@ -1,0 +1,200 @@
+"""The scheduler: runs ready steps in parallel, skips what the store has.
+
+A step whose effective key has a record in the store is *cached* and never
+runs again. Others run as soon as their inputs are done, up to ``jobs`` at
+once, in threads (the work is I/O and subprocesses). The first failure stops
+new steps from starting, lets running ones finish, and is reported with the
+step that failed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from reprobuild import FORMAT_VERSION
+from reprobuild.buildgraph import BuildGraph, BuildStep
+from reprobuild.errors import ReprobuildError
+from reprobuild.fetch import Fetcher
+from reprobuild.locking import Sources
+from reprobuild.store import Output, StepRecord, Store
+
+# kind -> module in reprobuild.steps providing ``run(step, ctx) -> tuple[Output, ...]``
+RUNNERS = {
+    "fetch": "reprobuild.steps.fetching",
+    "fetchurl": "reprobuild.steps.fetching",
+    "file": "reprobuild.steps.fetching",
+    "snapshot": "reprobuild.steps.fetching",
+    "rootfs": "reprobuild.steps.rootfs",
+    "tarball": "reprobuild.steps.archives",
+    "cpio": "reprobuild.steps.archives",
+}
+
+
+class StepFailed(ReprobuildError):
+    """A step failed; the message names it and says why."""
+
+
+class Runner(Protocol):
+    def __call__(self, step: BuildStep, ctx: StepContext) -> tuple[Output, ...]: ...
+
+
+@dataclass
+class StepContext:
+    """What a step may use: its inputs' records, the store, a private work dir."""
+
+    store: Store
+    workdir: Path
+    epoch: int
+    inputs: Mapping[str, StepRecord]
+    fetcher: Fetcher
+    sources: Sources
+    recipe_dir: Path
+    log: Callable[[str], None] = lambda msg: None
+
+    def input(self, key: str) -> StepRecord:
+        return self.inputs[key]
+
+
+@dataclass
+class Progress:
+    """Counters the CLI shows; callbacks must be cheap and thread-safe."""
+
+    total: int = 0
+    cached: int = 0
+    run: int = 0
+    on_event: Callable[[str, BuildStep], None] = lambda event, step: None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def event(self, event: str, step: BuildStep) -> None:
+        with self.lock:
+            if event == "cached":
+                self.cached += 1
+            elif event == "done":
+                self.run += 1
+        self.on_event(event, step)
+
+
+def runner_for(kind: str) -> Runner:
+    module = RUNNERS.get(kind)
+    if module is None:
+        raise StepFailed(
+            f"building {kind} steps is not implemented yet in this version of reprobuild",
+            hint="the step graph is still available with 'reprobuild graph'",
+        )
+    fn: Runner = getattr(importlib.import_module(module), f"run_{kind}")
+    return fn
+
+
+def execute(
+    graph: BuildGraph,
+    store: Store,
+    *,
+    jobs: int | None = None,
+    fetcher: Fetcher | None = None,
+    sources: Sources | None = None,
+    recipe_dir: Path,
+    progress: Progress | None = None,
+) -> dict[str, StepRecord]:
+    """Run (or find in the store) every step; returns each step's record."""
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    fetcher = fetcher or Fetcher()
+    sources = sources or Sources()
+    progress = progress or Progress()
+    progress.total = len(graph.steps)
+    records: dict[str, StepRecord] = {}
+    order = graph.order()
+    for step in order:  # unknown kinds fail before any work starts
+        runner_for(step.kind)
+    waiting = {s.key: set(s.inputs) for s in order}
+    failure: BaseException | None = None
+    failed_step: BuildStep | None = None
+    tmp_root = Path(tempfile.mkdtemp(prefix="reprobuild-build-"))
+    running: dict[Future[StepRecord], BuildStep] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step") as pool:
+            while waiting or running:
+                if failure is None:
+                    ready = [s for s in order if s.key in waiting and not waiting[s.key]]
+                    for step in ready:
+                        del waiting[step.key]
+                        cached = store.lookup_step(step.key)
+                        if cached is not None and all(store.has(o.sha256) for o in cached.outputs):
+                            records[step.key] = cached
+                            progress.event("cached", step)
+                            _release(waiting, step.key)
+                            continue
+                        ctx = StepContext(
+                            store=store,
+                            workdir=Path(tempfile.mkdtemp(dir=tmp_root, prefix="step-")),
+                            epoch=graph.epoch,
+                            inputs={k: records[k] for k in step.inputs},
+                            fetcher=fetcher,
+                            sources=sources,
+                            recipe_dir=recipe_dir,
+                        )
+                        progress.event("start", step)
+                        running[pool.submit(_run_one, step, ctx)] = step
+                    if any(s.key in waiting and not waiting[s.key] for s in order):
+                        continue  # cached steps made more steps ready
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    step = running.pop(fut)
+                    try:
+                        records[step.key] = fut.result()
+                    except BaseException as exc:  # noqa: BLE001 - reported below
+                        if failure is None:
+                            failure, failed_step = exc, step
+                        continue
+                    progress.event("done", step)
+                    _release(waiting, step.key)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    if failure is not None:
+        assert failed_step is not None
+        if isinstance(failure, ReprobuildError):
+            raise StepFailed(
+                f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
+                hint=failure.hint,
+            ) from failure
+        raise failure
+    return records
+
+
+def _release(waiting: dict[str, set[str]], key: str) -> None:
+    for deps in waiting.values():
+        deps.discard(key)
+
+
+def _run_one(step: BuildStep, ctx: StepContext) -> StepRecord:
+    outputs = runner_for(step.kind)(step, ctx)
+    record = StepRecord(
+        kind=step.kind,
+        key=step.key,
+        inputs=step.inputs,
+        outputs=outputs,
+        versions=step_versions(step),
+        params={"name": step.name, "plan_key": step.plan_key or ""},
+    )
+    shutil.rmtree(ctx.workdir, ignore_errors=True)
+    return ctx.store.record_step(step.key, record)
+
+
+def step_versions(step: BuildStep) -> dict[str, str]:
+    versions = {"reprobuild-format": str(FORMAT_VERSION)}
+    params = step.data.get("params", {})
+    if isinstance(params, dict) and params.get("compression") == "zstd":
+        import zstandard
+
+        versions["zstd"] = str(zstandard.ZSTD_VERSION)
+    return versions
