@@ -16,8 +16,8 @@ from reprobuild.lang.values import Value
 if TYPE_CHECKING:
     from reprobuild.execute import Progress
     from reprobuild.fetch import Fetcher
-    from reprobuild.locking import Sources
     from reprobuild.lockfile import Lockfile
+    from reprobuild.locking import Sources
     from reprobuild.plan import Plan
 
 RECURSION_LIMIT = 20_000
@@ -341,8 +341,8 @@ __all__ = [
     "BuildResult",
     "Evaluation",
     "LockResult",
-    "build",
     "RecipeError",
+    "build",
     "evaluate",
     "format_file",
     "graph",

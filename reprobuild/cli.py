@@ -248,10 +248,7 @@ def store_ls(store_path: Path | None, as_json: bool) -> None:
 def store_log(store_path: Path | None, build: str | None) -> None:
     """The history of builds (of one recipe or build ref, or all)."""
     with _open_store(store_path) as store:
-        if build is None:
-            infos = store.list_builds()
-        else:
-            infos = store.log(store.resolve_build(build))
+        infos = store.list_builds() if build is None else store.log(store.resolve_build(build))
     for info in infos:
         click.echo(str(info))
 

@@ -152,7 +152,7 @@ def execute(
                     step = running.pop(fut)
                     try:
                         records[step.key] = fut.result()
-                    except BaseException as exc:  # noqa: BLE001 - reported below
+                    except BaseException as exc:
                         if failure is None:
                             failure, failed_step = exc, step
                         continue
