@@ -1,0 +1,1 @@
+"""Turning a canonical tree into deliverable artefacts."""

@@ -1,0 +1,1 @@
+"""Steps that run in-process: unpacking packages and writing dpkg's database."""
