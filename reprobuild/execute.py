@@ -35,7 +35,6 @@ RUNNERS = {
     "snapshot": "reprobuild.steps.fetching",
     "rootfs": "reprobuild.steps.rootfs",
     "tarball": "reprobuild.steps.archives",
-    "cpio": "reprobuild.steps.archives",
 }
 
 

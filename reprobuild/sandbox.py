@@ -90,11 +90,26 @@ def environment(spec: SandboxSpec) -> dict[str, str]:
     return env
 
 
+def namespace_args() -> list[str]:
+    """New network, PID, IPC, UTS (and cgroup) namespaces always.
+
+    As root, no user namespace: maintainer scripts chown files to system
+    users (``mail``, ``shadow``), which a user namespace mapping only uid 0
+    would refuse. As another user, a user namespace maps that user to root;
+    ownership changes then fail, so configuring full systems needs root.
+    """
+    args = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    args.append("--unshare-cgroup-try")
+    if os.geteuid() != 0:
+        args += ["--unshare-user", "--uid", "0", "--gid", "0"]
+    return args
+
+
 def bwrap_argv(spec: SandboxSpec) -> list[str]:
     """The bwrap command line for a spec (ordered and complete, so it is testable)."""
     argv = [
         bwrap_path(),
-        "--unshare-all",
+        *namespace_args(),
         "--die-with-parent",
         "--new-session",
         "--hostname",
@@ -107,7 +122,7 @@ def bwrap_argv(spec: SandboxSpec) -> list[str]:
     argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
     for b in spec.binds:
         argv += ["--bind" if b.mode == "rw" else "--ro-bind", str(b.source), b.target]
-    argv += ["--uid", "0", "--gid", "0", "--chdir", spec.workdir, "--", *spec.command]
+    argv += ["--chdir", spec.workdir, "--", *spec.command]
     return argv
 
 

@@ -1,0 +1,212 @@
+"""The rootfs step: locked packages -> a configured, normalised tree.
+
+Debian, as mmdebstrap does it: merged-/usr links first, every package
+unpacked in-process and registered as dpkg would (``install ok unpacked``),
+then, when dpkg is in the set, each ``preinst install`` and ``dpkg
+--configure -a`` run chrooted in the sandbox (no network, services
+forbidden by a policy-rc.d). Recipe additions (``files``, ``remove``,
+``hostname``) come next, then normalisation, and the result is stored as
+the canonical tar of the tree.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from reprobuild.archives.debian import parse_relations
+from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.sandbox import SandboxSpec, run
+from reprobuild.steps.deb import DebPackage, read_deb, setup_merged_usr, unpack_data
+from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
+from reprobuild.store import Output
+from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+
+if TYPE_CHECKING:
+    from reprobuild.buildgraph import BuildStep
+    from reprobuild.execute import StepContext
+
+TAR = "application/x-tar"
+POLICY_RC_D = (
+    b"#!/bin/sh\n# installed by reprobuild while configuring: no service starts\nexit 101\n"
+)
+CONFIGURE_TIMEOUT = 1800.0
+
+
+class RootfsError(ReprobuildError):
+    """A root file system could not be assembled."""
+
+
+def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    params = step.data["params"]
+    if step.data.get("format") != "deb":
+        raise RootfsError(
+            "building Arch Linux root file systems is not implemented yet "
+            "(locking them is); use a Debian snapshot"
+        )
+    tree = ctx.workdir / "root"
+    tree.mkdir(mode=0o755)
+    os.chmod(tree, 0o755)
+    base = params.get("base")
+    if base:
+        _extract_input(ctx, base["step"], tree)
+    debs = _fetched_debs(step, ctx)
+    arch = _native_arch(debs)
+    if not base:
+        setup_merged_usr(tree, arch)
+        init_admindir(tree, arch=arch)
+    for deb, path in _unpack_order(debs):
+        record_unpacked(tree, unpack_data(path, tree))
+    names = {d.name for d, _ in debs}
+    configure = params.get("configure")
+    if configure is None:
+        configure = "dpkg" in names
+    if configure:
+        if "dpkg" not in names and not (tree / "usr/bin/dpkg").exists():
+            raise UsageError('configure = true needs dpkg in the package set (add "dpkg")')
+        _configure(tree, [d for d, _ in _unpack_order(debs)], ctx.epoch)
+    _apply_recipe(tree, params, ctx)
+    normalise_tree(tree, epoch=ctx.epoch)
+    out = ctx.workdir / "rootfs.tar"
+    with out.open("wb") as f:
+        write_canonical_tar(tree, f, epoch=ctx.epoch)
+    blob = ctx.store.put_file(out)
+    shutil.rmtree(tree, ignore_errors=True)
+    return (Output("rootfs.tar", blob.sha256, blob.size, TAR),)
+
+
+def _fetched_debs(step: BuildStep, ctx: StepContext) -> list[tuple[DebPackage, Path]]:
+    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    out = []
+    for key, record in sorted(ctx.inputs.items()):
+        if record.kind != "fetch" or key not in wanted:
+            continue
+        path = ctx.store.path_of(record.outputs[0].sha256)
+        out.append((read_deb(path), path))
+    return out
+
+
+def _native_arch(debs: Sequence[tuple[DebPackage, Path]]) -> str:
+    arches = sorted({d.architecture for d, _ in debs if d.architecture != "all"})
+    return arches[0] if arches else "amd64"
+
+
+def _unpack_order(debs: Sequence[tuple[DebPackage, Path]]) -> list[tuple[DebPackage, Path]]:
+    """Pre-Depends before their dependents (as dpkg insists), else by name."""
+    by_name = {d.name: (d, p) for d, p in debs}
+    g = nx.DiGraph()
+    g.add_nodes_from(by_name)
+    for d, _ in debs:
+        for group in parse_relations(d.pre_depends) if d.pre_depends else ():
+            for rel in group:
+                if rel.name in by_name and rel.name != d.name:
+                    g.add_edge(rel.name, d.name)
+                    break
+    try:
+        order = list(nx.lexicographical_topological_sort(g))
+    except nx.NetworkXUnfeasible:
+        order = sorted(by_name)
+    return [by_name[n] for n in order]
+
+
+def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
+    """preinst for each package in unpack order, then dpkg --configure -a, chrooted."""
+    policy = tree / "usr/sbin/policy-rc.d"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_bytes(POLICY_RC_D)
+    policy.chmod(0o755)
+    pre = []
+    for d in order:
+        who = d.installed_name
+        if (tree / f"var/lib/dpkg/info/{who}.preinst").exists():
+            pre.append(
+                f"DPKG_MAINTSCRIPT_PACKAGE={d.name} DPKG_MAINTSCRIPT_ARCH={d.architecture} "
+                f"DPKG_MAINTSCRIPT_NAME=preinst /var/lib/dpkg/info/{who}.preinst install"
+            )
+    script = "set -e\n" + "\n".join(pre) + "\ndpkg --configure -a\n"
+    env = {
+        "DEBIAN_FRONTEND": "noninteractive",
+        "DEBCONF_NONINTERACTIVE_SEEN": "true",
+        "DPKG_ROOT": "",
+        "DPKG_ADMINDIR": "/var/lib/dpkg",
+        "DPKG_RUNNING_VERSION": "",
+    }
+    shell = "/bin/sh"
+    try:
+        run(
+            SandboxSpec(root=tree, command=(shell, "-c", script), epoch=epoch, env=env),
+            timeout=CONFIGURE_TIMEOUT,
+        )
+    finally:
+        policy.unlink(missing_ok=True)
+
+
+def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
+    for path, value in sorted((params.get("files") or {}).items()):
+        dest = tree / path.lstrip("/")
+        _inside(tree, dest, path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        if isinstance(value, str):
+            dest.write_bytes(value.encode("utf-8"))
+        elif isinstance(value, dict) and "step" in value:
+            record = ctx.input(value["step"])
+            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
+        elif isinstance(value, dict) and "sha256" in value:
+            shutil.copyfile(ctx.recipe_dir / value["path"], dest)
+        else:
+            raise UsageError(f'files."{path}": a directory cannot be copied as one file')
+        os.chmod(dest, 0o644)
+        os.chown(dest, 0, 0)
+    hostname = params.get("hostname")
+    if hostname:
+        (tree / "etc").mkdir(exist_ok=True)
+        (tree / "etc/hostname").write_text(hostname + "\n")
+    for pattern in params.get("remove") or []:
+        _remove(tree, pattern)
+
+
+def _inside(tree: Path, dest: Path, shown: str) -> None:
+    if ".." in PurePosixPath(shown).parts:
+        raise UsageError(f"files: '{shown}' must not contain '..'")
+    parent = dest.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.resolve().is_relative_to(tree.resolve()):
+        raise UsageError(f"files: '{shown}' would be written outside the tree (through a link)")
+
+
+def _remove(tree: Path, pattern: str) -> None:
+    """Delete paths matching a glob (``/usr/share/doc/*``), never following links out."""
+    pat = pattern.lstrip("/")
+    for dirpath, dirnames, filenames in os.walk(tree, topdown=True):
+        rel_dir = os.path.relpath(dirpath, tree)
+        for name in sorted(dirnames + filenames):
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if fnmatch.fnmatchcase(rel, pat):
+                full = os.path.join(dirpath, name)
+                if os.path.isdir(full) and not os.path.islink(full):
+                    shutil.rmtree(full)
+                    if name in dirnames:
+                        dirnames.remove(name)
+                else:
+                    os.unlink(full)
+
+
+def _extract_input(ctx: StepContext, key: str, tree: Path) -> None:
+    record = ctx.input(key)
+    tmp = ctx.workdir / "base"
+    with ctx.store.open_blob(record.outputs[0].sha256) as f:
+        read_canonical_tar(f, tmp)
+    for entry in sorted(os.listdir(tmp)):
+        os.rename(tmp / entry, tree / entry)
+    st = os.stat(tmp)
+    os.chmod(tree, st.st_mode & 0o7777)
+    os.rmdir(tmp)
