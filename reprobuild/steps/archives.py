@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from reprobuild.export.tar import export_tarball
+from reprobuild.export.tar import Compression, export_tarball
 from reprobuild.store import Output
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def _tree_blob(step: BuildStep, ctx: StepContext) -> str:
 
 
 def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    compression = step.data["params"].get("compression") or "none"
+    compression: Compression = step.data["params"].get("compression") or "none"
     src = ctx.store.path_of(_tree_blob(step, ctx))
     dest = ctx.workdir / f"rootfs{SUFFIX[compression]}"
     export_tarball(src, dest, compression)

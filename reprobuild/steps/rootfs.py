@@ -61,7 +61,7 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     if not base:
         setup_merged_usr(tree, arch)
         init_admindir(tree, arch=arch)
-    for deb, path in _unpack_order(debs):
+    for _deb, path in _unpack_order(debs):
         record_unpacked(tree, unpack_data(path, tree))
     names = {d.name for d, _ in debs}
     configure = params.get("configure")
