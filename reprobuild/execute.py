@@ -117,6 +117,9 @@ def execute(
     failure: BaseException | None = None
     failed_step: BuildStep | None = None
     tmp_root = Path(tempfile.mkdtemp(prefix="reprobuild-build-"))
+    # Files steps create must not depend on the caller's umask (it is
+    # process-wide, so it is set once here rather than in each thread).
+    old_umask = os.umask(0o022)
     running: dict[Future[StepRecord], BuildStep] = {}
     try:
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step") as pool:
@@ -158,6 +161,7 @@ def execute(
                     progress.event("done", step)
                     _release(waiting, step.key)
     finally:
+        os.umask(old_umask)
         shutil.rmtree(tmp_root, ignore_errors=True)
     if failure is not None:
         assert failed_step is not None

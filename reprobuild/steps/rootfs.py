@@ -151,7 +151,7 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
     for path, value in sorted((params.get("files") or {}).items()):
         dest = tree / path.lstrip("/")
         _inside(tree, dest, path)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        _mkdirs(tree, dest.parent)
         if dest.is_symlink() or dest.exists():
             dest.unlink()
         if isinstance(value, str):
@@ -167,10 +167,23 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
         os.chown(dest, 0, 0)
     hostname = params.get("hostname")
     if hostname:
-        (tree / "etc").mkdir(exist_ok=True)
+        (tree / "etc").mkdir(mode=0o755, exist_ok=True)
         (tree / "etc/hostname").write_text(hostname + "\n")
+        os.chmod(tree / "etc/hostname", 0o644)
     for pattern in params.get("remove") or []:
         _remove(tree, pattern)
+
+
+def _mkdirs(tree: Path, directory: Path) -> None:
+    """Create missing parents as root-owned 0755, whatever the umask."""
+    missing = []
+    d = directory
+    while not d.exists() and d != tree:
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        d.mkdir()
+        os.chmod(d, 0o755)
 
 
 def _inside(tree: Path, dest: Path, shown: str) -> None:
