@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,7 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     if not base:
         setup_merged_usr(tree, arch)
         init_admindir(tree, arch=arch)
+        _bootstrap_files(tree)
     for _deb, path in _unpack_order(debs):
         record_unpacked(tree, unpack_data(path, tree))
     names = {d.name for d, _ in debs}
@@ -79,6 +81,51 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     blob = ctx.store.put_file(out)
     shutil.rmtree(tree, ignore_errors=True)
     return (Output("rootfs.tar", blob.sha256, blob.size, TAR),)
+
+
+# What mmdebstrap puts in /dev of a tarball (its "setup" phase), so chroots work.
+DEV_NODES = (
+    ("console", 5, 1),
+    ("full", 1, 7),
+    ("null", 1, 3),
+    ("ptmx", 5, 2),
+    ("random", 1, 8),
+    ("tty", 5, 0),
+    ("urandom", 1, 9),
+    ("zero", 1, 5),
+)
+DEV_LINKS = (
+    ("fd", "/proc/self/fd"),
+    ("stderr", "/proc/self/fd/2"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+)
+
+
+def _bootstrap_files(tree: Path) -> None:
+    """The files a bootstrapper creates besides packages, as mmdebstrap does, but
+    never copied from the host: mmdebstrap copies the host's hostname and
+    resolv.conf, which would leak the build machine into the image."""
+    dev = tree / "dev"
+    for d in (dev, dev / "pts", dev / "shm", tree / "etc", tree / "run"):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+    for name, major, minor in DEV_NODES:
+        node = dev / name
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(node, 0o666)
+    for name, target in DEV_LINKS:
+        (dev / name).symlink_to(target)
+    lock = tree / "run" / "lock"
+    lock.mkdir(exist_ok=True)
+    os.chmod(lock, 0o1777)
+    for rel, text in (
+        ("etc/fstab", "# UNCONFIGURED FSTAB FOR BASE SYSTEM\n"),
+        ("etc/hostname", "localhost\n"),
+        ("etc/resolv.conf", ""),
+    ):
+        (tree / rel).write_text(text)
+        os.chmod(tree / rel, 0o644)
 
 
 def _fetched_debs(step: BuildStep, ctx: StepContext) -> list[tuple[DebPackage, Path]]:
@@ -116,35 +163,59 @@ def _unpack_order(debs: Sequence[tuple[DebPackage, Path]]) -> list[tuple[DebPack
 
 
 def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
-    """preinst for each package in unpack order, then dpkg --configure -a, chrooted."""
+    """Each ``preinst install`` in unpack order, then ``dpkg --configure -a``, chrooted.
+
+    A preinst runs as dpkg runs it: from ``/var/lib/dpkg/tmp.ci/`` holding the
+    package's control members (debconf reads the package name from there),
+    with dpkg's ``DPKG_MAINTSCRIPT_*`` variables and ``PERL_DL_NONLAZY=1``.
+    """
     policy = tree / "usr/sbin/policy-rc.d"
     policy.parent.mkdir(parents=True, exist_ok=True)
     policy.write_bytes(POLICY_RC_D)
     policy.chmod(0o755)
-    pre = []
-    for d in order:
-        who = d.installed_name
-        if (tree / f"var/lib/dpkg/info/{who}.preinst").exists():
-            pre.append(
-                f"DPKG_MAINTSCRIPT_PACKAGE={d.name} DPKG_MAINTSCRIPT_ARCH={d.architecture} "
-                f"DPKG_MAINTSCRIPT_NAME=preinst /var/lib/dpkg/info/{who}.preinst install"
-            )
-    script = "set -e\n" + "\n".join(pre) + "\ndpkg --configure -a\n"
+    staging = tree / "var/lib/dpkg/reprobuild-ci"
+    dpkg_version = next((d.version for d in order if d.name == "dpkg"), "")
+    lines = ["set -e", "cd /"]
+    for i, d in enumerate(order):
+        if d.control_file("preinst") is None:
+            continue
+        stage = staging / str(i)
+        stage.mkdir(parents=True)
+        for member in d.control_files:
+            if "/" in member.name:
+                continue
+            target = stage / member.name
+            target.write_bytes(member.data)
+            os.chmod(target, member.mode & 0o7777)
+        control = "".join(f"{k}: " + v.replace("\n", "\n ") + "\n" for k, v in d.fields)
+        (stage / "control").write_text(control)
+        os.chmod(stage / "control", 0o644)
+        lines += [
+            "rm -rf /var/lib/dpkg/tmp.ci",
+            f"mv /var/lib/dpkg/reprobuild-ci/{i} /var/lib/dpkg/tmp.ci",
+            f"DPKG_MAINTSCRIPT_PACKAGE={d.name} DPKG_MAINTSCRIPT_ARCH={d.architecture} "
+            "DPKG_MAINTSCRIPT_NAME=preinst DPKG_MAINTSCRIPT_PACKAGE_REFCOUNT=1 "
+            "/var/lib/dpkg/tmp.ci/preinst install",
+        ]
+    lines += ["rm -rf /var/lib/dpkg/tmp.ci /var/lib/dpkg/reprobuild-ci", "dpkg --configure -a"]
     env = {
         "DEBIAN_FRONTEND": "noninteractive",
         "DEBCONF_NONINTERACTIVE_SEEN": "true",
         "DPKG_ROOT": "",
         "DPKG_ADMINDIR": "/var/lib/dpkg",
-        "DPKG_RUNNING_VERSION": "",
+        "DPKG_RUNNING_VERSION": dpkg_version,
+        "PERL_DL_NONLAZY": "1",
     }
-    shell = "/bin/sh"
     try:
         run(
-            SandboxSpec(root=tree, command=(shell, "-c", script), epoch=epoch, env=env),
+            SandboxSpec(
+                root=tree, command=("/bin/sh", "-c", "\n".join(lines) + "\n"), epoch=epoch, env=env
+            ),
             timeout=CONFIGURE_TIMEOUT,
         )
     finally:
         policy.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
