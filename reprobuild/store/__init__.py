@@ -1,0 +1,34 @@
+"""The git-backed, content-addressed store (see core.py for the layout).
+
+Public surface::
+
+    from reprobuild.store import Store, StepRecord, BuildRecord, Output, Blob
+"""
+
+from reprobuild.store.content import ContentMissing
+from reprobuild.store.core import (
+    BuildInfo,
+    GcReport,
+    ListEntry,
+    Problem,
+    Store,
+    VerifyReport,
+    default_store_path,
+)
+from reprobuild.store.records import Blob, BuildRecord, Output, StepRecord, TransferReport
+
+__all__ = [
+    "Blob",
+    "BuildInfo",
+    "BuildRecord",
+    "ContentMissing",
+    "GcReport",
+    "ListEntry",
+    "Output",
+    "Problem",
+    "StepRecord",
+    "Store",
+    "TransferReport",
+    "VerifyReport",
+    "default_store_path",
+]
