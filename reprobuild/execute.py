@@ -35,6 +35,7 @@ RUNNERS = {
     "snapshot": "reprobuild.steps.fetching",
     "rootfs": "reprobuild.steps.rootfs",
     "tarball": "reprobuild.steps.archives",
+    "run": "reprobuild.steps.run",
 }
 
 

@@ -568,7 +568,7 @@ def _padding(size: int) -> bytes:
     return b"\0" * (-size % _BLOCK)
 
 
-def _header(
+def tar_header(
     name: bytes,
     *,
     mode: int,
@@ -677,7 +677,7 @@ class _Writer:
             devmajor: int = 0,
             devminor: int = 0,
         ) -> bytes:
-            return _header(
+            return tar_header(
                 arcname,
                 mode=mode,
                 uid=st.st_uid,
@@ -771,7 +771,7 @@ def write_canonical_tar(root: Path, out: Writable, *, epoch: int | None) -> int:
     try:
         st = os.fstat(fd)
         writer.emit(
-            _header(
+            tar_header(
                 b"./",
                 mode=stat.S_IMODE(st.st_mode),
                 uid=st.st_uid,

@@ -1,0 +1,132 @@
+"""The ``run`` step: a script in the sandbox, on a fresh copy of a root.
+
+The root (a canonical tar in the store) is extracted into a private
+directory that the script may change freely: the stored root is never
+touched, so the step is pure. Declared inputs are copied into the step's
+work directory first (exactly the bytes whose hashes are in the step key)
+and bound read-only at ``/inputs/NAME``; the script starts in ``/build``
+(empty, writable, removed afterwards) with no network. The result is the
+whole new tree, or only the paths listed in ``outputs``, normalised and
+stored as a canonical tar.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.sandbox import Bind, SandboxSpec, run
+from reprobuild.store import Output
+from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+
+if TYPE_CHECKING:
+    from reprobuild.buildgraph import BuildStep
+    from reprobuild.execute import StepContext
+
+TAR = "application/x-tar"
+RUN_TIMEOUT = 6 * 3600.0
+
+
+class RunStepError(ReprobuildError):
+    """A run step's script failed or its outputs are missing."""
+
+
+def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    params = step.data["params"]
+    tree = ctx.workdir / "root"
+    with ctx.store.open_blob(ctx.input(params["root"]["step"]).outputs[0].sha256) as f:
+        read_canonical_tar(f, tree)
+    binds = _inputs(params.get("inputs") or {}, ctx)
+    build_dir = tree / "build"
+    if build_dir.exists() or build_dir.is_symlink():
+        raise RunStepError("the root already has /build; run steps use it as their work directory")
+    build_dir.mkdir(mode=0o755)
+    env = {str(k): str(v) for k, v in sorted((params.get("env") or {}).items())}
+    for name in sorted(params.get("inputs") or {}):
+        env.setdefault(f"input_{name}", f"/inputs/{name}")
+    run(
+        SandboxSpec(
+            root=tree,
+            command=("/bin/sh", "-e", "-c", params["script"]),
+            epoch=ctx.epoch,
+            env=env,
+            binds=tuple(binds),
+            workdir="/build",
+        ),
+        timeout=RUN_TIMEOUT,
+    )
+    shutil.rmtree(build_dir)
+    _remove_mount_points(tree, binds)
+    outputs = params.get("outputs")
+    result = tree if not outputs else _select(tree, outputs, ctx.workdir / "selected")
+    normalise_tree(result, epoch=ctx.epoch)
+    out = ctx.workdir / "result.tar"
+    with out.open("wb") as f:
+        write_canonical_tar(result, f, epoch=ctx.epoch)
+    blob = ctx.store.put_file(out)
+    return (Output("rootfs.tar" if not outputs else "outputs.tar", blob.sha256, blob.size, TAR),)
+
+
+def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
+    binds = []
+    staged = ctx.workdir / "inputs"
+    for name in sorted(inputs):
+        value = inputs[name]
+        if not name.replace("-", "_").replace(".", "_").isidentifier():
+            raise UsageError(f"run: input name {name!r} must be a simple name")
+        dest = staged / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(value, dict) and "step" in value:
+            record = ctx.input(value["step"])
+            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
+        elif isinstance(value, dict) and "sha256" in value:
+            shutil.copyfile(ctx.recipe_dir / value["path"], dest)
+        elif isinstance(value, dict) and "tree-sha256" in value:
+            shutil.copytree(ctx.recipe_dir / value["path"], dest, symlinks=True)
+        else:
+            raise UsageError(f"run: input {name!r} must be a path or a step")
+        binds.append(Bind(dest, f"/inputs/{name}", "ro"))
+    return binds
+
+
+def _remove_mount_points(tree: Path, binds: list[Bind]) -> None:
+    """bwrap created empty mount points for the inputs; they are not the result."""
+    for b in binds:
+        p = tree / b.target.lstrip("/")
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.exists() and p.stat().st_size == 0:
+            p.unlink()
+    inputs = tree / "inputs"
+    if inputs.is_dir() and not any(inputs.iterdir()):
+        inputs.rmdir()
+
+
+def _select(tree: Path, outputs: list[str], dest: Path) -> Path:
+    """A new tree holding only the listed paths (with their parent directories)."""
+    dest.mkdir(mode=0o755)
+    os.chmod(dest, 0o755)
+    for item in sorted(outputs):
+        rel = PurePosixPath(item.lstrip("/"))
+        if ".." in rel.parts or not rel.parts:
+            raise UsageError(f"run: output {item!r} must be an absolute path without '..'")
+        src = tree / rel
+        if not src.exists() and not src.is_symlink():
+            raise RunStepError(f"run: the script did not create {item}")
+        target = dest / rel
+        parent = target.parent
+        missing = []
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for d in reversed(missing):
+            d.mkdir()
+            os.chmod(d, 0o755)
+        if src.is_dir() and not src.is_symlink():
+            shutil.copytree(src, target, symlinks=True)
+        else:
+            shutil.copy2(src, target, follow_symlinks=False)
+    return dest
