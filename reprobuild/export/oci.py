@@ -44,8 +44,8 @@ from reprobuild.tree import (
     TarEntry,
     TarReader,
     Writable,
-    tar_header,
     member_parts,
+    tar_header,
 )
 
 __all__ = [
