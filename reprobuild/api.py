@@ -284,10 +284,7 @@ def build(
         for name, key in graph.outputs:
             record = records[key]
             primary = record.outputs[0]
-            suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""
-            dest = out_dir / f"{name}{suffix}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            store.export(primary.sha256, dest)
+            dest = export_output(store, record, name, out_dir)
             outputs.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
         recorded = {o.name: {"sha256": o.sha256, "media_type": o.media_type} for o in outputs}
         differs = sorted(
@@ -333,6 +330,50 @@ def build(
     )
 
 
+def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
+    """Write one output into ``out_dir``; returns the path shown to the user.
+
+    Files are copied from the store (atomically); an OCI image becomes both its
+    layout directory ``NAME/`` and its archive ``NAME.tar``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if record.kind == "oci_image":
+        archive = record.output("oci.tar")
+        tar_dest = out_dir / f"{name}.tar"
+        store.export(archive.sha256, tar_dest)
+        layout = out_dir / name
+        tmp = out_dir / f".{name}.tmp-{os.getpid()}"
+        import shutil
+        import tarfile
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        with tarfile.open(tar_dest) as t:
+            t.extractall(tmp, filter="data")
+        shutil.rmtree(layout, ignore_errors=True)
+        os.replace(tmp, layout)
+        return layout
+    primary = record.outputs[0]
+    suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""
+    dest = out_dir / f"{name}{suffix}"
+    store.export(primary.sha256, dest)
+    return dest
+
+
+def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
+    """Push a built OCI layout directory or oci-archive; returns the manifest digest."""
+    import tarfile
+    import tempfile
+
+    from reprobuild.export.registry import push_layout
+
+    if output.is_dir():
+        return push_layout(output, reference, tls_verify=tls_verify)
+    with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
+        with tarfile.open(output) as t:
+            t.extractall(tmp, filter="data")
+        return push_layout(Path(tmp), reference, tls_verify=tls_verify)
+
+
 def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:
     return lock(path, sources=sources, fetcher=fetcher)
 
@@ -348,4 +389,5 @@ __all__ = [
     "graph",
     "lock",
     "make_plan",
+    "push",
 ]

@@ -217,6 +217,23 @@ def build_cmd(
         click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")
 
 
+@cli.command("push")
+@click.argument("output", type=click.Path(path_type=Path, exists=True))
+@click.argument("reference")
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    help="Check the registry's TLS certificate (loopback registries never are).",
+)
+def push_cmd(output: Path, reference: str, tls_verify: bool) -> None:
+    """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
+
+    The manifest is not re-encoded, so the pushed digest is the built one.
+    """
+    digest = api.push(output, reference, tls_verify=tls_verify)
+    click.echo(f"{reference}@{digest}")
+
+
 @cli.group("store")
 def store_group() -> None:
     """Inspect and share the content store."""

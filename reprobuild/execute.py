@@ -36,6 +36,7 @@ RUNNERS = {
     "rootfs": "reprobuild.steps.rootfs",
     "tarball": "reprobuild.steps.archives",
     "run": "reprobuild.steps.run",
+    "oci_image": "reprobuild.steps.images",
 }
 
 

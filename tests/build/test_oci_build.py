@@ -1,0 +1,78 @@
+"""An OCI image built from a recipe: real skopeo, real registry, the same digest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.export_oci.conftest import registry  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_MIRROR = (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
+RECIPE = """\
+let
+  snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };
+  root = rootfs { snapshot = snap; variant = "none"; packages = [ "busybox-static" "base-files" ]; };
+in {
+  img = oci_image { inherit root; entrypoint = [ "/bin/busybox" "sh" ]; tag = "demo:1"; env = { A = "1"; }; };
+}
+"""
+
+pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+
+
+def rb(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "reprobuild", *args],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    work = tmp_path_factory.mktemp("oci")
+    (work / "r.repro").write_text(RECIPE)
+    r = rb(
+        work,
+        "build",
+        "--json",
+        "--store",
+        str(work / "store"),
+        "--mirror",
+        f"debian={DEMO_MIRROR}",
+        "r.repro",
+    )
+    assert r.returncode == 0, r.stderr
+    return work, json.loads(r.stdout)
+
+
+def test_layout_and_archive_accepted_with_the_printed_digest(built: tuple[Path, dict]) -> None:  # type: ignore[type-arg]
+    work, out = built
+    digest = "sha256:" + out["outputs"]["img"]["sha256"]
+    layout = work / out["outputs"]["img"]["path"]
+    for ref in (f"oci:{layout}:demo:1", f"oci-archive:{layout}.tar"):
+        info = json.loads(
+            subprocess.run(
+                ["skopeo", "inspect", ref], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        assert info["Digest"] == digest
+        assert info["Created"] == "2026-07-11T10:16:37Z"
+
+
+def test_push_keeps_the_digest(built: tuple[Path, dict], registry: str) -> None:  # type: ignore[type-arg]  # noqa: F811
+    work, out = built
+    r = rb(work, "push", out["outputs"]["img"]["path"], f"{registry}/demo:1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("@sha256:" + out["outputs"]["img"]["sha256"])
