@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
+import shlex
 import shutil
 import stat
 from collections.abc import Sequence
@@ -236,6 +238,7 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
             raise UsageError(f'files."{path}": a directory cannot be copied as one file')
         os.chmod(dest, 0o644)
         os.chown(dest, 0, 0)
+    _accounts(tree, params.get("groups") or [], params.get("users") or [], ctx.epoch)
     hostname = params.get("hostname")
     if hostname:
         (tree / "etc").mkdir(mode=0o755, exist_ok=True)
@@ -243,6 +246,102 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
         os.chmod(tree / "etc/hostname", 0o644)
     for pattern in params.get("remove") or []:
         _remove(tree, pattern)
+
+
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+USER_KEYS = {"name", "uid", "gid", "group", "groups", "home", "shell", "comment", "system"}
+GROUP_KEYS = {"name", "gid", "system"}
+
+
+def _accounts(
+    tree: Path, groups: Sequence[dict[str, Any]], users: Sequence[dict[str, Any]], epoch: int
+) -> None:
+    """Add groups, then users, with the tree's own groupadd/useradd in the sandbox
+    (they keep passwd, shadow, group and gshadow consistent); a tree without
+    them gets plain passwd/group lines. Shadow dates are fixed by normalisation."""
+    if not groups and not users:
+        return
+    for g in groups:
+        _check_account(g, GROUP_KEYS, "groups")
+    for u in users:
+        _check_account(u, USER_KEYS, "users")
+    if (tree / "usr/sbin/useradd").exists() and (tree / "usr/sbin/groupadd").exists():
+        cmds = []
+        for g in groups:
+            args = ["groupadd"] + (["-g", str(g["gid"])] if "gid" in g else [])
+            args += ["-r"] if g.get("system") else []
+            cmds.append([*args, g["name"]])
+        for u in users:
+            args = ["useradd", "-m" if not u.get("system") else "-M"]
+            for key, flag in (("uid", "-u"), ("home", "-d"), ("shell", "-s"), ("comment", "-c")):
+                if key in u:
+                    args += [flag, str(u[key])]
+            if "group" in u:
+                args += ["-g", str(u["group"])]
+            elif "gid" in u:
+                args += ["-g", str(u["gid"])]
+            if u.get("groups"):
+                args += ["-G", ",".join(u["groups"])]
+            args += ["-r"] if u.get("system") else []
+            cmds.append([*args, u["name"]])
+        script = "set -e\n" + "\n".join(" ".join(shlex.quote(a) for a in c) for c in cmds) + "\n"
+        run(SandboxSpec(root=tree, command=("/bin/sh", "-c", script), epoch=epoch))
+        return
+    days = epoch // 86400
+    lines: dict[str, list[str]] = {"group": [], "gshadow": [], "passwd": [], "shadow": []}
+    gids = _read_ids(tree / "etc/group")
+    for g in groups:
+        if "gid" not in g:
+            raise UsageError(f"groups: '{g['name']}' needs a gid (the tree has no groupadd)")
+        lines["group"].append(f"{g['name']}:x:{g['gid']}:")
+        lines["gshadow"].append(f"{g['name']}:!::")
+        gids[g["name"]] = g["gid"]
+    for u in users:
+        gid = u.get("gid", gids.get(str(u.get("group", u["name"]))))
+        if "uid" not in u or gid is None:
+            raise UsageError(
+                f"users: '{u['name']}' needs a uid and a gid or known group "
+                "(the tree has no useradd)"
+            )
+        home = u.get("home", f"/home/{u['name']}")
+        shell = u.get("shell", "/bin/sh")
+        lines["passwd"].append(
+            f"{u['name']}:x:{u['uid']}:{gid}:{u.get('comment', '')}:{home}:{shell}"
+        )
+        lines["shadow"].append(f"{u['name']}:!:{days}:0:99999:7:::")
+        if not u.get("system"):
+            h = tree / home.lstrip("/")
+            _mkdirs(tree, h.parent)
+            h.mkdir(exist_ok=True)
+            os.chmod(h, 0o755)
+            os.chown(h, u["uid"], gid)
+    for name, new in lines.items():
+        f = tree / "etc" / name
+        if new and (f.exists() or name in ("group", "passwd")):
+            with f.open("a") as out:
+                out.write("".join(line + "\n" for line in new))
+
+
+def _read_ids(path: Path) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split(":")
+            if len(parts) >= 3 and parts[2].isdigit():
+                ids[parts[0]] = int(parts[2])
+    return ids
+
+
+def _check_account(entry: dict[str, Any], keys: set[str], what: str) -> None:
+    name = entry.get("name")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise UsageError(f"{what}: each entry needs a valid name (got {name!r})")
+    unknown = sorted(set(entry) - keys)
+    if unknown:
+        raise UsageError(f"{what}: unknown attribute(s) {', '.join(unknown)} for '{name}'")
+    for key in ("uid", "gid"):
+        if key in entry and (not isinstance(entry[key], int) or isinstance(entry[key], bool)):
+            raise UsageError(f"{what}: {key} of '{name}' must be an integer")
 
 
 def _mkdirs(tree: Path, directory: Path) -> None:

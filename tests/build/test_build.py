@@ -160,7 +160,12 @@ def test_locked_refuses_a_stale_lock(first_build: tuple[Path, dict], tmp_path: P
 def test_essential_rootfs_is_configured(tmp_path: Path) -> None:
     (tmp_path / "e.repro").write_text(
         'let snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };\n'
-        'in { t = tarball { root = rootfs { snapshot = snap; variant = "essential"; packages = [ "busybox-static" ]; }; }; }\n'
+        "in { t = tarball { root = rootfs {\n"
+        '  snapshot = snap; variant = "essential"; packages = [ "busybox-static" "passwd" ];\n'
+        '  groups = [ { name = "app"; gid = 1500; } ];\n'
+        '  users = [ { name = "app"; uid = 1500; group = "app"; shell = "/bin/bash"; } ];\n'
+        '  remove = [ "/usr/share/doc/*" ];\n'
+        "}; }; }\n"
     )
     r = build(
         tmp_path,
@@ -183,6 +188,16 @@ def test_essential_rootfs_is_configured(tmp_path: Path) -> None:
     assert (root / "etc/passwd").read_text().startswith("root:")
     assert (root / "etc/group").exists()
     assert not (root / "usr/sbin/policy-rc.d").exists()
+    # useradd ran in the sandbox: passwd, shadow and group agree; the shadow
+    # date is the epoch's day, not today's.
+    assert "app:x:1500:1500::/home/app:/bin/bash" in (root / "etc/passwd").read_text()
+    assert "app:x:1500:" in (root / "etc/group").read_text()
+    shadow = [
+        line for line in (root / "etc/shadow").read_text().splitlines() if line.startswith("app:")
+    ]
+    assert shadow and shadow[0].split(":")[2] == str(1783764997 // 86400)
+    assert (root / "home/app").is_dir() and (root / "home/app").stat().st_uid == 1500
+    assert list((root / "usr/share/doc").iterdir()) == []
     for cmd in ("/usr/bin/busybox true", "/bin/sh -c 'echo ok'"):
         res = subprocess.run(
             [
