@@ -36,7 +36,7 @@ from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLoc
 from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
 
 TIMESTAMP_RE = re.compile(r"(\d{8}T\d{6}Z)")
-INDEX_CACHE_VERSION = 1
+INDEX_CACHE_VERSION = 2  # bump when BinaryPackage changes
 
 
 @dataclass(frozen=True)

@@ -411,7 +411,15 @@ def parse_relations(text: str) -> tuple[tuple[Relation, ...], ...]:
 # --------------------------------------------------------------------------
 
 RelationField = Literal[
-    "depends", "pre_depends", "recommends", "provides", "conflicts", "breaks", "replaces"
+    "depends",
+    "pre_depends",
+    "recommends",
+    "provides",
+    "conflicts",
+    "breaks",
+    "replaces",
+    "suggests",
+    "enhances",
 ]
 
 
@@ -445,6 +453,9 @@ class BinaryPackage:
     conflicts: str = ""
     breaks: str = ""
     replaces: str = ""
+    # Only for apt's provider tie-break (cache order counts names first seen here).
+    suggests: str = ""
+    enhances: str = ""
 
     def relations(self, field: RelationField) -> tuple[tuple[Relation, ...], ...]:
         """The named relation field, parsed (see :func:`parse_relations`)."""
@@ -454,7 +465,8 @@ class BinaryPackage:
 
 _WANTED = (
     "Package|Version|Architecture|Filename|Size|SHA256|Source|Multi-Arch|Essential|"
-    "Protected|Priority|Depends|Pre-Depends|Recommends|Provides|Conflicts|Breaks|Replaces"
+    "Protected|Priority|Depends|Pre-Depends|Recommends|Provides|Conflicts|Breaks|Replaces|"
+    "Suggests|Enhances"
 )
 # One pass over a whole chunk finds the wanted fields (with continuation lines)
 # and, as empty matches, the blank lines between stanzas. Searching for the
@@ -479,6 +491,8 @@ _OPTIONAL: dict[str, object] = {
     "conflicts": "",
     "breaks": "",
     "replaces": "",
+    "suggests": "",
+    "enhances": "",
 }
 _REQUIRED = ("name", "version", "architecture", "filename", "size", "sha256")
 # Every stanza that has all required fields yields exactly this many keys

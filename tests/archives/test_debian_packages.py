@@ -182,6 +182,8 @@ def test_matches_python_debian(packages_text: bytes, packages: tuple[BinaryPacka
             "conflicts": para.get("Conflicts", ""),
             "breaks": para.get("Breaks", ""),
             "replaces": para.get("Replaces", ""),
+            "suggests": para.get("Suggests", ""),
+            "enhances": para.get("Enhances", ""),
         }
         assert dataclasses.asdict(ours) == expected, para["Package"]
 
