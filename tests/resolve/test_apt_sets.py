@@ -7,23 +7,16 @@ requests are also run through apt live, so the files cannot go stale.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
 
-from reprobuild.archives.debian import BinaryPackage
 from reprobuild.resolve import DebianUniverse, Request, resolve, seed_packages
 
 from .apt_oracle import APT_SETS, AptRoot, read_set
 from .make_apt_sets import apt_request
 from .requests import REQUESTS
 
-# apt breaks ties between equally ranked providers by the order in which its
-# cache first met each name, Suggests and Enhances included; these requests
-# hit such a tie and need the index parser to keep those two fields.
-_HAS_SUGGESTS = {"suggests", "enhances"} <= {f.name for f in dataclasses.fields(BinaryPackage)}
-_NEEDS_SUGGESTS = {"kde-telepathy-minimal"}
 _LIVE_BY_DEFAULT = {
     "variant-essential",
     "variant-required",
@@ -39,8 +32,6 @@ def _params(names: list[str], *, live: bool) -> list[object]:
     out: list[object] = []
     for name in names:
         marks: list[pytest.MarkDecorator] = []
-        if name in _NEEDS_SUGGESTS and not _HAS_SUGGESTS:
-            marks.append(pytest.mark.xfail(reason="needs Suggests/Enhances in BinaryPackage"))
         if live and name not in _LIVE_BY_DEFAULT:
             marks.append(pytest.mark.slow)
         out.append(pytest.param(name, marks=marks, id=name))
