@@ -1,0 +1,230 @@
+"""Shared plumbing for exporters that drive external image tools.
+
+Every tool runs with an environment built here rather than inherited, so
+neither the caller's ``TZ``, locale, ``SOURCE_DATE_EPOCH`` (mksquashfs refuses
+it next to ``-mkfs-time``) nor a start-up file in ``$HOME`` can reach the
+bytes it writes. Identifiers (file-system UUIDs, GPT GUIDs, hash seeds) come
+from :func:`derive_uuid`: a pure function of the recipe-derived *seed* and a
+purpose, so the same image always gets the same ones and two different images
+never share them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Final
+
+from reprobuild.export.tar import ExportError
+from reprobuild.tree import TarEntry, TarReader, read_canonical_tar
+
+__all__ = [
+    "NotImplementedYet",
+    "ToolFailed",
+    "ToolMissing",
+    "derive_uuid",
+    "extracted_tree",
+    "iter_canonical_tar",
+    "parse_size",
+    "require_tool",
+    "run_tool",
+    "sha256_file",
+    "staged_output",
+    "tool_env",
+    "tool_version",
+]
+
+_NAMESPACE: Final = uuid.UUID("5b0f3a52-6c1e-4f0e-9a57-1f1f6e1d0c42")
+_SBIN: Final = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+_CHUNK: Final = 4 << 20
+_PACKAGES: Final = {
+    "xorriso": "xorriso",
+    "mkfs.ext4": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "e2fsck": "e2fsprogs",
+    "mksquashfs": "squashfs-tools",
+    "unsquashfs": "squashfs-tools",
+    "mkfs.erofs": "erofs-utils",
+    "dump.erofs": "erofs-utils",
+    "fsck.erofs": "erofs-utils",
+    "sfdisk": "fdisk",
+    "qemu-img": "qemu-utils",
+    "cpio": "cpio",
+}
+
+
+class ToolMissing(ExportError):
+    """An external program an exporter needs is not installed."""
+
+
+class ToolFailed(ExportError):
+    """An external program exited with an error."""
+
+
+class NotImplementedYet(ExportError):
+    """A requested export option exists in the design but is not built yet."""
+
+
+def _search_path() -> str:
+    parts = [p for p in os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep) if p]
+    parts += [p for p in _SBIN if p not in parts]
+    return os.pathsep.join(parts)
+
+
+def require_tool(name: str) -> str:
+    """Absolute path of *name*, or :class:`ToolMissing` naming the Debian package."""
+    found = shutil.which(name, path=_search_path())
+    if found is None:
+        package = _PACKAGES.get(name, name)
+        raise ToolMissing(
+            f"{name} is not installed (needed to write this image)",
+            hint=f"apt-get install {package}",
+        )
+    return found
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A minimal, fixed environment: UTC, C.UTF-8, no home, no SOURCE_DATE_EPOCH."""
+    env = {
+        "PATH": _search_path(),
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "HOME": "/nonexistent",
+    }
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_tool(
+    argv: Sequence[str],
+    *,
+    what: str,
+    env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run *argv* (first element looked up with :func:`require_tool`); raise on failure."""
+    exe = require_tool(argv[0])
+    try:
+        proc = subprocess.run(
+            [exe, *argv[1:]],
+            input=stdin,
+            capture_output=True,
+            env=tool_env(env),
+            cwd=cwd,
+            check=False,
+        )
+    except OSError as exc:
+        raise ToolFailed(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]
+        raise ToolFailed(f"{what}: {argv[0]} exited with status {proc.returncode}:\n{tail}")
+    return proc
+
+
+@cache
+def tool_version(name: str) -> str:
+    """First line a tool prints about its version, for step keys (DESIGN.md section 7)."""
+    flags = {
+        "mkfs.ext4": ["-V"],
+        "debugfs": ["-V"],
+        "mksquashfs": ["-version"],
+        "dump.erofs": ["-V"],
+    }
+    argv = [name, *flags.get(name, ["--version"])]
+    if name == "mkfs.erofs":  # 1.5 has no version flag; dump.erofs ships alongside
+        require_tool(name)
+        return "mkfs.erofs " + tool_version("dump.erofs").removeprefix("dump.erofs ")
+    proc = subprocess.run(
+        [require_tool(name), *argv[1:]], capture_output=True, env=tool_env(), check=False
+    )
+    for line in (proc.stdout + proc.stderr).decode("utf-8", "replace").splitlines():
+        if line.strip():
+            return line.strip()
+    return f"{name} (unknown version)"
+
+
+def derive_uuid(seed: str, purpose: str) -> uuid.UUID:
+    """A UUID that depends only on *seed* and *purpose* (uuid5 in a fixed namespace)."""
+    if not seed:
+        raise ExportError("an image seed must not be empty (derive it from the step key)")
+    return uuid.uuid5(_NAMESPACE, f"{purpose}\0{seed}")
+
+
+_SIZE_RE: Final = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_UNITS: Final = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(size: str | int) -> int:
+    """``"512M"``, ``"2G"``, ``"2GiB"`` or a byte count: binary units, as mkosi and qemu-img."""
+    if isinstance(size, int):
+        value = size
+    else:
+        match = _SIZE_RE.match(size)
+        if match is None:
+            raise ExportError(f"cannot read size {size!r} (use e.g. 512M, 2G or a byte count)")
+        value = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    if value <= 0:
+        raise ExportError(f"size must be positive (got {size!r})")
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    """``sha256:<hex>`` of a file, read in chunks (disk images do not fit in memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+@contextlib.contextmanager
+def staged_output(dest: Path) -> Iterator[tuple[Path, Path]]:
+    """(scratch directory, temporary output path) next to *dest*; renamed over it on success.
+
+    The scratch directory sits beside *dest* (one file system, so the rename
+    is atomic and large trees do not fill ``/tmp``) and is removed in all
+    cases. Its path never reaches an image: tools get it only as a source.
+    """
+    parent = dest.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
+    try:
+        out = work / "output"
+        yield work, out
+        if not out.exists():
+            raise ExportError(f"internal error: no output was written for {dest}")
+        os.chmod(out, 0o644)
+        os.replace(out, dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def extracted_tree(canonical_tar: Path, root: Path) -> int:
+    """Extract *canonical_tar* into the new directory *root* (as root: owners kept)."""
+    with open(canonical_tar, "rb") as stream:
+        return read_canonical_tar(stream, root)
+
+
+def iter_canonical_tar(canonical_tar: Path) -> Iterator[tuple[bytes, TarEntry]]:
+    """(path inside the tree, without ``./`` or trailing ``/``; entry) in tar order.
+
+    The root is ``b""``. Entry data can be read while iterating.
+    """
+    with open(canonical_tar, "rb") as stream:
+        for entry in TarReader(stream):
+            name = entry.name
+            if name.startswith(b"./"):
+                name = name[2:]
+            yield name.strip(b"/"), entry
