@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 DEMO_MIRROR = debian=file://$(CURDIR)/snapshots/demo/archive/debian/
 
 demo: $(STAMP)
-	$(BIN)/reprobuild lock --update --mirror $(DEMO_MIRROR) recipes/demo.repro
 	$(BIN)/reprobuild graph recipes/demo.repro
+	$(BIN)/reprobuild build --mirror $(DEMO_MIRROR) recipes/demo.repro
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -37,6 +37,10 @@ RUNNERS = {
     "tarball": "reprobuild.steps.archives",
     "run": "reprobuild.steps.run",
     "oci_image": "reprobuild.steps.images",
+    "iso9660": "reprobuild.steps.images",
+    "disk_image": "reprobuild.steps.images",
+    "cpio": "reprobuild.steps.images",
+    "squashfs": "reprobuild.steps.images",
 }
 
 

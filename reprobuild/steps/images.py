@@ -8,10 +8,16 @@ manifest digest a registry serves, so it is the output's digest) and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.export.cpio import export_cpio
+from reprobuild.export.disk import DiskFormat, export_disk
+from reprobuild.export.iso import export_iso
 from reprobuild.export.oci import ImageConfig, write_oci_archive, write_oci_layout
+from reprobuild.export.squashfs import SquashfsCompression, export_squashfs
+from reprobuild.export.tar import Compression
 from reprobuild.store import Output
 
 if TYPE_CHECKING:
@@ -55,3 +61,86 @@ def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         Output("manifest.json", m_blob.sha256, m_blob.size, MANIFEST),
         Output("oci.tar", a_blob.sha256, a_blob.size, OCI_ARCHIVE),
     )
+
+
+def _one_file(
+    step: BuildStep, ctx: StepContext, name: str, media: str, make: Callable[[Path, Path], None]
+) -> tuple[Output, ...]:
+    src = _tree_path(ctx, step.data["params"]["root"])
+    dest = ctx.workdir / name
+    make(src, dest)
+    blob = ctx.store.put_file(dest)
+    return (Output(name, blob.sha256, blob.size, media),)
+
+
+def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    p = step.data["params"]
+    volume_id = p.get("volume_id") or "REPROBUILD"
+    return _one_file(
+        step,
+        ctx,
+        "image.iso",
+        "application/x-iso9660-image",
+        lambda src, dest: _discard(
+            export_iso(
+                src, dest, epoch=ctx.epoch, seed=step.key, volume_id=volume_id, boot=p.get("boot")
+            )
+        ),
+    )
+
+
+def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    p = step.data["params"]
+    fmt: DiskFormat = p.get("format") or "raw"
+    return _one_file(
+        step,
+        ctx,
+        f"disk.{'qcow2' if fmt == 'qcow2' else 'raw'}",
+        "application/x-qemu-disk" if fmt == "qcow2" else "application/octet-stream",
+        lambda src, dest: _discard(
+            export_disk(
+                src,
+                dest,
+                epoch=ctx.epoch,
+                seed=step.key,
+                size=p.get("size") or "2G",
+                filesystem=p.get("filesystem") or "ext4",
+                partition_table=p.get("partition_table") or "gpt",
+                format=fmt,
+                boot=p.get("boot"),
+            )
+        ),
+    )
+
+
+CPIO_SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst", "xz": ".xz"}
+
+
+def run_cpio(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    compression: Compression = step.data["params"].get("compression") or "none"
+    return _one_file(
+        step,
+        ctx,
+        f"initramfs.cpio{CPIO_SUFFIX[compression]}",
+        "application/x-cpio",
+        lambda src, dest: _discard(
+            export_cpio(src, dest, epoch=ctx.epoch, compression=compression)
+        ),
+    )
+
+
+def run_squashfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    compression: SquashfsCompression = step.data["params"].get("compression") or "zstd"
+    return _one_file(
+        step,
+        ctx,
+        "rootfs.squashfs",
+        "application/vnd.squashfs",
+        lambda src, dest: _discard(
+            export_squashfs(src, dest, epoch=ctx.epoch, compression=compression)
+        ),
+    )
+
+
+def _discard(_: object) -> None:
+    """The exporters return a description; the step keeps only the file."""
