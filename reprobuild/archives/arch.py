@@ -48,7 +48,7 @@ __all__ = [
 # Dependencies
 # --------------------------------------------------------------------------
 
-_DEPEND_RE = re.compile(r"^([^<>=:\s]+)(?:(<=|>=|<|>|=)([^\s:]+))?(?::\s*(.*))?$")
+_DEPEND_RE = re.compile(r"^([^<>=\s]+)(?:(<=|>=|<|>|=)(\S+))?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +84,14 @@ class Depend:
 
 def parse_depend(text: str) -> Depend:
     """Parse ``foo``, ``foo>=1.2-3``, ``libfoo.so=1-64`` or ``foo: why`` (optdepends)."""
-    m = _DEPEND_RE.match(text.strip())
+    # pacman splits an optdepends description only at ": ", so versions with
+    # an epoch ("foo>=1:2.0-1") stay whole.
+    spec, sep, desc = text.strip().partition(": ")
+    m = _DEPEND_RE.match(spec.strip())
     if m is None:
         raise ArchiveError(f"cannot parse Arch dependency {text!r}")
-    name, op, version, desc = m.groups()
-    return Depend(name, op, version, desc)
+    name, op, version = m.groups()
+    return Depend(name, op, version, desc if sep else None)
 
 
 def _depends(values: Iterable[str]) -> tuple[Depend, ...]:

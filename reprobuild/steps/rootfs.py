@@ -26,6 +26,13 @@ import networkx as nx
 from reprobuild.archives.debian import parse_relations
 from reprobuild.errors import ReprobuildError, UsageError
 from reprobuild.sandbox import SandboxSpec, run
+from reprobuild.steps.alpm import (
+    install_order,
+    read_alpm_package,
+    run_scriptlets,
+    unpack_package,
+    write_local_db,
+)
 from reprobuild.steps.deb import DebPackage, read_deb, setup_merged_usr, unpack_data
 from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
 from reprobuild.store import Output
@@ -48,33 +55,19 @@ class RootfsError(ReprobuildError):
 
 def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     params = step.data["params"]
-    if step.data.get("format") != "deb":
-        raise RootfsError(
-            "building Arch Linux root file systems is not implemented yet "
-            "(locking them is); use a Debian snapshot"
-        )
+    fmt = step.data.get("format")
+    if fmt not in ("deb", "alpm"):
+        raise RootfsError(f"unknown package format {fmt!r}")
     tree = ctx.workdir / "root"
     tree.mkdir(mode=0o755)
     os.chmod(tree, 0o755)
     base = params.get("base")
     if base:
         _extract_input(ctx, base["step"], tree)
-    debs = _fetched_debs(step, ctx)
-    arch = _native_arch(debs)
-    if not base:
-        setup_merged_usr(tree, arch)
-        init_admindir(tree, arch=arch)
-        _bootstrap_files(tree)
-    for _deb, path in _unpack_order(debs):
-        record_unpacked(tree, unpack_data(path, tree))
-    names = {d.name for d, _ in debs}
-    configure = params.get("configure")
-    if configure is None:
-        configure = "dpkg" in names
-    if configure:
-        if "dpkg" not in names and not (tree / "usr/bin/dpkg").exists():
-            raise UsageError('configure = true needs dpkg in the package set (add "dpkg")')
-        _configure(tree, [d for d, _ in _unpack_order(debs)], ctx.epoch)
+    if fmt == "alpm":
+        _install_alpm(step, ctx, tree, params)
+    else:
+        _install_deb(step, ctx, tree, params, bool(base))
     _apply_recipe(tree, params, ctx)
     normalise_tree(tree, epoch=ctx.epoch)
     out = ctx.workdir / "rootfs.tar"
@@ -128,6 +121,51 @@ def _bootstrap_files(tree: Path) -> None:
     ):
         (tree / rel).write_text(text)
         os.chmod(tree / rel, 0o644)
+
+
+def _install_deb(
+    step: BuildStep, ctx: StepContext, tree: Path, params: dict[str, Any], has_base: bool
+) -> None:
+    debs = _fetched_debs(step, ctx)
+    arch = _native_arch(debs)
+    if not has_base:
+        setup_merged_usr(tree, arch)
+        init_admindir(tree, arch=arch)
+        _bootstrap_files(tree)
+    for _deb, path in _unpack_order(debs):
+        record_unpacked(tree, unpack_data(path, tree))
+    names = {d.name for d, _ in debs}
+    configure = params.get("configure")
+    if configure is None:
+        configure = "dpkg" in names
+    if configure:
+        if "dpkg" not in names and not (tree / "usr/bin/dpkg").exists():
+            raise UsageError('configure = true needs dpkg in the package set (add "dpkg")')
+        _configure(tree, [d for d, _ in _unpack_order(debs)], ctx.epoch)
+
+
+def _install_alpm(step: BuildStep, ctx: StepContext, tree: Path, params: dict[str, Any]) -> None:
+    """What pacstrap does: unpack in dependency order, register, then scriptlets
+    (only where the tree has bash; otherwise the build log says unpack only)."""
+    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    packages = [
+        read_alpm_package(ctx.store.path_of(record.outputs[0].sha256))
+        for key, record in sorted(ctx.inputs.items())
+        if record.kind == "fetch" and key in wanted
+    ]
+    results = [unpack_package(p.path, tree) for p in install_order(packages)]
+    for r in results:
+        for warning in r.warnings:
+            ctx.log(f"{r.name}: warning: {warning}")
+    requested = set(params.get("packages") or ())
+    reasons = {
+        r.name: "explicit" if not requested or r.name in requested else "depend" for r in results
+    }
+    # Packages are checked against the sha256 the sync database gives.
+    write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation="sha256")
+    if params.get("configure") is not False:
+        ran = run_scriptlets(tree, results, epoch=ctx.epoch)
+        ctx.log("alpm: " + (", ".join(ran) if ran else "unpack only (no bash in the tree)"))
 
 
 def _fetched_debs(step: BuildStep, ctx: StepContext) -> list[tuple[DebPackage, Path]]:
