@@ -152,6 +152,7 @@ def lock(
     update: bool = False,
     date: str | None = None,
     fetcher: Fetcher | None = None,
+    embed_recipe: bool = False,
 ) -> LockResult:
     """Resolve a recipe's snapshots and rootfs steps and write ``RECIPE.lock``.
 
@@ -177,7 +178,7 @@ def lock(
             snapshot_names(p),
             {rkey: name for name, _, _, rkey in rootfs_requests(p)},
         )
-        if not state.stale:
+        if not state.stale and bool(current.embedded) == embed_recipe:
             return LockResult(out, current, False, len(current.packages))
     new = build_lock(
         p,
@@ -187,6 +188,15 @@ def lock(
         sources=sources or Sources.from_env(),
         date=date,
     )
+    if embed_recipe:
+        from dataclasses import replace
+
+        root = result.evaluator.root_dir
+        texts = {
+            os.path.relpath(p_, root): p_.read_text(encoding="utf-8")
+            for p_ in result.evaluator.files_read.values()
+        }
+        new = replace(new, embedded=texts)
     changed = not out.exists() or out.read_text(encoding="utf-8") != new.dumps()
     if changed:
         lf.write(out, new)
@@ -302,7 +312,14 @@ def build(
 
             lock = replace(lock, outputs=recorded)
             lf.write(lock_file, lock)
-        recipe_blob = store.put_file(path)
+        root = result.evaluator.root_dir
+        recipe_files = sorted(
+            (os.path.relpath(f, root), f) for f in result.evaluator.files_read.values()
+        )
+        source_outputs = []
+        for rel, f in recipe_files:
+            blob = store.put_file(f)
+            source_outputs.append(Output(rel, blob.sha256, blob.size, "text/x-reprobuild"))
         lock_blob = store.put_file(lock_file)
         ref = store.record_build(
             recipe_name,
@@ -313,8 +330,13 @@ def build(
                     Output(o.name, o.sha256, store.size(o.sha256), o.media_type) for o in outputs
                 ),
                 sources=(
-                    Output(path.name, recipe_blob.sha256, recipe_blob.size, "text/x-reprobuild"),
-                    Output(lock_file.name, lock_blob.sha256, lock_blob.size, "application/json"),
+                    *source_outputs,
+                    Output(
+                        os.path.relpath(lock_file, root),
+                        lock_blob.sha256,
+                        lock_blob.size,
+                        "application/json",
+                    ),
                 ),
                 meta={"epoch": epoch},
             ),

@@ -103,12 +103,18 @@ def _mirror_options(f: Any) -> Any:
 @click.option("--update", is_flag=True, help="Re-resolve even if the lockfile is current.")
 @click.option("--date", help="Move every snapshot to this date (implies --update).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option(
+    "--embed-recipe",
+    is_flag=True,
+    help="Store the recipe and its imports in the lockfile, so it alone replays.",
+)
 @_mirror_options
 def lock_cmd(
     recipe: Path,
     update: bool,
     date: str | None,
     as_json: bool,
+    embed_recipe: bool,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
@@ -117,7 +123,7 @@ def lock_cmd(
     from reprobuild.locking import Sources
 
     sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
-    result = api.lock(recipe, sources=sources, update=update, date=date)
+    result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
     snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
     if as_json:
         click.echo(
@@ -215,6 +221,64 @@ def build_cmd(
     width = max((len(o.name) for o in result.outputs), default=0)
     for o in result.outputs:
         click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")
+
+
+@cli.command("replay")
+@click.argument("target")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Where replayed outputs go (default out/<recipe-name>-replay/).",
+)
+@click.option("-j", "--jobs", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+@_store_option
+@_mirror_options
+def replay_cmd(
+    target: str,
+    out_dir: Path | None,
+    jobs: int | None,
+    as_json: bool,
+    store_path: Path | None,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+) -> None:
+    """Rebuild TARGET (a lockfile, or a build ref such as NAME/3) and compare digests.
+
+    Never re-resolves: every input is the one the lockfile pins. Exit 0 when
+    every output is identical, 1 when one differs.
+    """
+    from reprobuild.locking import Sources
+    from reprobuild.replay import replay
+
+    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    result = replay(target, store_path=store_path, sources=sources, out_dir=out_dir, jobs=jobs)
+    if as_json:
+        click.echo(_dump(result.to_json()))
+    else:
+        width = max((len(o.name) for o in result.outputs), default=0)
+        for o in result.outputs:
+            status = (
+                "identical"
+                if o.identical
+                else (
+                    "not recorded"
+                    if o.expected is None
+                    else f"DIFFERS (recorded sha256:{o.expected})"
+                )
+            )
+            click.echo(f"{o.name:<{width}}  sha256:{o.actual}  {status}")
+            if o.summary:
+                click.echo("    " + o.summary.replace("\n", "\n    "))
+        for m in result.step_mismatches:
+            click.echo(f"step differs from the store's record: {m}")
+        if not result.identical:
+            click.echo(f"full report: {result.report}", err=True)
+    if not result.identical:
+        sys.exit(1)
 
 
 @cli.command("push")

@@ -44,6 +44,10 @@ RUNNERS = {
 }
 
 
+# Steps that bring inputs in (their keys are what they fetch): never rebuilt.
+INPUT_KINDS = frozenset({"fetch", "snapshot", "fetchurl", "file"})
+
+
 class StepFailed(ReprobuildError):
     """A step failed; the message names it and says why."""
 
@@ -78,6 +82,7 @@ class Progress:
     run: int = 0
     on_event: Callable[[str, BuildStep], None] = lambda event, step: None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    mismatches: list[tuple[BuildStep, StepRecord, StepRecord]] = field(default_factory=list)
 
     def event(self, event: str, step: BuildStep) -> None:
         with self.lock:
@@ -108,8 +113,16 @@ def execute(
     sources: Sources | None = None,
     recipe_dir: Path,
     progress: Progress | None = None,
+    rebuild: bool = False,
 ) -> dict[str, StepRecord]:
-    """Run (or find in the store) every step; returns each step's record."""
+    """Run (or find in the store) every step; returns each step's record.
+
+    With ``rebuild``, only inputs (fetch and snapshot steps) come from the
+    store: every other step runs again, and the records returned are what
+    this run made, even where the store already held a record for the key
+    (a replay compares them; ``Progress.mismatches`` names the steps whose
+    bytes differ from the stored record).
+    """
     jobs = max(1, jobs or os.cpu_count() or 1)
     fetcher = fetcher or Fetcher()
     sources = sources or Sources()
@@ -134,7 +147,11 @@ def execute(
                     ready = [s for s in order if s.key in waiting and not waiting[s.key]]
                     for step in ready:
                         del waiting[step.key]
-                        cached = store.lookup_step(step.key)
+                        cached = (
+                            None
+                            if rebuild and step.kind not in INPUT_KINDS
+                            else store.lookup_step(step.key)
+                        )
                         if cached is not None and all(store.has(o.sha256) for o in cached.outputs):
                             records[step.key] = cached
                             progress.event("cached", step)
@@ -150,7 +167,7 @@ def execute(
                             recipe_dir=recipe_dir,
                         )
                         progress.event("start", step)
-                        running[pool.submit(_run_one, step, ctx)] = step
+                        running[pool.submit(_run_one, step, ctx, progress)] = step
                     if any(s.key in waiting and not waiting[s.key] for s in order):
                         continue  # cached steps made more steps ready
                 if not running:
@@ -185,7 +202,7 @@ def _release(waiting: dict[str, set[str]], key: str) -> None:
         deps.discard(key)
 
 
-def _run_one(step: BuildStep, ctx: StepContext) -> StepRecord:
+def _run_one(step: BuildStep, ctx: StepContext, progress: Progress) -> StepRecord:
     outputs = runner_for(step.kind)(step, ctx)
     record = StepRecord(
         kind=step.kind,
@@ -196,7 +213,13 @@ def _run_one(step: BuildStep, ctx: StepContext) -> StepRecord:
         params={"name": step.name, "plan_key": step.plan_key or ""},
     )
     shutil.rmtree(ctx.workdir, ignore_errors=True)
-    return ctx.store.record_step(step.key, record)
+    stored = ctx.store.record_step(step.key, record)
+    if stored.outputs != record.outputs:
+        # The same key made different bytes: not reproducible. The store keeps
+        # the first record; this run's record is what the caller compares.
+        with progress.lock:
+            progress.mismatches.append((step, stored, record))
+    return record
 
 
 def step_versions(step: BuildStep) -> dict[str, str]:

@@ -85,6 +85,7 @@ class Lockfile:
     outputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     insecure: bool = False
     version: int = LOCK_VERSION
+    embedded: Mapping[str, str] = field(default_factory=dict)  # relpath -> recipe text
 
     def package(self, ident: str) -> LockedPackage:
         for p in self.packages:
@@ -154,6 +155,8 @@ class Lockfile:
             data["outputs"] = {k: dict(v) for k, v in sorted(self.outputs.items())}
         if self.insecure:
             data["insecure"] = "signature checks were disabled with --insecure-allow-unsigned"
+        if self.embedded:
+            data["embedded"] = dict(sorted(self.embedded.items()))
         return data
 
     def dumps(self) -> str:
@@ -230,6 +233,7 @@ class Lockfile:
                 outputs=dict(data.get("outputs", {})),
                 insecure="insecure" in data,
                 version=version,
+                embedded={str(k): str(v) for k, v in data.get("embedded", {}).items()},
             )
         except LockfileError:
             raise

@@ -42,10 +42,11 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     dest = ctx.workdir / name
     try:
         ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
-    except NotFound:
+    except FetchError as exc:
+        cause = "does not exist" if isinstance(exc, NotFound) else f"failed: {exc.message}"
         raise FetchError(
-            f"{pkg['name']} {pkg['version']} ({pkg['architecture']}) is not in the store "
-            f"and {url} does not exist",
+            f"{pkg['name']} {pkg['version']} ({pkg['architecture']}, sha256 {pkg['sha256']}) "
+            f"is not in the store ({ctx.store.path}) and {url} {cause}",
             hint="pull a store that has it ('reprobuild store pull REMOTE') or point "
             f"--mirror {archive.name}=URL at a mirror that keeps this snapshot",
         ) from None

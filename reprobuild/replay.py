@@ -1,0 +1,235 @@
+"""``reprobuild replay``: rebuild from a lockfile (or a recorded build) and prove it.
+
+A replay never resolves anything: the lockfile pins every input by sha256, so
+a changed or vanished snapshot index does not matter. Inputs come from the
+store when it has them, else from the snapshot (canonical URL or mirror).
+Every step except the input fetches runs again, and each output's digest is
+compared with the one recorded. A replay leaves the lockfile untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reprobuild import lockfile as lf
+from reprobuild.errors import LockfileError, ReprobuildError
+from reprobuild.fetch import Fetcher
+from reprobuild.locking import Sources
+
+
+@dataclass(frozen=True)
+class ReplayedOutput:
+    name: str
+    expected: str | None  # None: nothing was recorded for it
+    actual: str
+    path: Path
+    summary: str = ""
+
+    @property
+    def identical(self) -> bool:
+        return self.expected == self.actual
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    recipe: str
+    outputs: tuple[ReplayedOutput, ...]
+    step_mismatches: tuple[str, ...]
+    report: Path
+
+    @property
+    def identical(self) -> bool:
+        return all(o.identical for o in self.outputs) and not self.step_mismatches
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "recipe": self.recipe,
+            "identical": self.identical,
+            "outputs": {
+                o.name: {
+                    "expected": o.expected,
+                    "actual": o.actual,
+                    "status": "identical" if o.identical else "differs",
+                    "path": str(o.path),
+                    "summary": o.summary,
+                }
+                for o in self.outputs
+            },
+            "steps_differing_from_store": list(self.step_mismatches),
+            "report": str(self.report),
+        }
+
+
+def replay(
+    target: str,
+    *,
+    store_path: Path | None = None,
+    sources: Sources | None = None,
+    fetcher: Fetcher | None = None,
+    out_dir: Path | None = None,
+    jobs: int | None = None,
+) -> ReplayResult:
+    """Replay a lockfile path or a build reference (``refs/builds/NAME/N``, ``NAME/N``)."""
+    path = Path(target)
+    if path.exists() or target.endswith(".lock"):
+        recipe, lock, tmp = _from_lockfile(path)
+        expected = {k: v.get("sha256") for k, v in lock.outputs.items()}
+    else:
+        recipe, lock, tmp, expected = _from_build(target, store_path)
+    try:
+        return _run(recipe, lock, expected, store_path, sources, fetcher, out_dir, jobs)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def _from_lockfile(path: Path) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDirectory[str] | None]:
+    lock = lf.load(path)
+    beside = path.with_name(path.name.removesuffix(".lock"))
+    if beside.exists():
+        from reprobuild.fetch import sha256_file
+
+        if sha256_file(beside)[0] == lock.recipe or not lock.embedded:
+            return beside, lock, None
+    if not lock.embedded:
+        raise LockfileError(
+            f"{path}: the recipe {beside.name} is not beside the lockfile and the lockfile "
+            "does not embed it",
+            hint="keep the recipe next to its lockfile, or lock with --embed-recipe",
+        )
+    tmp = tempfile.TemporaryDirectory(prefix="reprobuild-replay-")
+    root = Path(tmp.name)
+    for rel, text in lock.embedded.items():
+        dest = root / rel
+        if ".." in Path(rel).parts or Path(rel).is_absolute():
+            raise LockfileError(f"{path}: embedded recipe file {rel!r} leaves the recipe tree")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+    top = root / beside.name
+    (root / path.name).write_text(lock.dumps(), encoding="utf-8")
+    return top, lock, tmp
+
+
+def _from_build(
+    spec: str, store_path: Path | None
+) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDirectory[str], dict[str, str | None]]:
+    from reprobuild.store import Store
+
+    with Store.open_store(store_path, create=False) as store:
+        info = store.read_build(spec)
+        record = info.record
+        tmp = tempfile.TemporaryDirectory(prefix="reprobuild-replay-")
+        root = Path(tmp.name)
+        lock_path = None
+        for src in record.sources:
+            dest = root / src.name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            store.export(src.sha256, dest)
+            if src.name.endswith(".lock"):
+                lock_path = dest
+    if lock_path is None:
+        raise LockfileError(f"build {spec} recorded no lockfile; it cannot be replayed")
+    expected: dict[str, str | None] = {o.name: o.sha256 for o in record.outputs}
+    return (
+        lock_path.with_name(lock_path.name.removesuffix(".lock")),
+        lf.load(lock_path),
+        tmp,
+        expected,
+    )
+
+
+def _run(
+    recipe: Path,
+    lock: lf.Lockfile,
+    expected: Mapping[str, str | None],
+    store_path: Path | None,
+    sources: Sources | None,
+    fetcher: Fetcher | None,
+    out_dir: Path | None,
+    jobs: int | None,
+) -> ReplayResult:
+    from reprobuild import api
+    from reprobuild.buildgraph import expand, snapshot_epoch
+    from reprobuild.execute import Progress, execute
+    from reprobuild.locking import rootfs_requests, snapshot_names
+    from reprobuild.plan import plan
+    from reprobuild.store import Store
+
+    result = api.evaluate(recipe)
+    with api._deep_stack():
+        p = plan(result.evaluator, result.value, str(recipe))
+    top, files = api.recipe_sources(result)
+    state = lf.staleness(
+        lock, top, files, snapshot_names(p), {k: n for n, _, _, k in rootfs_requests(p)}
+    )
+    if state.stale:
+        raise LockfileError(
+            "the lockfile does not describe this recipe: " + "; ".join(state.reasons),
+            hint="a replay rebuilds exactly what a lockfile pins; lock the recipe anew to build it",
+        )
+    epoch_env = os.environ.get("SOURCE_DATE_EPOCH")
+    epoch = int(epoch_env) if epoch_env and epoch_env.isdigit() else snapshot_epoch(lock)
+    graph = expand(p, lock, epoch)
+    name = recipe.name.removesuffix(".repro")
+    out_dir = out_dir or Path("out") / f"{name}-replay"
+    progress = Progress()
+    with Store.open_store(store_path) as store:
+        records = execute(
+            graph,
+            store,
+            jobs=jobs,
+            fetcher=fetcher or Fetcher(),
+            sources=sources or Sources.from_env(),
+            recipe_dir=result.evaluator.root_dir,
+            progress=progress,
+            rebuild=True,
+        )
+        outputs = []
+        for out_name, key in graph.outputs:
+            record = records[key]
+            actual = record.outputs[0].sha256
+            dest = api.export_output(store, record, out_name, out_dir)
+            want = expected.get(out_name)
+            summary = ""
+            if want is not None and want != actual:
+                summary = _summarise(store, want, record.outputs[0].sha256, out_dir, out_name)
+            outputs.append(ReplayedOutput(out_name, want, actual, dest, summary))
+    mismatches = tuple(
+        f"{step.kind} '{step.name}': stored {stored.outputs[0].sha256[:16]}.., "
+        f"replayed {mine.outputs[0].sha256[:16]}.."
+        for step, stored, mine in progress.mismatches
+        if stored.outputs and mine.outputs
+    )
+    report = out_dir / "replay-report.json"
+    res = ReplayResult(name, tuple(outputs), mismatches, report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(res.to_json(), sort_keys=True, indent=2) + "\n")
+    return res
+
+
+def _summarise(store: Any, expected: str, actual: str, out_dir: Path, name: str) -> str:
+    """A few lines saying what differs, when the recorded artifact is at hand."""
+    if not store.has(expected):
+        return "the recorded artifact is not in this store; pull the original store to diff it"
+    try:
+        from reprobuild.diff import compare, render_text
+    except ImportError:  # pragma: no cover - diff ships with reprobuild
+        return "differs"
+    exp = out_dir / f".{name}.expected"
+    store.export(expected, exp)
+    try:
+        difference = compare(exp, store.path_of(actual))
+    except ReprobuildError as exc:
+        return f"could not compare: {exc.message}"
+    finally:
+        exp.unlink(missing_ok=True)
+    if difference is None:
+        return "differs"
+    lines = render_text(difference).splitlines()
+    return "\n".join(lines[:12])
