@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -40,12 +40,20 @@ class Fetched:
     data: bytes
 
 
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
-    retries: int = 4
+    """Bounded retries with exponential backoff; ``REPROBUILD_FETCH_RETRIES`` and
+    ``REPROBUILD_FETCH_TIMEOUT`` override the defaults for a whole run."""
+
+    retries: int = field(default_factory=lambda: _env_int("REPROBUILD_FETCH_RETRIES", 4))
     backoff: float = 0.5  # seconds, doubled after each try
     max_backoff: float = 8.0
-    timeout: float = 30.0
+    timeout: float = field(default_factory=lambda: float(_env_int("REPROBUILD_FETCH_TIMEOUT", 30)))
     max_redirects: int = 5
 
 

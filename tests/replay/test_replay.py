@@ -101,7 +101,7 @@ def test_replay_a_build_ref_from_the_store(
 def test_edited_digest_makes_replay_exit_1(
     original: tuple[Path, Path, dict], tmp_path: Path
 ) -> None:  # type: ignore[type-arg]
-    base, store, built = original
+    base, store, _ = original
     work = copy_recipe(base, tmp_path / "edited")
     lock = json.loads((work / "demo.repro.lock").read_text())
     lock["outputs"]["tarball"]["sha256"] = "0" * 64
@@ -131,7 +131,16 @@ def test_pulled_store_replays_without_a_mirror(
 def test_input_found_nowhere_exits_2(original: tuple[Path, Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
     base, _, _ = original
     work = copy_recipe(base, tmp_path / "nowhere")
-    r = rb(work, "replay", "--store", str(tmp_path / "empty"), "--mirror", DEAD, "demo.repro.lock")
+    r = rb(
+        work,
+        "replay",
+        "--store",
+        str(tmp_path / "empty"),
+        "--mirror",
+        DEAD,
+        "demo.repro.lock",
+        env={"REPROBUILD_FETCH_RETRIES": "1"},
+    )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
     assert "127.0.0.1:9" in r.stderr and "is not in the store" in r.stderr  # places tried
