@@ -281,6 +281,56 @@ def replay_cmd(
         sys.exit(1)
 
 
+@cli.command("check")
+@click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--variations",
+    default="all",
+    show_default=True,
+    help="Comma-separated: build_path, home, tz, locale, umask, jobs, environment, "
+    "hostname, dir_order, time (or all).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@_mirror_options
+def check_cmd(
+    recipe: Path,
+    variations: str,
+    as_json: bool,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+) -> None:
+    """Build RECIPE twice, the second time under reprotest's variations; compare.
+
+    Exit 0 when every output is identical; 1 naming, for each differing output,
+    the variation(s) responsible and what differs.
+    """
+    from reprobuild.check import check, parse_variations
+
+    result = check(
+        recipe, variations=parse_variations(variations), mirrors=mirrors, keyrings=keyrings
+    )
+    if as_json:
+        click.echo(_dump(result.to_json()))
+    else:
+        click.echo(f"variations: {', '.join(result.applied) or 'none'}")
+        for v, why in result.unavailable:
+            click.echo(f"not varied: {v} ({why})")
+        width = max((len(o.name) for o in result.outputs), default=0)
+        for o in result.outputs:
+            if o.identical:
+                click.echo(f"{o.name:<{width}}  sha256:{o.control}  reproducible")
+                continue
+            click.echo(
+                f"{o.name:<{width}}  NOT reproducible: {o.control[:16]}.. vs {o.varied[:16]}.."
+            )
+            click.echo(f"    caused by: {', '.join(o.causes)}")
+            if o.diff:
+                click.echo("    " + o.diff.replace("\n", "\n    "))
+    if not result.reproducible:
+        sys.exit(1)
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")
