@@ -31,23 +31,36 @@ def main() -> int:
         'let snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; '
         'suites = [ "bookworm" ]; };\n'
         f'in {{ t = tarball {{ root = rootfs {{ snapshot = snap; variant = "{variant}"; '
-        f"packages = [ {pkgs} ]; }}; compression = \"zstd\"; }}; }}\n"
+        f'packages = [ {pkgs} ]; }}; compression = "zstd"; }}; }}\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "r.repro").write_text(recipe)
-        argv = [sys.executable, "-m", "reprobuild", "build", "--json", "--store",
-                str(work / "store"), "--mirror", f"debian={mirror}", "r.repro"]
+        argv = [
+            sys.executable,
+            "-m",
+            "reprobuild",
+            "build",
+            "--json",
+            "--store",
+            str(work / "store"),
+            "--mirror",
+            f"debian={mirror}",
+            "r.repro",
+        ]
         times = []
         for _ in range(2):
             t0 = time.perf_counter()
-            out = subprocess.run(argv, cwd=work, env=env, check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                argv, cwd=work, env=env, check=True, capture_output=True, text=True
+            )
             times.append(time.perf_counter() - t0)
             steps = json.loads(out.stdout)["steps"]
         cold, warm = times
     print(f"cold build ({variant})    {cold:7.2f} s")
-    print(f"rebuild, unchanged       {warm:7.2f} s  ({steps['run']} steps run, {steps['cached']} cached)")
+    counts = f"{steps['run']} steps run, {steps['cached']} cached"
+    print(f"rebuild, unchanged       {warm:7.2f} s  ({counts})")
     print(f"ratio                    {warm / cold:7.1%}  (budget {BUDGET:.0%})")
     return 0 if warm / cold < BUDGET and steps["run"] == 0 else 1
 
