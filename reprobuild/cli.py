@@ -331,6 +331,35 @@ def check_cmd(
         sys.exit(1)
 
 
+@cli.command("sbom")
+@click.argument("target", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--format", "fmt", type=click.Choice(["spdx", "cyclonedx"]), default="spdx", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    "dest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to this file instead of standard output.",
+)
+@_store_option
+def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None) -> None:
+    """An SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) of a lockfile or a built output."""
+    from reprobuild import lockfile as lf
+    from reprobuild import sbom
+
+    if target.is_file() and target.name.endswith(".lock"):
+        lock, name = lf.load(target), target.name.removesuffix(".lock").removesuffix(".repro")
+    else:
+        lock, name = sbom.lock_for_output(target, store_path)
+    text = sbom.dumps(sbom.sbom(lock, name, "spdx" if fmt == "spdx" else "cyclonedx"))
+    if dest is None:
+        click.echo(text, nl=False)
+    else:
+        dest.write_text(text, encoding="utf-8")
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")

@@ -1,0 +1,223 @@
+"""SBOMs from a lockfile: SPDX 2.3 JSON and CycloneDX 1.5 JSON.
+
+Everything comes from the lockfile, so an SBOM is as reproducible as the
+lockfile itself: the creation time is the snapshot epoch, identifiers are
+derived from the lockfile's hash (UUIDv5, document namespace), and lists are
+sorted. Every locked package appears with its version, architecture, sha256,
+canonical download location and purl; every recorded output with its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from reprobuild import __version__
+from reprobuild.buildgraph import snapshot_epoch
+from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
+
+Format = Literal["spdx", "cyclonedx"]
+
+
+def purl(pkg: LockedPackage, snap: SnapshotLock) -> str:
+    """Package URLs as the purl spec's deb and alpm types define them."""
+    version = quote(pkg.version, safe="")
+    if snap.format == "alpm":
+        return f"pkg:alpm/arch/{pkg.name}@{version}?arch={pkg.architecture}"
+    distro = snap.suites[0].suite if snap.suites else snap.archive
+    vendor = "ubuntu" if snap.archive == "ubuntu" else "debian"
+    return f"pkg:deb/{vendor}/{pkg.name}@{version}?arch={pkg.architecture}&distro={distro}"
+
+
+def _created(lock: Lockfile) -> str:
+    return datetime.fromtimestamp(snapshot_epoch(lock), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _doc_id(lock: Lockfile) -> str:
+    return hashlib.sha256(lock.dumps().encode()).hexdigest()
+
+
+def _spdx_id(kind: str, *parts: str) -> str:
+    return f"SPDXRef-{kind}-" + re.sub(r"[^A-Za-z0-9.-]", "-", "-".join(parts))
+
+
+def sbom(lock: Lockfile, name: str, fmt: Format) -> dict[str, Any]:
+    snaps = {s.name: s for s in lock.snapshots}
+    if fmt == "spdx":
+        return _spdx(lock, name, snaps)
+    return _cyclonedx(lock, name, snaps)
+
+
+def _spdx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str, Any]:
+    packages: list[dict[str, Any]] = []
+    relationships: list[dict[str, str]] = []
+    outputs = []
+    for out_name, info in sorted(lock.outputs.items()):
+        sid = _spdx_id("Output", out_name)
+        outputs.append(sid)
+        packages.append(
+            {
+                "SPDXID": sid,
+                "name": out_name,
+                "versionInfo": str(info["sha256"]),
+                "downloadLocation": "NOASSERTION",
+                "filesAnalyzed": False,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": str(info["sha256"])}],
+                "primaryPackagePurpose": "CONTAINER"
+                if "oci" in str(info.get("media_type"))
+                else "FILE",
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "supplier": "NOASSERTION",
+            }
+        )
+        relationships.append(
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": sid,
+            }
+        )
+    for pkg in sorted(lock.packages):
+        snap = snaps[pkg.snapshot]
+        sid = _spdx_id("Package", pkg.name, pkg.version, pkg.architecture)
+        packages.append(
+            {
+                "SPDXID": sid,
+                "name": pkg.name,
+                "versionInfo": pkg.version,
+                "downloadLocation": snap.url + pkg.filename,
+                "filesAnalyzed": False,
+                "checksums": [{"algorithm": "SHA256", "checksumValue": pkg.sha256}],
+                "externalRefs": [
+                    {
+                        "referenceCategory": "PACKAGE-MANAGER",
+                        "referenceType": "purl",
+                        "referenceLocator": purl(pkg, snap),
+                    }
+                ],
+                "comment": f"architecture {pkg.architecture}, {pkg.size} bytes, "
+                f"from snapshot {snap.archive}@{snap.timestamp}",
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "NOASSERTION",
+                "copyrightText": "NOASSERTION",
+                "supplier": "NOASSERTION",
+            }
+        )
+        for out in outputs or ["SPDXRef-DOCUMENT"]:
+            relationships.append(
+                {
+                    "spdxElementId": out,
+                    "relationshipType": "CONTAINS" if out != "SPDXRef-DOCUMENT" else "DESCRIBES",
+                    "relatedSpdxElement": sid,
+                }
+            )
+    return {
+        "spdxVersion": "SPDX-2.3",
+        "dataLicense": "CC0-1.0",
+        "SPDXID": "SPDXRef-DOCUMENT",
+        "name": name,
+        "documentNamespace": f"https://reprobuild.invalid/spdx/{name}/{_doc_id(lock)}",
+        "creationInfo": {
+            "created": _created(lock),
+            "creators": [f"Tool: reprobuild-{__version__}"],
+        },
+        "packages": packages,
+        "relationships": relationships,
+    }
+
+
+def _cyclonedx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str, Any]:
+    components: list[dict[str, Any]] = []
+    refs = []
+    for pkg in sorted(lock.packages):
+        snap = snaps[pkg.snapshot]
+        ref = purl(pkg, snap)
+        refs.append(ref)
+        components.append(
+            {
+                "type": "library",
+                "bom-ref": ref,
+                "name": pkg.name,
+                "version": pkg.version,
+                "purl": ref,
+                "hashes": [{"alg": "SHA-256", "content": pkg.sha256}],
+                "externalReferences": [{"type": "distribution", "url": snap.url + pkg.filename}],
+                "properties": [
+                    {"name": "reprobuild:architecture", "value": pkg.architecture},
+                    {"name": "reprobuild:size", "value": str(pkg.size)},
+                    {"name": "reprobuild:snapshot", "value": f"{snap.archive}@{snap.timestamp}"},
+                ],
+            }
+        )
+    for out_name, info in sorted(lock.outputs.items()):
+        media = str(info.get("media_type", ""))
+        components.append(
+            {
+                "type": "container" if "oci" in media else "file",
+                "bom-ref": f"output:{out_name}",
+                "name": out_name,
+                "version": f"sha256:{info['sha256']}",
+                "hashes": [{"alg": "SHA-256", "content": str(info["sha256"])}],
+            }
+        )
+    serial = uuid.uuid5(uuid.NAMESPACE_URL, f"https://reprobuild.invalid/{name}/{_doc_id(lock)}")
+    return {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "serialNumber": f"urn:uuid:{serial}",
+        "version": 1,
+        "metadata": {
+            "timestamp": _created(lock),
+            "tools": {
+                "components": [
+                    {"type": "application", "name": "reprobuild", "version": __version__}
+                ]
+            },
+            "component": {
+                "type": "application",
+                "bom-ref": f"recipe:{name}",
+                "name": name,
+                "hashes": [{"alg": "SHA-256", "content": lock.recipe}],
+            },
+        },
+        "components": components,
+        "dependencies": [{"ref": f"recipe:{name}", "dependsOn": sorted(refs)}],
+    }
+
+
+def lock_for_output(artifact: Path, store_path: Path | None) -> tuple[Lockfile, str]:
+    """The lockfile of the build that produced an artifact (found in the store by
+    the artifact's digest: a file's sha256, or an OCI layout's manifest digest)."""
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import StoreError
+    from reprobuild.fetch import sha256_file
+    from reprobuild.store import Store
+
+    if artifact.is_dir() and (artifact / "index.json").exists():
+        index = json.loads((artifact / "index.json").read_text())
+        digest = str(index["manifests"][0]["digest"]).removeprefix("sha256:")
+    else:
+        digest = sha256_file(artifact)[0]
+    with Store.open_store(store_path, create=False) as store:
+        for info in store.list_builds():
+            if any(o.sha256 == digest for o in info.record.outputs):
+                for src in info.record.sources:
+                    if src.name.endswith(".lock"):
+                        data = json.loads(store.read_bytes(src.sha256))
+                        return lf.Lockfile.from_json(data), info.record.recipe
+    raise StoreError(
+        f"no build in the store produced {artifact} (sha256 {digest})",
+        hint="pass the lockfile instead, or the store the build used (--store)",
+    )
+
+
+def dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
