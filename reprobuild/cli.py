@@ -11,7 +11,7 @@ import json
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import click
 
@@ -25,7 +25,25 @@ def _dump(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands with heavy imports load only when used, so start-up stays fast."""
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {"diff": ("reprobuild.diff.command", "diff_cmd")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy:
+            import importlib
+
+            module, attr = self.lazy[cmd_name]
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reprobuild")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for every error.")
 @click.pass_context

@@ -34,8 +34,8 @@ def test_lockfile_is_current_and_relocks_identically(recipe: Path, tmp_path: Pat
     assert api.lock(recipe, sources=Sources(mirrors={"debian": "http://127.0.0.1:9/"})).changed is False
     if not SHARED.exists():
         pytest.skip("the shared Debian mirror is not beside the repository")
-    copy = tmp_path / recipe.name
-    shutil.copy(recipe, copy)
+    shutil.copytree(recipe.parent, tmp_path / "r", ignore=shutil.ignore_patterns("*.lock", "out"))
+    copy = tmp_path / "r" / recipe.name
     api.lock(copy, sources=Sources(mirrors={"debian": SHARED.as_uri() + "/"}))
     fresh = json.loads(copy.with_name(copy.name + ".lock").read_text())
     committed = json.loads(recipe.with_name(recipe.name + ".lock").read_text())
