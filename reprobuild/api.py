@@ -233,8 +233,13 @@ def build(
     locked: bool = False,
     fetcher: Fetcher | None = None,
     progress: Progress | None = None,
+    attest: bool = False,
 ) -> BuildResult:
-    """Lock (unless current), fetch, run and export every output of a recipe."""
+    """Lock (unless current), fetch, run and export every output of a recipe.
+
+    With ``attest``, an in-toto provenance statement is written beside each
+    output as ``NAME.intoto.json``.
+    """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand, snapshot_epoch
     from reprobuild.errors import CheckFailed, LockfileError
@@ -312,6 +317,14 @@ def build(
 
             lock = replace(lock, outputs=recorded)
             lf.write(lock_file, lock)
+        if attest:
+            from reprobuild import attest as at
+
+            for o in outputs:
+                statement = at.statement(
+                    lock, lock.identity(), recipe_name, o.name, o.sha256, epoch
+                )
+                (out_dir / f"{o.name}.intoto.json").write_text(at.dumps(statement))
         root = result.evaluator.root_dir
         recipe_files = sorted(
             (os.path.relpath(f, root), f) for f in result.evaluator.files_read.values()

@@ -31,7 +31,9 @@ def statement(
         for suite in snap.suites:
             index = "InRelease" if snap.format == "deb" else f"{suite.suite}.db"
             where = f"dists/{suite.suite}/" if snap.format == "deb" else f"{suite.suite}/"
-            deps.append({"uri": snap.url + where + index, "digest": {"sha256": suite.inrelease_sha256}})
+            deps.append(
+                {"uri": snap.url + where + index, "digest": {"sha256": suite.inrelease_sha256}}
+            )
     snaps = {s.name: s for s in lock.snapshots}
     for pkg in sorted(lock.packages):
         deps.append(
@@ -56,7 +58,9 @@ def statement(
                 "internalParameters": {"sourceDateEpoch": epoch, "reprobuild": __version__},
                 "resolvedDependencies": deps,
             },
-            "runDetails": {"builder": {"id": f"https://reprobuild.invalid/reprobuild@{__version__}"}},
+            "runDetails": {
+                "builder": {"id": f"https://reprobuild.invalid/reprobuild@{__version__}"}
+            },
         },
     }
 
@@ -93,7 +97,9 @@ def verify(attestation: Path, artifact: Path, lockfile: Path | None = None) -> d
             f"(which names {', '.join(sorted(subjects))})"
         )
     if lockfile is not None:
-        have = sha256_file(lockfile)[0]
+        from reprobuild import lockfile as lf
+
+        have = lf.load(lockfile).identity()
         if params["lockfile"]["sha256"] != have:
             raise CheckFailed(
                 f"{attestation} was made from a lockfile with sha256 "

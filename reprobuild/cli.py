@@ -187,6 +187,9 @@ def _store_option(f: Any) -> Any:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--attest", is_flag=True, help="Write an in-toto SLSA provenance statement beside each output."
+)
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -196,6 +199,7 @@ def build_cmd(
     locked: bool,
     as_json: bool,
     quiet: bool,
+    attest: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -215,6 +219,7 @@ def build_cmd(
             sources=sources,
             locked=locked,
             progress=progress,
+            attest=attest,
         )
     if as_json:
         click.echo(
@@ -378,6 +383,22 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
         dest.write_text(text, encoding="utf-8")
 
 
+@cli.command("verify-attestation")
+@click.argument("attestation", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("output", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--lockfile",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Also check that the statement was made from this lockfile.",
+)
+def verify_attestation_cmd(attestation: Path, output: Path, lockfile: Path | None) -> None:
+    """Check that ATTESTATION's subject is OUTPUT (and its lockfile LOCKFILE)."""
+    from reprobuild.attest import verify
+
+    info = verify(attestation, output, lockfile)
+    click.echo(f"ok: sha256:{info['subject']} from recipe {info['recipe']['name']}")
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")
@@ -386,11 +407,41 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
     default=True,
     help="Check the registry's TLS certificate (loopback registries never are).",
 )
-def push_cmd(output: Path, reference: str, tls_verify: bool) -> None:
+@click.option(
+    "--require-reproduced",
+    is_flag=True,
+    help="Publish only if an --attestation from an independent replay names this exact digest.",
+)
+@click.option(
+    "--attestation",
+    "attestations",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="A provenance statement (from replay or another organization).",
+)
+def push_cmd(
+    output: Path,
+    reference: str,
+    tls_verify: bool,
+    require_reproduced: bool,
+    attestations: tuple[Path, ...],
+) -> None:
     """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
 
     The manifest is not re-encoded, so the pushed digest is the built one.
     """
+    if require_reproduced:
+        from reprobuild.attest import verify
+        from reprobuild.errors import CheckFailed
+
+        if not attestations:
+            raise CheckFailed(
+                f"--require-reproduced: no attestation given for {output}",
+                hint="replay the lockfile elsewhere with 'reprobuild build --attest' and pass "
+                "its statement with --attestation",
+            )
+        for a in attestations:
+            verify(a, output)
     digest = api.push(output, reference, tls_verify=tls_verify)
     click.echo(f"{reference}@{digest}")
 

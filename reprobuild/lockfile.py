@@ -99,6 +99,14 @@ class Lockfile:
     def snapshot_for(self, step: str) -> SnapshotLock | None:
         return next((s for s in self.snapshots if s.step == step), None)
 
+    def identity(self) -> str:
+        """sha256 of the lockfile without its recorded outputs: what a build was
+        made from, stable while builds record their digests into the file."""
+        import hashlib
+        from dataclasses import replace
+
+        return hashlib.sha256(replace(self, outputs={}).dumps().encode()).hexdigest()
+
     # -- serialisation ---------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
