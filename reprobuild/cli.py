@@ -399,6 +399,33 @@ def verify_attestation_cmd(attestation: Path, output: Path, lockfile: Path | Non
     click.echo(f"ok: sha256:{info['subject']} from recipe {info['recipe']['name']}")
 
 
+@cli.command("status")
+@click.argument("lockfile", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--rebuilder", required=True, metavar="URL", help="A rebuilderd instance.")
+@click.option("--json", "as_json", is_flag=True)
+def status_cmd(lockfile: Path, rebuilder: str, as_json: bool) -> None:
+    """Ask a rebuilderd instance whether each locked package is reproducible."""
+    from reprobuild import lockfile as lf
+    from reprobuild.status import status
+
+    report = status(lf.load(lockfile), rebuilder)
+    if as_json:
+        click.echo(
+            _dump(
+                {
+                    "summary": report.summary(),
+                    "packages": [vars(p) for p in report.packages],
+                }
+            )
+        )
+        return
+    click.echo(report.summary())
+    for p in report.packages:
+        if p.status != "GOOD":
+            line = f"  {p.status:<7} {p.name} {p.version} ({p.architecture})"
+            click.echo(line + (f"  diffoscope: {p.diffoscope}" if p.diffoscope else ""))
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")
