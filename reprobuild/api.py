@@ -372,7 +372,7 @@ def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
     layout directory ``NAME/`` and its archive ``NAME.tar``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    if record.kind == "oci_image":
+    if record.kind in ("oci_image", "image_index"):
         archive = record.output("oci.tar")
         tar_dest = out_dir / f"{name}.tar"
         store.export(archive.sha256, tar_dest)

@@ -37,6 +37,7 @@ RUNNERS = {
     "tarball": "reprobuild.steps.archives",
     "run": "reprobuild.steps.run",
     "oci_image": "reprobuild.steps.images",
+    "image_index": "reprobuild.steps.images",
     "iso9660": "reprobuild.steps.images",
     "disk_image": "reprobuild.steps.images",
     "cpio": "reprobuild.steps.images",

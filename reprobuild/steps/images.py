@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from reprobuild.export.cpio import export_cpio
 from reprobuild.export.disk import DiskFormat, export_disk
 from reprobuild.export.iso import export_iso
-from reprobuild.export.oci import ImageConfig, write_oci_archive, write_oci_layout
+from reprobuild.export.oci import (
+    ImageConfig,
+    OciImage,
+    write_image_index,
+    write_oci_archive,
+    write_oci_layout,
+)
 from reprobuild.export.squashfs import SquashfsCompression, export_squashfs
 from reprobuild.export.tar import Compression
 from reprobuild.store import Output
@@ -59,6 +65,62 @@ def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     a_blob = ctx.store.put_file(archive)
     return (
         Output("manifest.json", m_blob.sha256, m_blob.size, MANIFEST),
+        Output("oci.tar", a_blob.sha256, a_blob.size, OCI_ARCHIVE),
+    )
+
+
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def load_layout(layout: Path) -> OciImage:
+    """Describe an image layout written by :func:`write_oci_layout` (read back
+    from its archive in the store), so it can join an image index."""
+    import json
+
+    def blob(digest: str) -> Any:
+        return json.loads(
+            (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_text()
+        )
+
+    index = json.loads((layout / "index.json").read_text())
+    desc = index["manifests"][0]
+    manifest = blob(desc["digest"])
+    config = blob(manifest["config"]["digest"])
+    return OciImage(
+        layout=layout,
+        manifest_digest=desc["digest"],
+        manifest_size=int(desc["size"]),
+        config_digest=manifest["config"]["digest"],
+        layer_digests=tuple(layer["digest"] for layer in manifest["layers"]),
+        diff_ids=tuple(config["rootfs"]["diff_ids"]),
+        index_digest="",
+        architecture=config["architecture"],
+        os=config["os"],
+        variant=config.get("variant"),
+        tag=(desc.get("annotations") or {}).get("org.opencontainers.image.ref.name"),
+    )
+
+
+def run_image_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    import tarfile
+
+    p = step.data["params"]
+    images = []
+    for i, ref in enumerate(p["images"]):
+        layout = ctx.workdir / f"image-{i}"
+        archive = ctx.input(ref["step"]).output("oci.tar")
+        with tarfile.open(ctx.store.path_of(archive.sha256)) as t:
+            t.extractall(layout, filter="data")
+        images.append(load_layout(layout))
+    dest = ctx.workdir / "index"
+    index = write_image_index(images, dest, tag=p.get("tag"), epoch=ctx.epoch)
+    archive_path = ctx.workdir / "oci.tar"
+    write_oci_archive(dest, archive_path, epoch=ctx.epoch)
+    digest = index.digest.removeprefix("sha256:")
+    i_blob = ctx.store.put_file(dest / "blobs" / "sha256" / digest, expected_sha256=digest)
+    a_blob = ctx.store.put_file(archive_path)
+    return (
+        Output("index.json", i_blob.sha256, i_blob.size, INDEX),
         Output("oci.tar", a_blob.sha256, a_blob.size, OCI_ARCHIVE),
     )
 

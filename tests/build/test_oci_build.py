@@ -76,3 +76,46 @@ def test_push_keeps_the_digest(built: tuple[Path, dict], registry: str) -> None:
     r = rb(work, "push", out["outputs"]["img"]["path"], f"{registry}/demo:1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith("@sha256:" + out["outputs"]["img"]["sha256"])
+
+
+INDEX_RECIPE = """\
+let
+  snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };
+  root = rootfs { snapshot = snap; variant = "none"; packages = [ "busybox-static" ]; };
+  img = arch: oci_image { inherit root; architecture = arch; entrypoint = [ "/bin/busybox" "sh" ]; };
+in { multi = image_index { images = [ (img "amd64") (img "arm64") ]; tag = "busybox:multi"; }; }
+"""
+
+
+def test_image_index(tmp_path: Path) -> None:
+    (tmp_path / "r.repro").write_text(INDEX_RECIPE)
+    r = rb(
+        tmp_path,
+        "build",
+        "--json",
+        "--store",
+        str(tmp_path / "store"),
+        "--mirror",
+        f"debian={DEMO_MIRROR}",
+        "r.repro",
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)["outputs"]["multi"]
+    layout = tmp_path / out["path"]
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", f"oci:{layout}:busybox:multi"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    index = json.loads(raw)
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["amd64", "arm64"]
+    info = json.loads(
+        subprocess.run(
+            ["skopeo", "inspect", f"oci:{layout}:busybox:multi"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert info["Digest"] == "sha256:" + out["sha256"]
