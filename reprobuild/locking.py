@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pickle
 import re
@@ -102,12 +103,19 @@ def _pair(spec: str, flag: str, example: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class SnapshotIndex:
-    """A verified snapshot and every package its indexes list (Debian), or its
-    repositories in pacman's search order (Arch Linux)."""
+    """A verified snapshot and its indexes: Debian ``Packages`` files (checked,
+    parsed only when a resolution needs them), or Arch repositories in
+    pacman's search order."""
 
     lock: SnapshotLock
-    packages: tuple[BinaryPackage, ...] = ()
+    indexes: tuple[tuple[str, str, bytes], ...] = ()  # (path, sha256, verified bytes)
     repos: tuple[tuple[str, tuple[SyncPackage, ...]], ...] = ()
+
+    def packages(self) -> tuple[BinaryPackage, ...]:
+        out: list[BinaryPackage] = []
+        for path, sha256, data in self.indexes:
+            out.extend(_parsed_index(data, path, sha256))
+        return tuple(out)
 
 
 def cache_dir() -> Path:
@@ -204,7 +212,7 @@ class DebianSnapshots:
         ts, first = self.find_timestamp(archive, p["date"], suites[0])
         base = self.sources.base_url(archive, ts)
         suite_locks: list[SuiteLock] = []
-        packages: list[BinaryPackage] = []
+        raw: list[tuple[str, str, bytes]] = []
         for i, suite in enumerate(suites):
             data = first if i == 0 else self.fetcher.get(f"{base}dists/{suite}/InRelease").data
             what = f"{archive.name}/{ts}/dists/{suite}/InRelease"
@@ -212,9 +220,9 @@ class DebianSnapshots:
             release = verified.release
             indexes: dict[str, str] = {}
             for comp in components:
-                pkgs, path, digest = self._packages(base, suite, release, comp, arch, what)
+                data_, path, digest = self._packages(base, suite, release, comp, arch, what)
                 indexes[path] = digest
-                packages.extend(pkgs)
+                raw.append((f"{suite}/{path}", digest, data_))
             suite_locks.append(
                 SuiteLock(
                     suite=suite,
@@ -237,7 +245,7 @@ class DebianSnapshots:
             suites=tuple(suite_locks),
             signed=not self.sources.insecure,
         )
-        return SnapshotIndex(lock, tuple(packages))
+        return SnapshotIndex(lock, indexes=tuple(raw))
 
     def _verify(self, data: bytes, keyring: Path | None, what: str) -> VerifiedRelease:
         if keyring is not None:
@@ -252,7 +260,7 @@ class DebianSnapshots:
 
     def _packages(
         self, base: str, suite: str, release: Any, comp: str, arch: str, what: str
-    ) -> tuple[tuple[BinaryPackage, ...], str, str]:
+    ) -> tuple[bytes, str, str]:
         last: Exception | None = None
         for entry in packages_index_candidates(release, comp, arch):
             url = f"{base}dists/{suite}/{entry.path}"
@@ -262,7 +270,7 @@ class DebianSnapshots:
                 last = exc
                 continue
             check_index(release, entry.path, data, what=url)
-            return _parsed_index(data, entry.path, entry.sha256), entry.path, entry.sha256
+            return data, entry.path, entry.sha256
         raise ArchiveError(
             f"{what}: no Packages index for {comp}/binary-{arch} could be fetched ({last})",
             hint="the mirror is missing files the signed Release lists",
@@ -429,7 +437,7 @@ def build_lock(
     date: str | None = None,
 ) -> Lockfile:
     """Resolve every snapshot and rootfs of a plan into a lockfile."""
-    from reprobuild.resolve import DebianUniverse, Request, resolve
+    from reprobuild.resolve import Request
 
     debian = DebianSnapshots(fetcher, sources)
     arch_linux = ArchSnapshots(fetcher, sources)
@@ -462,30 +470,11 @@ def build_lock(
                 )
             )
             continue
-        origin: dict[int, str] = {}
-        pool: list[BinaryPackage] = []
-        for k in snap_keys:
-            for pkg in indexes[k].packages:
-                origin[id(pkg)] = indexes[k].lock.name
-                pool.append(pkg)
         arch = indexes[snap_keys[0]].lock.architecture
-        universe = DebianUniverse.from_packages(pool, architecture=arch)
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
-        try:
-            resolution = resolve(universe, request)
-        except ArchiveError:
-            raise
+        members = _lock_deb(request, [indexes[k] for k in snap_keys])
         idents = []
-        for pkg in resolution.packages:
-            lp = LockedPackage(
-                name=pkg.name,
-                version=pkg.version,
-                architecture=pkg.architecture,
-                filename=pkg.filename,
-                size=pkg.size,
-                sha256=pkg.sha256,
-                snapshot=origin.get(id(pkg), indexes[snap_keys[0]].lock.name),
-            )
+        for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp
             idents.append(lp.ident)
         roots.append(
@@ -506,6 +495,51 @@ def build_lock(
         rootfs=tuple(sorted(roots, key=lambda r: r.name)),
         insecure=sources.insecure,
     )
+
+
+RESOLUTION_CACHE_VERSION = 1  # bump when resolve.py can choose differently
+
+
+def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackage]:
+    """Resolve a Debian request; the answer is cached by the verified indexes'
+    sha256 (resolution is a pure function of them), so locking again needs
+    neither parsing nor resolving."""
+    from reprobuild.resolve import DebianUniverse, resolve
+
+    key_material = {
+        "v": RESOLUTION_CACHE_VERSION,
+        "indexes": [[s.lock.name, [[p, h] for p, h, _ in s.indexes]] for s in snaps],
+        "request": [list(request.packages), request.variant, request.architecture],
+    }
+    cache = cache_dir() / f"resolve-{sha256_hex(canonical_json(key_material).encode())}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return [LockedPackage(**entry) for entry in json.loads(cache.read_text())]
+    origin: dict[int, str] = {}
+    pool: list[BinaryPackage] = []
+    for snap in snaps:
+        for pkg in snap.packages():
+            origin[id(pkg)] = snap.lock.name
+            pool.append(pkg)
+    universe = DebianUniverse.from_packages(pool, architecture=request.architecture)
+    resolution = resolve(universe, request)
+    members = [
+        LockedPackage(
+            name=pkg.name,
+            version=pkg.version,
+            architecture=pkg.architecture,
+            filename=pkg.filename,
+            size=pkg.size,
+            sha256=pkg.sha256,
+            snapshot=origin.get(id(pkg), snaps[0].lock.name),
+        )
+        for pkg in resolution.packages
+    ]
+    with contextlib.suppress(OSError):
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+        tmp.write_text(json.dumps([vars(m) for m in members], sort_keys=True))
+        os.replace(tmp, cache)
+    return members
 
 
 def _lock_alpm(params: Mapping[str, Any], snaps: Sequence[SnapshotIndex]) -> list[LockedPackage]:
