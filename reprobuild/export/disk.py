@@ -35,10 +35,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from reprobuild.export.boot import (
+    DEFAULT_CMDLINE,
+    BootSpec,
+    DiskLayout,
+    install_disk_boot,
+    resolve_boot_spec,
+    write_boot_gpt,
+)
 from reprobuild.export.squashfs import build_squashfs
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
-    NotImplementedYet,
     ToolFailed,
     derive_uuid,
     extracted_tree,
@@ -108,6 +115,7 @@ class DiskImage:
     filesystem_uuid: str
     filesystem_size: int
     tools: tuple[str, ...]
+    boot: str | None = None  # "bios" or "uefi": GRUB in partition 1, root in partition 2
 
 
 def _debugfs_quote(path: bytes) -> bytes:
@@ -263,12 +271,29 @@ def export_disk(
     partition_table: Literal["gpt"] = "gpt",
     format: DiskFormat = "raw",
     boot: str | None = None,
+    kernel: str | None = None,
+    initrd: str | None = None,
+    cmdline: str | None = None,
 ) -> DiskImage:
-    """Write *canonical_tar* as a partitioned disk image at *dest* (atomically)."""
-    if boot is not None:
-        raise NotImplementedYet(
-            f"bootable disk images (boot = {boot!r}) are not implemented yet",
-            hint="leave boot unset for a data disk",
+    """Write *canonical_tar* as a partitioned disk image at *dest* (atomically).
+
+    *boot* ``"bios"`` or ``"uefi"`` puts a BIOS boot partition or an EFI
+    System Partition first (root becomes partition 2) holding GRUB built
+    from the tree (:mod:`reprobuild.export.boot`), which starts *kernel*
+    with *initrd* from the root file system (ext4 only). *cmdline* defaults
+    to ``console=ttyS0``; ``root=PARTUUID=<root partition> ro`` is put in
+    front unless it names a ``root=`` itself.
+    """
+    spec: BootSpec | None = None
+    if boot is None:
+        if kernel is not None or initrd is not None or cmdline is not None:
+            raise ExportError("kernel, initrd and cmdline need boot (bios or uefi)")
+    elif boot not in ("bios", "uefi"):
+        raise ExportError(f"unknown boot mode {boot!r} for a disk (bios or uefi)")
+    elif filesystem != "ext4":
+        raise ExportError(
+            f"a bootable disk needs filesystem = ext4 (GRUB 2.06 reads neither "
+            f"zstd squashfs nor EROFS; got {filesystem!r})"
         )
     if partition_table != "gpt":
         raise ExportError(f"unknown partition table {partition_table!r} (only gpt)")
@@ -290,13 +315,38 @@ def export_disk(
     ]
     if format == "qcow2":
         tools.append("qemu-img")
+    if boot is not None:
+        words = (DEFAULT_CMDLINE if cmdline is None else cmdline).split()
+        if not any(w.startswith("root=") for w in words):
+            words = [f"root=PARTUUID={part_guid.lower()}", "ro", *words]
+        spec = resolve_boot_spec(
+            canonical_tar, kernel=kernel, initrd=initrd, cmdline=" ".join(words)
+        )
+        if boot == "uefi":
+            tools += ["mkfs.fat", "mcopy", "faketime"]
     for tool in tools:
         require_tool(tool)
     with staged_output(dest) as (work, out):
         raw = work / "disk.raw" if format == "qcow2" else out
         with open(raw, "wb") as handle:
             handle.truncate(total)
-        offset, part_size = _write_gpt(raw, size=total, disk_guid=disk_guid, part_guid=part_guid)
+        layout: DiskLayout | None = None
+        if boot is None:
+            offset, part_size = _write_gpt(
+                raw, size=total, disk_guid=disk_guid, part_guid=part_guid
+            )
+        else:
+            layout = write_boot_gpt(
+                raw,
+                size=total,
+                boot=boot,
+                disk_guid=disk_guid,
+                boot_guid=str(derive_uuid(seed, f"gpt-partition-{boot}-boot")).upper(),
+                root_guid=part_guid,
+                root_type=ROOT_X86_64,
+                root_name=PARTITION_NAME,
+            )
+            offset, part_size = layout.root_offset, layout.root_size
         tree = work / "tree"
         extracted_tree(canonical_tar, tree)
         fs_image = work / "fs.img"
@@ -325,6 +375,13 @@ def export_disk(
             )
         _copy_into(fs_image, raw, offset)
         fs_image.unlink()
+        if boot is not None and spec is not None and layout is not None:
+            esp = install_disk_boot(
+                tree, work, raw, boot=boot, spec=spec, layout=layout, epoch=epoch, seed=seed
+            )
+            if esp is not None:
+                _copy_into(esp, raw, layout.boot_offset)
+                esp.unlink()
         if format == "qcow2":
             run_tool(
                 [
@@ -357,4 +414,5 @@ def export_disk(
         filesystem_uuid=fs_uuid,
         filesystem_size=fs_size,
         tools=tuple(tool_version(t) for t in tools),
+        boot=boot,
     )

@@ -34,9 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from reprobuild.export.boot import (
+    BootSpec,
+    IsoBoot,
+    finish_iso_boot,
+    iso_boot_args,
+    resolve_boot_spec,
+)
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
-    NotImplementedYet,
     extracted_tree,
     iter_canonical_tar,
     run_tool,
@@ -84,19 +90,31 @@ def export_iso(
     volume_id: str,
     boot: Boot | None = None,
     joliet: bool = True,
+    kernel: str | None = None,
+    initrd: str | None = None,
+    cmdline: str | None = None,
 ) -> IsoImage:
     """Write *canonical_tar* as an ISO 9660 image at *dest* (atomically).
 
     *volume_id* must be ECMA-119 d-characters (``A-Z 0-9 _``, at most 32).
     *seed* is accepted for a uniform exporter signature; a non-bootable ISO
-    holds no random identifier to derive from it.
+    holds no random identifier to derive from it (a hybrid one derives its
+    GPT and FAT identifiers from it).
+
+    *boot* ``"bios"``, ``"uefi"`` or ``"hybrid"`` (both, from CD or USB
+    stick) adds GRUB built from the tree (see :mod:`reprobuild.export.boot`)
+    that starts *kernel* with *initrd* and *cmdline* (paths inside the tree;
+    defaults ``/boot/vmlinuz`` or ``/vmlinuz``, ``initrd.img`` likewise,
+    ``console=ttyS0``).
     """
-    del seed
-    if boot is not None:
-        raise NotImplementedYet(
-            f"bootable ISO images (boot = {boot!r}) are not implemented yet",
-            hint="leave boot unset for a data ISO",
-        )
+    spec: BootSpec | None = None
+    if boot is None:
+        if kernel is not None or initrd is not None or cmdline is not None:
+            raise ExportError("kernel, initrd and cmdline need boot (bios, uefi or hybrid)")
+    elif boot not in ("bios", "uefi", "hybrid"):
+        raise ExportError(f"unknown boot mode {boot!r} (bios, uefi or hybrid)")
+    else:
+        spec = resolve_boot_spec(canonical_tar, kernel=kernel, initrd=initrd, cmdline=cmdline)
     if not _VOLID_RE.match(volume_id):
         raise ExportError(
             f"volume_id {volume_id!r} must be 1-32 characters of A-Z, 0-9 and _ (ECMA-119)"
@@ -175,10 +193,38 @@ def export_iso(
             "/",
             "-options_from_file",
             str(options),
-            "-commit",
-            "-end",
         ]
+        boot_parts: IsoBoot | None = None
+        if boot is not None and spec is not None:
+            boot_parts = iso_boot_args(
+                tree,
+                work,
+                canonical_tar,
+                boot=boot,
+                spec=spec,
+                volume_uuid=volume_uuid,
+                epoch=epoch,
+                seed=seed,
+            )
+            argv += boot_parts.commands
+            # With boot images, libisofs lays out file data in host inode
+            # order (varies run to run): a distinct sort weight per file, in
+            # the tar's order, fixes the layout. The boot images go first.
+            weights = work / "weights.xorriso"
+            files = [
+                b"/" + rel
+                for rel, entry in iter_canonical_tar(canonical_tar)
+                if rel and entry.type in (b"0", b"1", b"7")
+            ]
+            top = len(files) + len(boot_parts.paths)
+            with open(weights, "w", encoding="ascii") as handle:
+                for rank, path in enumerate([*(p.encode() for p in boot_parts.paths), *files]):
+                    handle.write(f"-find {_quote(path)} -exec sort_weight {top - rank} --\n")
+            argv += ["-options_from_file", str(weights)]
+        argv += ["-commit", "-end"]
         run_tool(argv, what=f"writing ISO image {dest.name}")
+        if boot_parts is not None:
+            finish_iso_boot(out, boot_parts)
     return IsoImage(
         path=dest,
         sha256=sha256_file(dest),

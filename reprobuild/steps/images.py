@@ -145,7 +145,13 @@ def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         "application/x-iso9660-image",
         lambda src, dest: _discard(
             export_iso(
-                src, dest, epoch=ctx.epoch, seed=step.key, volume_id=volume_id, boot=p.get("boot")
+                src,
+                dest,
+                epoch=ctx.epoch,
+                seed=step.key,
+                volume_id=volume_id,
+                boot=p.get("boot"),
+                **_boot_files(p),
             )
         ),
     )
@@ -166,6 +172,7 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 epoch=ctx.epoch,
                 seed=step.key,
                 size=p.get("size") or "2G",
+                **_boot_files(p),
                 filesystem=p.get("filesystem") or "ext4",
                 partition_table=p.get("partition_table") or "gpt",
                 format=fmt,
@@ -202,6 +209,14 @@ def run_squashfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             export_squashfs(src, dest, epoch=ctx.epoch, compression=compression)
         ),
     )
+
+
+def _boot_files(p: dict[str, Any]) -> dict[str, Any]:
+    """kernel/initrd/cmdline only when a boot is asked for (the exporters refuse
+    them otherwise)."""
+    if not p.get("boot"):
+        return {}
+    return {k: p.get(k) for k in ("kernel", "initrd", "cmdline")}
 
 
 def _discard(_: object) -> None:

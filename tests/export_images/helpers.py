@@ -27,8 +27,19 @@ def snapshot(root: Path, *, dir_times: bool = True) -> Snapshot:
             what = (os.major(st.st_rdev), os.minor(st.st_rdev))
         else:
             what = None
-        mtime = None if stat.S_ISLNK(st.st_mode) or (stat.S_ISDIR(st.st_mode) and not dir_times) else int(st.st_mtime)
-        result[rel] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, what, mtime)
+        mtime = (
+            None
+            if stat.S_ISLNK(st.st_mode) or (stat.S_ISDIR(st.st_mode) and not dir_times)
+            else int(st.st_mtime)
+        )
+        result[rel] = (
+            stat.S_IFMT(st.st_mode),
+            stat.S_IMODE(st.st_mode),
+            st.st_uid,
+            st.st_gid,
+            what,
+            mtime,
+        )
     return result
 
 

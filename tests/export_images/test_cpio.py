@@ -21,7 +21,21 @@ from tests.export_images.trees import LONG_NAME
 
 def _members(data: bytes) -> list[tuple[str, dict[str, int]]]:
     """Parse newc headers (to check fields GNU cpio does not show)."""
-    names = ("ino", "mode", "uid", "gid", "nlink", "mtime", "filesize", "devmajor", "devminor", "rdevmajor", "rdevminor", "namesize", "check")
+    names = (
+        "ino",
+        "mode",
+        "uid",
+        "gid",
+        "nlink",
+        "mtime",
+        "filesize",
+        "devmajor",
+        "devminor",
+        "rdevmajor",
+        "rdevminor",
+        "namesize",
+        "check",
+    )
     pos, out = 0, []
     while True:
         assert data[pos : pos + 6] == b"070701"
@@ -45,7 +59,12 @@ def test_gnu_cpio_reads_it_back(tree_tar: Path, tmp_path: Path, need: Need) -> N
     assert "bin -> usr/bin" in listing and LONG_NAME in listing
     out = tmp_path / "out"
     out.mkdir()
-    subprocess.run(["cpio", "-idm", "--quiet", "--no-absolute-filenames"], input=archive.path.read_bytes(), cwd=out, check=True)
+    subprocess.run(
+        ["cpio", "-idm", "--quiet", "--no-absolute-filenames"],
+        input=archive.path.read_bytes(),
+        cwd=out,
+        check=True,
+    )
     extracted_tree(tree_tar, tmp_path / "ref")
     assert snapshot(out, dir_times=False) == snapshot(tmp_path / "ref", dir_times=False)
     assert (out / "usr/bin/big").stat().st_ino == (out / "usr/bin/big-hardlink").stat().st_ino
@@ -69,14 +88,29 @@ def test_newc_conventions(tree_tar: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip", "zstd", "xz"])
-def test_identical_elsewhere_and_decompresses(tree_tar: Path, tmp_path: Path, compression: str) -> None:
+def test_identical_elsewhere_and_decompresses(
+    tree_tar: Path, tmp_path: Path, compression: str
+) -> None:
     plain = export_cpio(tree_tar, tmp_path / "plain.cpio", epoch=EPOCH).path.read_bytes()
     first = export_cpio(tree_tar, tmp_path / "a" / "t.cpio", epoch=EPOCH, compression=compression)  # type: ignore[arg-type]
-    second = export_elsewhere(tmp_path / "b", "reprobuild.export.cpio", "export_cpio", tree_tar, "t.cpio", epoch=EPOCH, compression=compression)
+    second = export_elsewhere(
+        tmp_path / "b",
+        "reprobuild.export.cpio",
+        "export_cpio",
+        tree_tar,
+        "t.cpio",
+        epoch=EPOCH,
+        compression=compression,
+    )
     data = first.path.read_bytes()
     assert data == second.read_bytes()
     assert_no_leaks(data, tmp_path)
-    decompress = {"none": bytes, "gzip": gzip.decompress, "xz": lzma.decompress, "zstd": zstandard.ZstdDecompressor().decompress}
+    decompress = {
+        "none": bytes,
+        "gzip": gzip.decompress,
+        "xz": lzma.decompress,
+        "zstd": zstandard.ZstdDecompressor().decompress,
+    }
     assert decompress[compression](data) == plain
 
 
@@ -85,7 +119,12 @@ def test_realistic_tree(deb_tar: Path, tmp_path: Path, need: Need) -> None:
     archive = export_cpio(deb_tar, tmp_path / "d.cpio", epoch=EPOCH, compression="gzip")
     out = tmp_path / "out"
     out.mkdir()
-    subprocess.run(["cpio", "-idm", "--quiet"], input=gzip.decompress(archive.path.read_bytes()), cwd=out, check=True)
+    subprocess.run(
+        ["cpio", "-idm", "--quiet"],
+        input=gzip.decompress(archive.path.read_bytes()),
+        cwd=out,
+        check=True,
+    )
     extracted_tree(deb_tar, tmp_path / "ref")
     assert snapshot(out, dir_times=False) == snapshot(tmp_path / "ref", dir_times=False)
     assert os.readlink(out / "bin") == "usr/bin"

@@ -15,9 +15,13 @@ from tests.export_images.trees import LONG_NAME
 
 
 @pytest.mark.parametrize("compression", ["zstd", "xz", "gzip"])
-def test_listing_and_identical_elsewhere(tree_tar: Path, tmp_path: Path, need: Need, compression: str) -> None:
+def test_listing_and_identical_elsewhere(
+    tree_tar: Path, tmp_path: Path, need: Need, compression: str
+) -> None:
     need("mksquashfs", "unsquashfs")
-    image = export_squashfs(tree_tar, tmp_path / "a" / "t.sqfs", epoch=EPOCH, compression=compression)  # type: ignore[arg-type]
+    image = export_squashfs(
+        tree_tar, tmp_path / "a" / "t.sqfs", epoch=EPOCH, compression=compression
+    )  # type: ignore[arg-type]
     listing = run("unsquashfs", "-lln", str(image.path))
     assert re.search(r"-rwsr-xr-x 0/0 +2400 2023-11-13 22:13 squashfs-root/usr/bin/su\n", listing)
     assert re.search(r"-rwxr-sr-x 0/5 +7 .* squashfs-root/usr/bin/wall\n", listing)
@@ -28,7 +32,15 @@ def test_listing_and_identical_elsewhere(tree_tar: Path, tmp_path: Path, need: N
     assert f"squashfs-root/usr/share/doc/{LONG_NAME}" in listing
     superblock = run("unsquashfs", "-s", str(image.path))
     assert compression in superblock and "Tue Nov 14 22:13:20 2023" in superblock
-    second = export_elsewhere(tmp_path / "b", "reprobuild.export.squashfs", "export_squashfs", tree_tar, "t.sqfs", epoch=EPOCH, compression=compression)
+    second = export_elsewhere(
+        tmp_path / "b",
+        "reprobuild.export.squashfs",
+        "export_squashfs",
+        tree_tar,
+        "t.sqfs",
+        epoch=EPOCH,
+        compression=compression,
+    )
     data = image.path.read_bytes()
     assert data == second.read_bytes()
     assert_no_leaks(data, tmp_path)

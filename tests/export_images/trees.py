@@ -19,7 +19,7 @@ def make_tree(root: Path) -> None:
     os.chmod(root, 0o755)
     (root / "etc").mkdir()
     (root / "etc" / "motd").write_text("built by reprobuild\n")
-    (root / "etc" / "sp ace & q\"uote").write_text("odd name\n")
+    (root / "etc" / 'sp ace & q"uote').write_text("odd name\n")
     (root / "etc" / "caf\u00e9").write_text("utf-8 name\n")
     (root / "usr" / "bin").mkdir(parents=True)
     su = root / "usr" / "bin" / "su"
