@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.support.recipes import LIGHT_DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
@@ -28,8 +29,7 @@ def rb(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def org(tmp: Path, name: str) -> Path:
     work = tmp / name
     work.mkdir()
-    for f in ("demo.repro", "demo.repro.lock"):
-        shutil.copy(ROOT / "recipes" / f, work / f)
+    (work / "demo.repro").write_text(LIGHT_DEMO)
     r = rb(
         work,
         "build",

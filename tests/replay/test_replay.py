@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.recipes import LIGHT_DEMO
+
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
 DEAD = "debian=http://127.0.0.1:9/gone/"
@@ -34,7 +36,7 @@ def rb(
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:  # type: ignore[type-arg]
     base = tmp_path_factory.mktemp("orig")
-    shutil.copy(ROOT / "recipes" / "demo.repro", base / "demo.repro")
+    (base / "demo.repro").write_text(LIGHT_DEMO)
     r = rb(base, "lock", "--embed-recipe", "--mirror", MIRROR, "demo.repro")
     assert r.returncode == 0, r.stderr
     r = rb(
