@@ -16,7 +16,7 @@ from reprobuild.lang.values import Value
 if TYPE_CHECKING:
     from reprobuild.execute import Progress
     from reprobuild.fetch import Fetcher
-    from reprobuild.lockfile import Lockfile
+    from reprobuild.lockfile import Lockfile, Staleness
     from reprobuild.locking import Sources
     from reprobuild.plan import Plan
 
@@ -133,6 +133,47 @@ class LockResult:
     packages: int
 
 
+@dataclass(frozen=True)
+class PlannedRecipe:
+    """A recipe evaluated and planned, with the hashes a lockfile is checked against."""
+
+    path: Path
+    evaluation: Evaluation
+    plan: Plan
+    sha256: str
+    sources: dict[str, str]
+
+    def staleness(self, lock: Lockfile) -> Staleness:
+        from reprobuild import lockfile as lf
+        from reprobuild.locking import rootfs_requests, snapshot_names
+
+        return lf.staleness(
+            lock,
+            self.sha256,
+            self.sources,
+            snapshot_names(self.plan),
+            {rkey: name for name, _, _, rkey in rootfs_requests(self.plan)},
+        )
+
+
+def planned(path: Path) -> PlannedRecipe:
+    from reprobuild.plan import plan
+
+    result = evaluate(path)
+    with _deep_stack():
+        p = plan(result.evaluator, result.value, str(path))
+    top, files = recipe_sources(result)
+    return PlannedRecipe(path, result, p, top, files)
+
+
+def build_epoch(lock: Lockfile) -> int:
+    """SOURCE_DATE_EPOCH when set, else the newest snapshot's time."""
+    from reprobuild.buildgraph import snapshot_epoch
+
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    return int(value) if value and value.isdigit() else snapshot_epoch(lock)
+
+
 def recipe_sources(result: Evaluation) -> tuple[str, dict[str, str]]:
     """sha256 of the top-level recipe and of every recipe file evaluation read."""
     from reprobuild.fetch import sha256_file
@@ -161,23 +202,14 @@ def lock(
     """
     from reprobuild import lockfile as lf
     from reprobuild.fetch import Fetcher
-    from reprobuild.locking import Sources, build_lock, rootfs_requests, snapshot_names
-    from reprobuild.plan import plan
+    from reprobuild.locking import Sources, build_lock
 
-    result = evaluate(path)
-    with _deep_stack():
-        p = plan(result.evaluator, result.value, str(path))
-    top, files = recipe_sources(result)
+    pr = planned(path)
+    result, p, top, files = pr.evaluation, pr.plan, pr.sha256, pr.sources
     out = lf.lock_path(path)
     if out.exists() and not update and date is None:
         current = lf.load(out)
-        state = lf.staleness(
-            current,
-            top,
-            files,
-            snapshot_names(p),
-            {rkey: name for name, _, _, rkey in rootfs_requests(p)},
-        )
+        state = pr.staleness(current)
         if not state.stale and bool(current.embedded) == embed_recipe:
             return LockResult(out, current, False, len(current.packages))
     new = build_lock(
@@ -241,30 +273,21 @@ def build(
     output as ``NAME.intoto.json``.
     """
     from reprobuild import lockfile as lf
-    from reprobuild.buildgraph import expand, snapshot_epoch
+    from reprobuild.buildgraph import expand
     from reprobuild.errors import CheckFailed, LockfileError
     from reprobuild.execute import execute
     from reprobuild.fetch import Fetcher
-    from reprobuild.locking import Sources, rootfs_requests, snapshot_names
-    from reprobuild.plan import plan
+    from reprobuild.locking import Sources
     from reprobuild.store import BuildRecord, Output, Store
 
     sources = sources or Sources.from_env()
     fetcher = fetcher or Fetcher()
-    result = evaluate(path)
-    with _deep_stack():
-        p = plan(result.evaluator, result.value, str(path))
-    top, files = recipe_sources(result)
+    pr = planned(path)
+    result, p = pr.evaluation, pr.plan
     lock_file = lf.lock_path(path)
     if lock_file.exists():
         current = lf.load(lock_file)
-        state = lf.staleness(
-            current,
-            top,
-            files,
-            snapshot_names(p),
-            {rkey: name for name, _, _, rkey in rootfs_requests(p)},
-        )
+        state = pr.staleness(current)
         if state.stale and locked:
             raise LockfileError(
                 f"{lock_file} is stale: " + "; ".join(state.reasons),
@@ -276,8 +299,7 @@ def build(
     else:
         lock = lock_(path, sources, fetcher).lockfile
 
-    epoch_env = os.environ.get("SOURCE_DATE_EPOCH")
-    epoch = int(epoch_env) if epoch_env and epoch_env.isdigit() else snapshot_epoch(lock)
+    epoch = build_epoch(lock)
     graph = expand(p, lock, epoch)
     recipe_name = path.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / recipe_name

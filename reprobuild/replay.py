@@ -10,7 +10,6 @@ compared with the one recorded. A replay leaves the lockfile untouched.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -155,26 +154,19 @@ def _run(
     jobs: int | None,
 ) -> ReplayResult:
     from reprobuild import api
-    from reprobuild.buildgraph import expand, snapshot_epoch
+    from reprobuild.buildgraph import expand
     from reprobuild.execute import Progress, execute
-    from reprobuild.locking import rootfs_requests, snapshot_names
-    from reprobuild.plan import plan
     from reprobuild.store import Store
 
-    result = api.evaluate(recipe)
-    with api._deep_stack():
-        p = plan(result.evaluator, result.value, str(recipe))
-    top, files = api.recipe_sources(result)
-    state = lf.staleness(
-        lock, top, files, snapshot_names(p), {k: n for n, _, _, k in rootfs_requests(p)}
-    )
+    pr = api.planned(recipe)
+    result, p = pr.evaluation, pr.plan
+    state = pr.staleness(lock)
     if state.stale:
         raise LockfileError(
             "the lockfile does not describe this recipe: " + "; ".join(state.reasons),
             hint="a replay rebuilds exactly what a lockfile pins; lock the recipe anew to build it",
         )
-    epoch_env = os.environ.get("SOURCE_DATE_EPOCH")
-    epoch = int(epoch_env) if epoch_env and epoch_env.isdigit() else snapshot_epoch(lock)
+    epoch = api.build_epoch(lock)
     graph = expand(p, lock, epoch)
     name = recipe.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / f"{name}-replay"
