@@ -214,7 +214,7 @@ def pacman_install(
     if not scriptlets:
         argv.insert(-len(packages) - 1, "--noscriptlet")
     if faketime:
-        argv = [faketime, "2025-01-01 00:00:00", *argv]  # frozen at the tests' epoch
+        argv = [faketime, "-f", "2025-01-01 00:00:00", *argv]  # -f: frozen, not started at
     proc = subprocess.run(argv, capture_output=True, env=ENV, timeout=300)
     if proc.returncode != 0:
         raise AssertionError(f"pacman failed: {proc.stdout.decode()}\n{proc.stderr.decode()}")
