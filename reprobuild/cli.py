@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -492,10 +493,12 @@ def store_ls(store_path: Path | None, as_json: bool) -> None:
     with _open_store(store_path) as store:
         entries = store.ls()
     if as_json:
-        click.echo(_dump([e.to_json() if hasattr(e, "to_json") else vars(e) for e in entries]))
+        click.echo(_dump([_plain(e) for e in entries]))
         return
     for e in entries:
-        click.echo(str(e))
+        names = ", ".join(o.name for o in e.outputs)
+        label = e.ref.rsplit("/", 1)[-1][:12] if e.kind == "step" else e.ref
+        click.echo(f"{e.kind:<5}  {e.name:<12}  {label:<24}  {_size(e.size):>9}  {names}")
 
 
 @store_group.command("log")
@@ -506,7 +509,10 @@ def store_log(store_path: Path | None, build: str | None) -> None:
     with _open_store(store_path) as store:
         infos = store.list_builds() if build is None else store.log(store.resolve_build(build))
     for info in infos:
-        click.echo(str(info))
+        when = datetime.fromtimestamp(info.time, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        click.echo(f"{info.ref}  {when}  commit {info.commit[:12]}")
+        for o in info.record.outputs:
+            click.echo(f"    {o.name:<12} sha256:{o.sha256}  {_size(o.size)}")
 
 
 @store_group.command("verify")
@@ -533,7 +539,13 @@ def store_gc(store_path: Path | None, keep_days: int | None) -> None:
     """Delete what no ref reaches."""
     with _open_store(store_path) as store:
         report = store.gc(keep_days=keep_days)
-    click.echo(str(report))
+    click.echo(
+        f"removed {len(report.removed_refs)} refs, {report.removed_content} content objects "
+        f"and {report.removed_git_objects} git objects; freed {_size(report.freed_bytes)}"
+        + (f"; kept {report.kept_young} young objects" if report.kept_young else "")
+    )
+    for note in report.notes:
+        click.echo(f"note: {note}")
 
 
 @store_group.command("push")
@@ -543,7 +555,7 @@ def store_push(store_path: Path | None, remote: str) -> None:
     """Send builds, steps and their content to a git remote (path or URL)."""
     with _open_store(store_path) as store:
         report = store.push(remote)
-    click.echo(str(report))
+    _transfer(report, "pushed to")
 
 
 @store_group.command("pull")
@@ -553,7 +565,37 @@ def store_pull(store_path: Path | None, remote: str) -> None:
     """Fetch builds, steps and their content from a git remote (path or URL)."""
     with _open_store(store_path, create=True) as store:
         report = store.pull(remote)
-    click.echo(str(report))
+    _transfer(report, "pulled from")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return str(n)  # pragma: no cover
+
+
+def _plain(x: Any) -> Any:
+    """Dataclasses as JSON-able data, for --json."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return {f.name: _plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, tuple | list):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    return x
+
+
+def _transfer(report: Any, verb: str) -> None:
+    click.echo(
+        f"{verb} {report.remote}: {len(report.updated)} refs updated, {report.unchanged} "
+        f"unchanged, {report.content_objects} content objects ({_size(report.content_bytes)})"
+    )
+    for ref in report.conflicts:
+        click.echo(f"conflict (left alone): {ref}", err=True)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
