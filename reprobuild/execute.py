@@ -153,6 +153,8 @@ def execute(
                             if rebuild and step.kind not in INPUT_KINDS
                             else store.lookup_step(step.key)
                         )
+                        if cached is not None and step.kind == "fetch":
+                            cached = _verified_input(store, cached)
                         if cached is not None and all(store.has(o.sha256) for o in cached.outputs):
                             records[step.key] = cached
                             progress.event("cached", step)
@@ -196,6 +198,18 @@ def execute(
             ) from failure
         raise failure
     return records
+
+
+def _verified_input(store: Store, record: StepRecord) -> StepRecord | None:
+    """Inputs are re-hashed before each build uses them: a damaged object is
+    removed and the fetch step runs again, instead of building it into an image."""
+    from reprobuild.fetch import sha256_file
+
+    for out in record.outputs:
+        if store.has(out.sha256) and sha256_file(store.path_of(out.sha256))[0] != out.sha256:
+            store.content.remove(out.sha256)
+            return None
+    return record
 
 
 def _release(waiting: dict[str, set[str]], key: str) -> None:

@@ -35,7 +35,9 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     name = PurePosixPath(pkg["filename"]).name
     media = ALPM if snap["format"] == "alpm" else DEB
     if ctx.store.has(pkg["sha256"]):
-        return (Output(name, pkg["sha256"], pkg["size"], media),)
+        if _intact(ctx, pkg["sha256"]):
+            return (Output(name, pkg["sha256"], pkg["size"], media),)
+        ctx.log(f"{name}: the stored copy is damaged; fetching it again")
     archive = load_archive(snap["archive"])
     base = ctx.sources.base_url(archive, snap["timestamp"])
     url = base + pkg["filename"]
@@ -53,6 +55,18 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
+
+
+def _intact(ctx: StepContext, sha256: str) -> bool:
+    """Inputs are re-hashed before use: a damaged store object is removed (so
+    it can be fetched again) rather than built into an image."""
+    from reprobuild.fetch import sha256_file
+
+    path = ctx.store.path_of(sha256)
+    if sha256_file(path)[0] == sha256:
+        return True
+    ctx.store.content.remove(sha256)
+    return False
 
 
 def run_fetchurl(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
