@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import reprobuild as rb
 
 from .pkgs import Node, make_package
 
@@ -18,18 +18,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("repo-add") is None or shutil.which("bsdtar") is None,
     reason="repo-add/bsdtar are not installed (Debian packages pacman-package-manager, libarchive-tools)",
 )
-
-
-def rb(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "reprobuild", *args],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 def test_lock_and_build_an_arch_root(tmp_path: Path) -> None:

@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import reprobuild as rb
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "mirrors" / "debian" / "archive" / "debian"
 DEMO = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
 
 
-def rb(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    return subprocess.run([sys.executable, "-m", "reprobuild", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
-
-
-@pytest.mark.skipif(not SHARED.exists(), reason="the shared Debian mirror is not beside the repository")
+@pytest.mark.skipif(
+    not SHARED.exists(), reason="the shared Debian mirror is not beside the repository"
+)
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap is not installed")
 def test_minbase_root_builds_configured(tmp_path: Path) -> None:
     (tmp_path / "m.repro").write_text(
         'let snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };\n'
         'in { t = tarball { root = rootfs { snapshot = snap; variant = "minbase"; }; }; }\n'
     )
-    r = rb(tmp_path, "build", "--json", "--store", str(tmp_path / "s"), "--mirror", f"debian={SHARED.as_uri()}/", "m.repro")
+    r = rb(
+        tmp_path,
+        "build",
+        "--json",
+        "--store",
+        str(tmp_path / "s"),
+        "--mirror",
+        f"debian={SHARED.as_uri()}/",
+        "m.repro",
+    )
     assert r.returncode == 0, r.stderr
     with tarfile.open(tmp_path / json.loads(r.stdout)["outputs"]["t"]["path"]) as t:
         names = set(t.getnames())
@@ -54,7 +59,9 @@ def test_diff_names_a_changed_file_in_two_oci_images(tmp_path: Path) -> None:
         work = tmp_path / name
         work.mkdir()
         (work / "r.repro").write_text(recipe.replace("MOTD\\n", motd.replace("\n", "\\n")))
-        r = rb(work, "build", "--json", "--store", str(tmp_path / "store"), "--mirror", DEMO, "r.repro")
+        r = rb(
+            work, "build", "--json", "--store", str(tmp_path / "store"), "--mirror", DEMO, "r.repro"
+        )
         assert r.returncode == 0, r.stderr
         outs.append(work / json.loads(r.stdout)["outputs"]["img"]["path"])
     r = rb(tmp_path, "diff", str(outs[0]), str(outs[1]))

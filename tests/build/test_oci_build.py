@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.export_oci.conftest import registry  # noqa: F401 - the fixture
+from tests.support.cli import reprobuild as rb
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MIRROR = (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
@@ -25,18 +24,6 @@ in {
 """
 
 pytestmark = pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
-
-
-def rb(work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "reprobuild", *args],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import reprobuild as rb
+
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
 SHARED = ROOT.parent / "shared" / "mirrors" / "debian" / "archive" / "debian"
-
-
-def rb(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "reprobuild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
 
 
 def test_demo_is_reproducible_under_every_variation(tmp_path: Path) -> None:
