@@ -95,6 +95,12 @@ def graph_cmd(file: Path, fmt: str) -> None:
 
 def _mirror_options(f: Any) -> Any:
     f = click.option(
+        "--allow-expired",
+        is_flag=True,
+        help="Accept a Release whose Valid-Until passed after the snapshot was taken "
+        "(old snapshots; apt's Check-Valid-Until=false). Also REPROBUILD_ALLOW_EXPIRED=1.",
+    )(f)
+    f = click.option(
         "--insecure-allow-unsigned",
         is_flag=True,
         help="Do not check index signatures (recorded in the lockfile).",
@@ -137,11 +143,14 @@ def lock_cmd(
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
+    allow_expired: bool,
 ) -> None:
     """Resolve RECIPE against its dated snapshots into RECIPE.lock."""
     from reprobuild.locking import Sources
 
-    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    sources = Sources.from_env(
+        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+    )
     result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
     snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
     if as_json:
@@ -205,12 +214,15 @@ def build_cmd(
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
+    allow_expired: bool,
 ) -> None:
     """Fetch, verify, build and export every output of RECIPE."""
     from reprobuild.locking import Sources
     from reprobuild.progress import make_progress
 
-    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    sources = Sources.from_env(
+        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+    )
     with make_progress(quiet=quiet or as_json) as progress:
         result = api.build(
             recipe,
@@ -269,6 +281,7 @@ def replay_cmd(
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
+    allow_expired: bool,
 ) -> None:
     """Rebuild TARGET (a lockfile, or a build ref such as NAME/3) and compare digests.
 
@@ -278,7 +291,9 @@ def replay_cmd(
     from reprobuild.locking import Sources
     from reprobuild.replay import replay
 
-    sources = Sources.from_env(mirrors, keyrings, insecure_allow_unsigned)
+    sources = Sources.from_env(
+        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+    )
     result = replay(target, store_path=store_path, sources=sources, out_dir=out_dir, jobs=jobs)
     if as_json:
         click.echo(_dump(result.to_json()))
@@ -323,6 +338,7 @@ def check_cmd(
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
+    allow_expired: bool,
 ) -> None:
     """Build RECIPE twice, the second time under reprotest's variations; compare.
 
@@ -332,7 +348,11 @@ def check_cmd(
     from reprobuild.check import check, parse_variations
 
     result = check(
-        recipe, variations=parse_variations(variations), mirrors=mirrors, keyrings=keyrings
+        recipe,
+        variations=parse_variations(variations),
+        mirrors=mirrors,
+        keyrings=keyrings,
+        allow_expired=allow_expired,
     )
     if as_json:
         click.echo(_dump(result.to_json()))

@@ -16,6 +16,7 @@ import pickle
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from reprobuild.archives.arch import SyncPackage, read_sync_db
 from reprobuild.archives.debian import (
     BinaryPackage,
     VerifiedRelease,
+    check_dates,
     check_index,
     decompress_index,
     packages_index_candidates,
@@ -47,6 +49,8 @@ class Sources:
     mirrors: Mapping[str, str] = field(default_factory=dict)  # archive -> base URL
     keyrings: Mapping[str, Path] = field(default_factory=dict)
     insecure: bool = False
+    # Accept a Release whose Valid-Until passed after the snapshot was taken.
+    allow_expired: bool = False
 
     @classmethod
     def from_env(
@@ -55,10 +59,13 @@ class Sources:
         keyrings: Sequence[str] = (),
         insecure: bool = False,
         environ: Mapping[str, str] | None = None,
+        allow_expired: bool = False,
     ) -> Sources:
         """Merge ``REPROBUILD_MIRROR_<NAME>``/``REPROBUILD_KEYRING_<NAME>`` with flags
-        (flags win). NAME in a variable is upper case with ``-`` as ``_``."""
+        (flags win). NAME in a variable is upper case with ``-`` as ``_``.
+        ``REPROBUILD_ALLOW_EXPIRED=1`` is the same as ``allow_expired``."""
         env = os.environ if environ is None else environ
+        allow_expired = allow_expired or env.get("REPROBUILD_ALLOW_EXPIRED", "") not in ("", "0")
         m: dict[str, str] = {}
         k: dict[str, Path] = {}
         for var, value in sorted(env.items()):
@@ -72,7 +79,7 @@ class Sources:
         for spec in keyrings:
             name, path = _pair(spec, "--keyring", "debian=/path/to/keyring.gpg")
             k[name] = Path(path)
-        return cls(m, k, insecure)
+        return cls(m, k, insecure, allow_expired)
 
     def base_url(self, archive: ArchiveDef, timestamp: str) -> str:
         canonical = archive.snapshot_url(timestamp)
@@ -218,6 +225,13 @@ class DebianSnapshots:
             what = f"{archive.name}/{ts}/dists/{suite}/InRelease"
             verified = self._verify(data, keyring, what)
             release = verified.release
+            check_dates(
+                release,
+                now=datetime.now(UTC),
+                taken=datetime.strptime(ts, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC),
+                allow_expired=self.sources.allow_expired,
+                what=what,
+            )
             indexes: dict[str, str] = {}
             for comp in components:
                 data_, path, digest = self._packages(base, suite, release, comp, arch, what)

@@ -18,7 +18,7 @@ import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property, lru_cache
 from operator import itemgetter
@@ -137,9 +137,11 @@ def _deb822_fields(text: str, what: str) -> dict[str, str]:
 
 def _parse_date(value: str, field: str, what: str) -> datetime:
     try:
-        return parsedate_to_datetime(value)
+        parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError) as exc:
         raise ArchiveError(f"{what}: cannot parse {field} {value!r}") from exc
+    # Naive means "-0000" (RFC 5322: UTC, origin unknown); compare in UTC.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_release(text: str, *, what: str = "Release") -> Release:
@@ -189,9 +191,8 @@ def verify_inrelease(
 ) -> VerifiedRelease:
     """Check an InRelease file's signature and parse only its signed part.
 
-    ``Valid-Until`` is deliberately not enforced: a dated snapshot is meant to
-    be read long after it expired (apt needs ``Check-Valid-Until=no`` for the
-    same reason); it stays available on the returned Release.
+    Dates are checked separately by :func:`check_dates`, which needs to know
+    when the snapshot was taken and whether an expired Release is accepted.
     """
     verified = verify_clearsigned(data, keyring, what=what, allow_expired_keys=allow_expired_keys)
     try:
@@ -204,6 +205,67 @@ def verify_inrelease(
         file_sha256=hashlib.sha256(data).hexdigest(),
         signed_text=verified.text,
     )
+
+
+def _span(seconds: float) -> str:
+    """apt's way of saying how long: ``7d 2h 5min 3s``."""
+    s = int(abs(seconds))
+    parts = [(s // 86400, "d"), (s // 3600 % 24, "h"), (s // 60 % 60, "min"), (s % 60, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n]
+    return " ".join(shown) or "0s"
+
+
+def check_dates(
+    release: Release,
+    *,
+    now: datetime,
+    taken: datetime | None = None,
+    allow_expired: bool = False,
+    what: str = "InRelease",
+) -> None:
+    """Refuse a Release that is not valid now, as apt does, and one that does
+    not belong to the snapshot it was served as.
+
+    apt refuses a Release whose ``Date`` lies in the future ("not valid yet")
+    and one whose ``Valid-Until`` has passed ("expired"); the latter protects
+    against a mirror replaying an old, signed Release to hide security
+    updates. A dated snapshot is old on purpose, so ``allow_expired`` accepts
+    a Release that expired since (apt: ``Acquire::Check-Valid-Until=false``).
+    Even then it must have been valid when the snapshot was ``taken``: a
+    Release that had already expired, or was not yet written, at the
+    snapshot's time is a stale or foreign file served under that date.
+    """
+    stamp = "%a, %d %b %Y %H:%M:%S UTC"
+    if release.date > now:
+        ahead = _span((release.date - now).total_seconds())
+        raise ArchiveError(
+            f"{what} is not valid yet (invalid for another {ahead}): "
+            f"its Date is {release.date.strftime(stamp)}",
+            hint="check this machine's clock; a Release from the future is never accepted",
+        )
+    if taken is not None and release.date > taken:
+        raise ArchiveError(
+            f"{what} is dated {release.date.strftime(stamp)}, after the snapshot it was served as "
+            f"({taken.strftime(stamp)}): the mirror serves another snapshot under this date",
+            hint="check the --mirror URL; a snapshot cannot contain a Release written after it",
+        )
+    if release.valid_until is None:
+        return
+    if taken is not None and release.valid_until < taken:
+        raise ArchiveError(
+            f"{what} had already expired when the snapshot was taken (invalid since "
+            f"{release.valid_until.strftime(stamp)}, snapshot {taken.strftime(stamp)}): "
+            "a stale Release was served under this date",
+            hint="this is refused even with --allow-expired; check the mirror",
+        )
+    if release.valid_until < now and not allow_expired:
+        raise ArchiveError(
+            f"{what} is expired (invalid since {release.valid_until.strftime(stamp)}, "
+            f"{_span((now - release.valid_until).total_seconds())} ago)",
+            hint="a dated snapshot is old on purpose: pass --allow-expired (or set "
+            "REPROBUILD_ALLOW_EXPIRED=1) to accept a Release that expired after the snapshot "
+            "was taken, as apt's Acquire::Check-Valid-Until=false does",
+        )
 
 
 def check_index(release: Release, path: str, data: bytes, *, what: str | None = None) -> None:

@@ -3,7 +3,9 @@
 Faults are queued per path: each request for that path takes the next fault
 (if any). Supported faults: an HTTP status (with optional Retry-After), a
 truncated body, a body with one flipped byte, a redirect (to a path, possibly
-looping), a reset connection, a stall longer than the client's timeout.
+looping), a reset connection (before the response, or after some bytes of
+the body), a stall longer than the client's timeout, a slow drip (a body
+sent at a set number of bytes per second).
 Range requests are honoured, so resumed downloads can be tested.
 """
 
@@ -30,6 +32,14 @@ class Fault:
     redirect: str | None = None
     reset: bool = False
     stall: float | None = None
+    reset_after: int | None = None  # send this many body bytes, then reset the connection
+    drip: int | None = None  # send the body at this many bytes per second
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close with SO_LINGER 0: the peer sees a TCP reset, not an orderly end."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    conn.close()
 
 
 class MirrorServer:
@@ -51,10 +61,7 @@ class MirrorServer:
                 queue = server.faults.get(path)
                 fault = queue.popleft() if queue else Fault()
                 if fault.reset:
-                    self.connection.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    self.connection.close()
+                    _reset(self.connection)
                     return
                 if fault.stall:
                     time.sleep(fault.stall)
@@ -105,13 +112,21 @@ class MirrorServer:
                 announced = len(body)
                 if fault.truncate is not None:
                     body = body[: fault.truncate]
-                self._send(status, body, announced, start=start, total=len(data))
+                self._send(status, body, announced, start=start, total=len(data), fault=fault)
                 if fault.truncate is not None:
                     self.close_connection = True
 
             def _send(
-                self, status: int, body: bytes, length: int, *, start: int = 0, total: int = 0
+                self,
+                status: int,
+                body: bytes,
+                length: int,
+                *,
+                start: int = 0,
+                total: int = 0,
+                fault: Fault | None = None,
             ) -> None:
+                fault = fault or Fault()
                 self.send_response(status)
                 self.send_header("Content-Length", str(length))
                 if status == 206:
@@ -119,7 +134,19 @@ class MirrorServer:
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(body)
+                    if fault.reset_after is not None:
+                        self.wfile.write(body[: fault.reset_after])
+                        self.wfile.flush()
+                        _reset(self.connection)
+                        self.close_connection = True
+                    elif fault.drip:
+                        step = max(1, fault.drip // 10)
+                        for i in range(0, len(body), step):
+                            self.wfile.write(body[i : i + step])
+                            self.wfile.flush()
+                            time.sleep(step / fault.drip)
+                    else:
+                        self.wfile.write(body)
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
