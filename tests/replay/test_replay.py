@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import reprobuild as rb
 from tests.support.recipes import LIGHT_DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
 MIRROR = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
 DEAD = "debian=http://127.0.0.1:9/gone/"
-
-
-def rb(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
-) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    full.update(env or {})
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "reprobuild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

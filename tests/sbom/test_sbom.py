@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from reprobuild import lockfile as lf
 from reprobuild.sbom import sbom
+from tests.support.cli import reprobuild
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "recipes" / "demo.repro.lock"
 
 
 def rb(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "reprobuild", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    return reprobuild(ROOT, *args)
 
 
 def test_spdx_validates(tmp_path: Path) -> None:
