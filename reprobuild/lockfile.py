@@ -4,12 +4,23 @@ Canonical JSON (sorted keys, two-space indent, trailing newline): the same
 recipe, date and index give the same file on every machine, and a diff of two
 lockfiles reads as a change log. It records canonical snapshot URLs, never the
 mirror a build happened to use.
+
+A lockfile comes from someone else, so reading one checks what the rest of
+reprobuild trusts it for (:func:`validate`), and refuses with an error naming
+the package and the field: a package's ``filename`` is a plain path relative
+to its snapshot (no scheme or host, no ``..``, not absolute, no query), so
+the URL it is fetched from stays on the snapshot's (or the mirror's) host; a
+snapshot's ``url`` is on the host of its archive's definition; every sha256
+is 64 lowercase hex digits; sizes are non-negative integers; names,
+versions and architectures hold no separators; rootfs members and package
+snapshots refer to entries of the same lockfile.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +29,15 @@ from typing import Any
 from reprobuild.errors import LockfileError
 
 LOCK_VERSION = 1
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FINGERPRINT = re.compile(r"[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64}")
+# Debian and Arch package names, versions and architectures (a superset of both).
+_NAME = re.compile(r"[A-Za-z0-9@_+][A-Za-z0-9@._+-]*")
+_VERSION = re.compile(r"[A-Za-z0-9.+~:_-]+")
+_ARCH = re.compile(r"[A-Za-z0-9_-]+")
+# A path in an archive: printable ASCII without '%', '?', '#', '\\' or white space.
+_ARCHIVE_PATH = re.compile(r"[A-Za-z0-9._+~@=,:/-]+")
 
 
 @dataclass(frozen=True)
@@ -176,7 +196,7 @@ class Lockfile:
             if not isinstance(data, dict):
                 raise TypeError("not a JSON object")
             version = data["version"]
-            if version != LOCK_VERSION:
+            if type(version) is not int or version != LOCK_VERSION:
                 raise LockfileError(
                     f"{what}: format version {version} is not supported (this reprobuild "
                     f"reads version {LOCK_VERSION})",
@@ -207,6 +227,8 @@ class Lockfile:
                 )
                 for name, s in sorted(data["snapshots"].items())
             )
+            for raw in data["packages"]:
+                _check_size(raw, what)
             packages = tuple(
                 sorted(
                     LockedPackage(
@@ -232,7 +254,7 @@ class Lockfile:
                 )
                 for name, r in sorted(data["rootfs"].items())
             )
-            return cls(
+            lock = cls(
                 recipe=data["recipe"],
                 sources=dict(data["sources"]),
                 snapshots=snapshots,
@@ -250,6 +272,152 @@ class Lockfile:
                 f"{what}: malformed lockfile ({type(exc).__name__}: {exc})",
                 hint="regenerate it with 'reprobuild lock --update'",
             ) from None
+        validate(lock, what=what)
+        return lock
+
+
+_REFUSED = (
+    "regenerate it with 'reprobuild lock --update' from the recipe, or ask where it came from"
+)
+
+
+def _refuse(what: str, message: str) -> LockfileError:
+    return LockfileError(f"{what}: {message}", hint=_REFUSED)
+
+
+def _check_size(raw: Any, what: str) -> None:
+    """Before ``int()`` makes ``"12"`` or ``1.5`` look like a size."""
+    size = raw.get("size") if isinstance(raw, dict) else None
+    if type(size) is not int or size < 0:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        raise _refuse(
+            what, f"package {name!r}: field 'size' must be a non-negative integer, not {size!r}"
+        )
+
+
+def _archive_path(value: object) -> str | None:
+    """Why *value* is not a plain relative path inside an archive (None if it is)."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if "://" in value or value.startswith("//"):
+        return "is a URL, not a path relative to the snapshot (it would leave its host)"
+    if value.startswith("/"):
+        return "is absolute; it must be relative to the snapshot"
+    if not _ARCHIVE_PATH.fullmatch(value):
+        return "contains characters outside a plain path ('%', '?', '#', white space, ...)"
+    if any(part in ("", ".", "..") for part in value.split("/")):
+        return "has an empty, '.' or '..' component"
+    return None
+
+
+def _host(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https", "file"):
+        return None
+    return parts.hostname or ""
+
+
+def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
+    """Refuse a lockfile that would make reprobuild fetch or trust the wrong thing."""
+    if not _SHA256.fullmatch(str(lock.recipe)):
+        raise _refuse(
+            what, f"field 'recipe' is not a sha256 (64 lowercase hex digits): {lock.recipe!r}"
+        )
+    for rel, digest in lock.sources.items():
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+            raise _refuse(what, f"sources: {rel!r} has no valid sha256: {digest!r}")
+    for rel in lock.embedded:
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
+    snapshots = {s.name: s for s in lock.snapshots}
+    for snap in lock.snapshots:
+        where = f"snapshot {snap.name!r}"
+        host = _host(snap.url) if isinstance(snap.url, str) else None
+        if host is None or not snap.url.endswith("/"):
+            raise _refuse(
+                what,
+                f"{where}: field 'url' is not an http(s) or file URL ending in '/': {snap.url!r}",
+            )
+        expected = _archive_host(snap.archive)
+        if expected is not None and host != expected:
+            raise _refuse(
+                what,
+                f"{where}: field 'url' is on host {host!r}, but archive {snap.archive!r} "
+                f"is on {expected!r} (a mirror is chosen with --mirror, never in the lockfile)",
+            )
+        for su in snap.suites:
+            if not isinstance(su.inrelease_sha256, str) or not _SHA256.fullmatch(
+                su.inrelease_sha256
+            ):
+                raise _refuse(
+                    what, f"{where}, suite {su.suite!r}: field 'inrelease_sha256' is not a sha256"
+                )
+            if su.fingerprint is not None and not (
+                isinstance(su.fingerprint, str) and _FINGERPRINT.fullmatch(su.fingerprint)
+            ):
+                raise _refuse(
+                    what,
+                    f"{where}, suite {su.suite!r}: field 'fingerprint' is not a key fingerprint",
+                )
+            for index, digest in su.indexes.items():
+                problem = _archive_path(index)
+                if problem is not None:
+                    raise _refuse(what, f"{where}, suite {su.suite!r}: index {index!r} {problem}")
+                if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                    raise _refuse(
+                        what, f"{where}, suite {su.suite!r}: index {index!r} has no valid sha256"
+                    )
+    idents = set()
+    for p in lock.packages:
+        where = f"package {p.name!r}"
+        for name, value, pattern in (
+            ("name", p.name, _NAME),
+            ("version", p.version, _VERSION),
+            ("architecture", p.architecture, _ARCH),
+        ):
+            if not isinstance(value, str) or not pattern.fullmatch(value):
+                raise _refuse(what, f"{where}: field {name!r} is not a valid {name}: {value!r}")
+        where = f"package {p.ident}"
+        problem = _archive_path(p.filename)
+        if problem is not None:
+            raise _refuse(what, f"{where}: field 'filename' {problem}: {p.filename!r}")
+        if not isinstance(p.sha256, str) or not _SHA256.fullmatch(p.sha256):
+            raise _refuse(
+                what,
+                f"{where}: field 'sha256' must be 64 lowercase hex digits, not {p.sha256!r} "
+                f"({len(p.sha256) if isinstance(p.sha256, str) else 'no'} characters)",
+            )
+        if p.snapshot not in snapshots:
+            raise _refuse(
+                what, f"{where}: field 'snapshot' names no snapshot of the lockfile: {p.snapshot!r}"
+            )
+        idents.add(p.ident)
+    for r in lock.rootfs:
+        missing = sorted(set(r.packages) - idents)
+        if missing:
+            raise _refuse(
+                what, f"rootfs {r.name!r} lists {missing[0]}, which the lockfile does not"
+            )
+        unknown = sorted(set(r.snapshots) - set(snapshots))
+        if unknown:
+            raise _refuse(
+                what,
+                f"rootfs {r.name!r} names snapshot {unknown[0]!r}, which the lockfile does not",
+            )
+
+
+def _archive_host(name: str) -> str | None:
+    """The host of an archive's canonical URL, if its definition is known here."""
+    from reprobuild.archives import load_archive
+    from reprobuild.errors import ReprobuildError
+
+    try:
+        archive = load_archive(name)
+    except ReprobuildError:
+        return None
+    return _host(archive.url.split("{", 1)[0] or archive.url)
 
 
 def lock_path(recipe: Path) -> Path:
@@ -274,11 +442,15 @@ def load(path: Path) -> Lockfile:
 def write(path: Path, lock: Lockfile) -> None:
     """Atomically replace the lockfile: readers see the old or the new one, whole."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(lock.dumps())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(lock.dumps())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # e.g. a full disk: no half-written temp left behind
+        raise
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,24 @@ namespaces, a fixed hostname, a cleared environment with exactly the
 variables below, the tree as ``/`` and only the declared inputs bound in.
 When ``bwrap`` is missing, this is an error naming the package to install:
 never a silent fallback to running unsandboxed.
+
+What a hostile script meets (the tests in tests/reliability/ craft them):
+
+* **Capabilities.** As root bwrap keeps every capability, which would let a
+  script load kernel modules, mount the host's disk or reach any host file
+  through ``open_by_handle_at`` (CAP_DAC_READ_SEARCH). Only
+  :data:`KEPT_CAPABILITIES`, what maintainer scripts use on files of the
+  tree (chown, chmod, setcap, su), survive; bwrap sets no-new-privs.
+* **Devices.** The tree is bound ``nodev,nosuid`` (bwrap's ``--bind``), so a
+  device node in it opens nothing, and mknod is not permitted.
+* **Processes.** The command is PID 1's only child in a new PID namespace:
+  when it exits (or bwrap is killed, ``--die-with-parent``) the kernel kills
+  everything left in the namespace, daemons that double-forked, ``setsid``
+  or ``nohup`` included, so nothing outlives the step or holds its pipes.
+* **Links left behind.** A script may leave ``/etc -> /`` style symlinks in
+  the tree; they point into the tree inside, but at the host's files from
+  outside. Code that touches the tree afterwards goes through
+  :func:`inside`, which resolves paths as the sandbox saw them.
 """
 
 from __future__ import annotations
@@ -20,6 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from reprobuild.errors import ReprobuildError
+from reprobuild.tree import SafeRoot, TreeError, UnsafePathError, member_parts
 
 HOSTNAME = "reprobuild"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -90,6 +109,35 @@ def environment(spec: SandboxSpec) -> dict[str, str]:
     return env
 
 
+KEPT_CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SYS_CHROOT",
+)
+"""What root keeps inside: enough to own, chmod, setcap files and change user.
+Dropped among others: SYS_ADMIN (mount), SYS_MODULE, MKNOD, SYS_RAWIO,
+SYS_TIME, NET_ADMIN, DAC_READ_SEARCH (open_by_handle_at escapes a chroot)."""
+
+
+def capability_args() -> list[str]:
+    """As root, drop every capability but :data:`KEPT_CAPABILITIES`.
+
+    Without root bwrap gives the sandbox none beyond its user namespace.
+    """
+    if os.geteuid() != 0:
+        return []
+    args = ["--cap-drop", "ALL"]
+    for cap in KEPT_CAPABILITIES:
+        args += ["--cap-add", cap]
+    return args
+
+
 def namespace_args() -> list[str]:
     """New network, PID, IPC, UTS (and cgroup) namespaces always.
 
@@ -110,6 +158,7 @@ def bwrap_argv(spec: SandboxSpec) -> list[str]:
     argv = [
         bwrap_path(),
         *namespace_args(),
+        *capability_args(),
         "--die-with-parent",
         "--new-session",
         "--hostname",
@@ -172,3 +221,33 @@ def run(spec: SandboxSpec, *, timeout: float | None = None, check: bool = True) 
             f"{' '.join(spec.command)}" + ("\n  " + "\n  ".join(tail) if tail else "")
         )
     return SandboxResult(proc.returncode, proc.stdout, stderr)
+
+
+def inside(root: Path, path: str) -> Path | None:
+    """The host path of *path* as a command in the sandbox saw it, or None if missing.
+
+    Symlinks on the way are followed inside *root* (absolute targets restart
+    at it, ``..`` stops there), so the result lies in the tree whatever links
+    a script left; the last component is not followed. Safe to use after
+    :func:`run` because nothing it started is still running.
+    """
+    parts = member_parts(path.lstrip("/"), context=str(path))
+    try:
+        with SafeRoot(root) as safe:
+            stack, st = safe.resolve(parts, follow_last=False, context=path)
+    except (TreeError, UnsafePathError):  # a parent is missing or a link loops
+        return None
+    if st is None:
+        return None
+    return root.joinpath(*(os.fsdecode(p) for p in stack))
+
+
+def remove_inside(root: Path, path: str) -> None:
+    """Remove *path* (a file, a link or a whole directory) as the sandbox sees it."""
+    found = inside(root, path)
+    if found is None or found == root:
+        return
+    if found.is_dir() and not found.is_symlink():
+        shutil.rmtree(found)
+    else:
+        found.unlink()

@@ -14,7 +14,7 @@ with it, and what this module reproduces:
   the local database as ``install``, ``changelog`` and ``mtree``, mode 0644,
   with the member's owner and mtime.
 * **Entries.** Numeric owners, modes (setuid/setgid kept, chmod after chown),
-  mtimes, symlinks, hard links, device nodes, FIFOs and extended attributes
+  mtimes, symlinks, hard links, FIFOs and extended attributes
   from the archive. An existing directory is kept as it is, with a warning
   when its permissions differ from the package's (pacman's "directory
   permissions differ"). A non-directory where the package has a directory,
@@ -39,7 +39,13 @@ Differences from pacman, deliberate and documented:
   writes through symlinks that leave the tree (resolved as under a chroot)
   and hard links to anything but an earlier member are refused with an
   error naming the package and the member. A missing parent directory is an
-  error (libarchive would create it; makepkg never omits one).
+  error (libarchive would create it; makepkg never omits one). So are, unlike
+  pacman: character and block devices (no Arch package ships one: ``/dev``
+  is devtmpfs), a path that appears twice, metadata members over
+  :data:`~reprobuild.steps.deb.CONTROL_MAX` (read whole into memory), and
+  file data beyond twice ``.PKGINFO``'s ``size`` plus a slack or beyond the
+  free space (:class:`~reprobuild.steps.deb.UnpackBudget`): a decompression
+  bomb fills no disk. setuid files are installed, as pacman does.
 * No upgrade logic (``.pacnew``, NoUpgrade, NoExtract): the tree is built
   from nothing.
 
@@ -72,6 +78,13 @@ import zstandard
 
 from reprobuild.errors import ArchiveError
 from reprobuild.sandbox import Bind, SandboxSpec, run
+from reprobuild.steps.deb import (
+    CONTROL_MAX,
+    MEMBERS_MAX,
+    UnpackBudget,
+    refuse_device,
+    refuse_duplicate,
+)
 from reprobuild.tree import (
     SafeRoot,
     TarEntry,
@@ -355,6 +368,15 @@ class AlpmPackage:
         return self.info.version
 
 
+def _small(entry: TarEntry, context: str) -> None:
+    """Metadata is read whole into memory: bounded (a bomb would exhaust it)."""
+    if entry.size > CONTROL_MAX:
+        raise ArchiveError(
+            f"{context}: metadata member {_show(entry.name)} claims {entry.size} bytes, "
+            f"more than the {CONTROL_MAX} allowed"
+        )
+
+
 def read_alpm_package(path: Path) -> AlpmPackage:
     """Load a package like ``_alpm_pkg_load_internal(full=1)``.
 
@@ -365,10 +387,21 @@ def read_alpm_package(path: Path) -> AlpmPackage:
     pkginfo: bytes | None = None
     mtree: list[bytes] | None = None
     scanned: list[bytes] = []
+    # Listing the members reads (decompresses) them all: bounded like unpacking.
+    budget = UnpackBudget.for_package(None, "size", None)
     for entry in _members(path):
         name = entry.name
+        if name in (b".PKGINFO", b".MTREE"):
+            _small(entry, str(path))
+        elif entry.type == b"0":
+            budget.take(entry, str(path))
         if name == b".PKGINFO":
             pkginfo = entry.read()
+            size = parse_pkginfo_raw(
+                pkginfo.decode("utf-8", "surrogateescape"), context=str(path)
+            ).size
+            if size:
+                budget = UnpackBudget.for_package(size, f".PKGINFO size of {size} bytes", None)
         elif name == b".MTREE":
             mtree = _mtree_files(entry.read(), str(path))
         elif not name.startswith(b"."):
@@ -487,49 +520,65 @@ def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
     db_files: list[DbFile] = []
     warnings: list[str] = []
     placed: dict[tuple[bytes, ...], bytes] = {}
+    seen: set[tuple[bytes, ...]] = set()
+    budget = UnpackBudget.for_package(
+        info.size or None, f".PKGINFO size of {info.size} bytes" if info.size else "size", root
+    )
     count = 0
     with SafeRoot(root) as safe:
-        for entry in _members(package.path):
-            count += 1
-            raw = entry.name
-            # refused even where pacman would skip the member as metadata
-            parts = member_parts(raw, context=context)
-            if raw.startswith(b"."):
-                dbname = _DB_FILES.get(raw)
-                if dbname is not None and entry.type == b"0":
-                    db_files.append(
-                        DbFile(dbname, entry.read(), entry.uid, entry.gid, max(0, entry.mtime))
+        where = context
+        try:
+            for entry in _members(package.path):
+                count += 1
+                if count > MEMBERS_MAX:
+                    raise ArchiveError(f"{context}: more than {MEMBERS_MAX} members; refused")
+                raw = entry.name
+                # refused even where pacman would skip the member as metadata
+                parts = member_parts(raw, context=context)
+                refuse_device(entry, context, "no pacman package ships device files")
+                if parts:
+                    refuse_duplicate(entry, parts, seen, context)
+                if entry.type == b"0":  # skipped members too: reading them costs as much
+                    budget.take(entry, context)
+                if raw.startswith(b"."):
+                    dbname = _DB_FILES.get(raw)
+                    if dbname is not None and entry.type == b"0":
+                        _small(entry, context)
+                        db_files.append(
+                            DbFile(dbname, entry.read(), entry.uid, entry.gid, max(0, entry.mtime))
+                        )
+                    continue
+                where = f"{context}, member {_show(raw)}"
+                if not parts:
+                    continue
+                if parts[-1] == _TMP_NAME:
+                    raise UnsafePathError(f"{where}: the member name is reserved")
+                if _entry_name(entry) not in listed:
+                    warnings.append(
+                        f"file not found in file list for package {info.name}. "
+                        f"skipping extraction of {raw.decode('utf-8', 'backslashreplace')}"
                     )
-                continue
-            where = f"{context}, member {_show(raw)}"
-            if not parts:
-                continue
-            if parts[-1] == _TMP_NAME:
-                raise UnsafePathError(f"{where}: the member name is reserved")
-            if _entry_name(entry) not in listed:
-                warnings.append(
-                    f"file not found in file list for package {info.name}. "
-                    f"skipping extraction of {raw.decode('utf-8', 'backslashreplace')}"
+                    continue
+                note = _check_existing(safe, entry, parts, where)
+                if note is not None:
+                    warnings.append(note)
+                want = raw in backups
+                digest = extract_entry(
+                    safe,
+                    entry,
+                    parts,
+                    uid=entry.uid,
+                    gid=entry.gid,
+                    placed=placed,
+                    context=context,
+                    want_md5=want,
                 )
-                continue
-            note = _check_existing(safe, entry, parts, where)
-            if note is not None:
-                warnings.append(note)
-            want = raw in backups
-            digest = extract_entry(
-                safe,
-                entry,
-                parts,
-                uid=entry.uid,
-                gid=entry.gid,
-                placed=placed,
-                context=context,
-                want_md5=want,
-            )
-            if want and digest is None:
-                digest = _md5_following(safe, parts, where)
-            if want and digest is not None:
-                digests[raw] = digest.decode()
+                if want and digest is None:
+                    digest = _md5_following(safe, parts, where)
+                if want and digest is not None:
+                    digests[raw] = digest.decode()
+        except OSError as exc:  # the file system refused a member (name too long, disk full)
+            raise ArchiveError(f"{where}: cannot unpack: {exc.strerror or exc}") from exc
         safe.finish_dir_times()
     backup = tuple(
         (b, digests.get(b.encode("utf-8", "surrogateescape"), "(null)")) for b in info.backup

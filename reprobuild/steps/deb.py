@@ -33,7 +33,31 @@ Differences from dpkg, all on the side of safety: absolute member names,
 ``..`` components, writes through symlinks that leave the tree and hard
 links to anything but an earlier member of the same package are refused
 (dpkg strips a leading ``/``, accepts ``..`` and would follow a symlink out of
-``--root``); a missing parent directory is an error (as in dpkg).
+``--root``); a missing parent directory is an error (as in dpkg). Hostile
+packages (tests/reliability/test_hostile_packages.py) meet these rules:
+
+* **setuid/setgid files** are installed as dpkg installs them: Debian ships
+  them (``passwd``, ``su``, ``mount``); the sandbox mounts the tree nosuid.
+* **character and block devices and FIFOs** are refused: Debian Policy 10.6
+  forbids device files and named pipes in packages (dpkg would create them;
+  a 0666 node for a disk in an image is a hole, and a FIFO where a file is
+  read, a conffile say, would hang the build).
+* **files in dpkg's database** (``/var/lib/dpkg``, reached by any path) are
+  refused: reprobuild writes it as dpkg does, and real packages ship only
+  its directories there.
+* **a path that appears twice** is refused: dpkg keeps the last copy and
+  lists the path twice in its database; dpkg-deb never builds such a package
+  (and what a reader of the archive sees first is not what gets installed).
+* **extended attributes** (pax ``SCHILY.xattr.*``) are refused, as dpkg
+  refuses pax headers in ``data.tar``.
+* **sizes are bounded** before a byte is written: the regular files of a
+  package may not add up to more than twice its ``Installed-Size`` plus
+  :data:`SIZE_SLACK` (dpkg-gencontrol computes ``Installed-Size`` from those
+  files, so real packages stay below it; 8 GiB without the field), nor to
+  more than the file system has free; ``control.tar`` may not expand beyond
+  :data:`CONTROL_MAX`, a package may not hold more than :data:`MEMBERS_MAX`
+  members. A decompression bomb or a member claiming a terabyte is an error
+  naming the package and the member, and no disk is filled.
 """
 
 from __future__ import annotations
@@ -44,6 +68,7 @@ import io
 import lzma
 import os
 import stat
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -55,6 +80,7 @@ import zstandard
 from reprobuild.errors import ArchiveError
 from reprobuild.tree import (
     SafeRoot,
+    TarEntry,
     TarReader,
     TreeError,
     UnsafePathError,
@@ -66,6 +92,7 @@ __all__ = [
     "Conffile",
     "ControlFile",
     "DebPackage",
+    "UnpackBudget",
     "UnpackResult",
     "merged_usr_dirs",
     "read_deb",
@@ -78,7 +105,24 @@ _AR_HEADER: Final = 60
 _SUFFIXES: Final = ("", ".gz", ".xz", ".zst", ".bz2")
 _CONTROL_SUFFIXES: Final = ("", ".gz", ".xz", ".zst")
 _TMP_NAME: Final = b".reprobuild-tmp~"
+_ADMINDIR: Final = b"var/lib/dpkg"
 _CHUNK_SIZE: Final = 1 << 16
+CONTROL_MAX: Final = 64 << 20
+"""Largest decompressed control.tar (Debian's largest are a few MiB of md5sums)."""
+MEMBERS_MAX: Final = 1_000_000
+"""Most members in one data.tar: far more than any Debian package has."""
+SIZE_SLACK: Final = 64 << 20
+UNDECLARED_MAX: Final = 8 << 30
+"""The bound on a package's file data when it declares no Installed-Size."""
+FREE_RESERVE: Final = 64 << 20
+"""Left free on the tree's file system whatever the package says."""
+_DECOMPRESS_ERRORS: Final = (
+    EOFError,
+    OSError,
+    lzma.LZMAError,
+    zstandard.ZstdError,
+    zlib.error,
+)
 
 
 @dataclass(frozen=True)
@@ -370,9 +414,14 @@ def read_deb(path: Path) -> DebPackage:
         layout = _layout(handle, path)
         raw = _Slice(handle, layout.control.offset, layout.control.size)
         try:
-            data = _decompressed(raw, layout.control_compression).read()
-        except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:
+            data = _decompressed(raw, layout.control_compression).read(CONTROL_MAX + 1)
+        except _DECOMPRESS_ERRORS as exc:
             raise ArchiveError(f"{path}: control.tar is corrupt: {exc}") from exc
+        if len(data) > CONTROL_MAX:
+            raise ArchiveError(
+                f"{path}: control.tar expands to more than {_human(CONTROL_MAX)}; "
+                "refused as a decompression bomb"
+            )
     control_text: bytes | None = None
     files: list[ControlFile] = []
     for entry in TarReader(io.BytesIO(data)):
@@ -438,6 +487,95 @@ def _id_map(safe: SafeRoot, rel: bytes) -> dict[str, int]:
     return ids
 
 
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+@dataclass
+class UnpackBudget:
+    """How many bytes of file data a package may still write, and why that many.
+
+    ``declared`` is what the package says it installs (Installed-Size, or
+    pacman's ``size``), ``None`` when it says nothing.
+    """
+
+    left: int
+    why: str
+
+    @classmethod
+    def for_package(cls, declared: int | None, what: str, root: Path | None) -> UnpackBudget:
+        """The bound for a package; also by the free space of *root* if given."""
+        if declared is not None:
+            limit = declared * 2 + SIZE_SLACK
+            why = f"twice its {what} plus {_human(SIZE_SLACK)}"
+        else:
+            limit, why = UNDECLARED_MAX, f"the limit for a package without {what}"
+        if root is not None:
+            fs = os.statvfs(root)
+            free = max(0, fs.f_bavail * fs.f_frsize - FREE_RESERVE)
+            if free < limit:
+                limit, why = free, f"the space free on the file system of {root}"
+        return cls(limit, f"{_human(limit)}, {why}")
+
+    def take(self, entry: TarEntry, context: str) -> None:
+        """Count a regular file before a byte of it is written."""
+        if entry.size > self.left:
+            raise ArchiveError(
+                f"{context}: member {entry.name.decode('utf-8', 'backslashreplace')!r} "
+                f"claims {_human(entry.size)}, more than the package may unpack "
+                f"(at most {self.why})"
+            )
+        self.left -= entry.size
+
+
+def refuse_device(entry: TarEntry, context: str, rule: str) -> None:
+    """Character and block devices are never unpacked (see the module docstring)."""
+    if entry.type in (b"3", b"4"):
+        kind = "character" if entry.type == b"3" else "block"
+        raise ArchiveError(
+            f"{context}: member {entry.name.decode('utf-8', 'backslashreplace')!r} is a "
+            f"{kind} device ({entry.devmajor}, {entry.devminor}); {rule}"
+        )
+
+
+def refuse_duplicate(
+    entry: TarEntry, parts: tuple[bytes, ...], seen: set[tuple[bytes, ...]], context: str
+) -> None:
+    """A path may appear once: otherwise what a reader of the archive sees first
+    is not what gets installed."""
+    if parts in seen:
+        raise ArchiveError(
+            f"{context}: member {entry.name.decode('utf-8', 'backslashreplace')!r} appears "
+            "twice in the archive (the installer would keep the last copy)"
+        )
+    seen.add(parts)
+
+
+def _refuse_hostile(
+    entry: TarEntry, parts: tuple[bytes, ...], seen: set[tuple[bytes, ...]], context: str
+) -> None:
+    """The members dpkg-deb never builds and a distribution never ships."""
+    rule = "packages may not contain device files or named pipes (Debian Policy 10.6)"
+    refuse_device(entry, context, rule)
+    if entry.type == b"6":
+        raise ArchiveError(
+            f"{context}: member {entry.name.decode('utf-8', 'backslashreplace')!r} is a "
+            f"named pipe; {rule}"
+        )
+    if entry.xattrs:
+        raise ArchiveError(
+            f"{context}: member {entry.name.decode('utf-8', 'backslashreplace')!r} carries "
+            f"extended attributes ({', '.join(k for k, _ in entry.xattrs)}); dpkg refuses "
+            "pax headers in data.tar"
+        )
+    refuse_duplicate(entry, parts, seen, context)
+
+
 def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> UnpackResult:
     """Extract the package's data.tar into *root* with dpkg's semantics.
 
@@ -445,7 +583,8 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
     --unpack``) unless *conffiles_in_place*.
     """
     package = read_deb(path)
-    context = f"package {package.get('Package') or path.name} ({path.name})"
+    name = f"{package.get('Package') or path.name} {package.get('Version') or ''}".strip()
+    context = f"package {name} ({path.name})"
     conffiles = package.conffiles
     deferred = {
         member_parts(c.path.lstrip("/"), context=context)
@@ -457,6 +596,13 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
     md5sums: list[tuple[str, str]] = []
     digests: dict[tuple[bytes, ...], str] = {}
     placed: dict[tuple[bytes, ...], bytes] = {}
+    seen: set[tuple[bytes, ...]] = set()
+    declared = (package.get("Installed-Size") or "").strip()
+    budget = UnpackBudget.for_package(
+        int(declared) * 1024 if declared.isdigit() else None,
+        f"Installed-Size of {declared} KiB" if declared.isdigit() else "Installed-Size",
+        root,
+    )
     count = 0
     with open(path, "rb") as handle, SafeRoot(root) as safe:
         users = _id_map(safe, b"etc/passwd")
@@ -465,12 +611,19 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
         stream = _decompressed(
             _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression
         )
+        where = "data.tar"
         try:
             for entry in TarReader(stream):
                 count += 1
+                where = f"member {entry.name.decode('utf-8', 'backslashreplace')!r}"
+                if count > MEMBERS_MAX:
+                    raise ArchiveError(
+                        f"{context}: data.tar has more than {MEMBERS_MAX} members; refused"
+                    )
                 parts = member_parts(entry.name, context=context)
                 if parts and parts[-1] == _TMP_NAME:
                     raise UnsafePathError(f"{context}: member name {entry.name!r} is reserved")
+                _refuse_hostile(entry, parts, seen, context)
                 listed = (
                     "/" + b"/".join(parts).decode("utf-8", "surrogateescape") if parts else "/."
                 )
@@ -479,6 +632,15 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
                     if entry.type != b"5":
                         raise ArchiveError(f"{context}: the root member is not a directory")
                     continue
+                if entry.type == b"0":
+                    budget.take(entry, context)
+                if entry.type != b"5":
+                    parent, _ = safe.parent(parts, context=context)
+                    if parent == _ADMINDIR or parent.startswith(_ADMINDIR + b"/"):
+                        raise ArchiveError(
+                            f"{context}: member {where[7:]} would land in dpkg's database "
+                            f"(/{parent.decode('utf-8', 'backslashreplace')})"
+                        )
                 digest = extract_entry(
                     safe,
                     entry,
@@ -494,11 +656,15 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
                     digests[parts] = digest.decode()
                     md5sums.append((listed, digests[parts]))
                 elif want_md5 and entry.type == b"1":
-                    linked = member_parts(entry.linkname, context=context)
-                    md5sums.append((listed, digests[linked]))
-                    digests[parts] = digests[linked]
-        except (EOFError, lzma.LZMAError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
-            raise ArchiveError(f"{context}: data.tar is corrupt: {exc}") from exc
+                    linked_digest = digests.get(member_parts(entry.linkname, context=context))
+                    if linked_digest is not None:
+                        md5sums.append((listed, linked_digest))
+                        digests[parts] = linked_digest
+        except _DECOMPRESS_ERRORS as exc:
+            # Corrupt compressed data, or the file system refusing a member
+            # (a name too long, no space left): an error naming both.
+            detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ArchiveError(f"{context}: cannot unpack {where}: {detail}") from exc
         safe.finish_dir_times()
     return UnpackResult(
         package=package,

@@ -25,7 +25,7 @@ import networkx as nx
 
 from reprobuild.archives.debian import parse_relations
 from reprobuild.errors import ReprobuildError, UsageError
-from reprobuild.sandbox import SandboxSpec, run
+from reprobuild.sandbox import SandboxSpec, remove_inside, run
 from reprobuild.steps.alpm import (
     install_order,
     read_alpm_package,
@@ -209,11 +209,11 @@ def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
     package's control members (debconf reads the package name from there),
     with dpkg's ``DPKG_MAINTSCRIPT_*`` variables and ``PERL_DL_NONLAZY=1``.
     """
-    policy = tree / "usr/sbin/policy-rc.d"
-    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy = _replaceable(tree, "/usr/sbin/policy-rc.d")
     policy.write_bytes(POLICY_RC_D)
     policy.chmod(0o755)
     staging = tree / "var/lib/dpkg/reprobuild-ci"
+    _inside(tree, staging / "0", "/var/lib/dpkg/reprobuild-ci")
     dpkg_version = next((d.version for d in order if d.name == "dpkg"), "")
     lines = ["set -e", "cd /"]
     for i, d in enumerate(order):
@@ -254,17 +254,14 @@ def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
             timeout=CONFIGURE_TIMEOUT,
         )
     finally:
-        policy.unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
+        # As the scripts left the tree: /usr/sbin may now be a link to anywhere.
+        remove_inside(tree, "/usr/sbin/policy-rc.d")
+        remove_inside(tree, "/var/lib/dpkg/reprobuild-ci")
 
 
 def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
     for path, value in sorted((params.get("files") or {}).items()):
-        dest = tree / path.lstrip("/")
-        _inside(tree, dest, path)
-        _mkdirs(tree, dest.parent)
-        if dest.is_symlink() or dest.exists():
-            dest.unlink()
+        dest = _replaceable(tree, path)
         if isinstance(value, str):
             dest.write_bytes(value.encode("utf-8"))
         elif isinstance(value, dict) and "step" in value:
@@ -279,9 +276,9 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
     _accounts(tree, params.get("groups") or [], params.get("users") or [], ctx.epoch)
     hostname = params.get("hostname")
     if hostname:
-        (tree / "etc").mkdir(mode=0o755, exist_ok=True)
-        (tree / "etc/hostname").write_text(hostname + "\n")
-        os.chmod(tree / "etc/hostname", 0o644)
+        dest = _replaceable(tree, "/etc/hostname")
+        dest.write_text(hostname + "\n")
+        os.chmod(dest, 0o644)
     for pattern in params.get("remove") or []:
         _remove(tree, pattern)
 
@@ -349,12 +346,18 @@ def _accounts(
         lines["shadow"].append(f"{u['name']}:!:{days}:0:99999:7:::")
         if not u.get("system"):
             h = tree / home.lstrip("/")
+            _inside(tree, h / "x", home)
             _mkdirs(tree, h.parent)
+            if h.is_symlink():
+                raise UsageError(f"users: home {home} of '{u['name']}' is a symlink in the tree")
             h.mkdir(exist_ok=True)
             os.chmod(h, 0o755)
             os.chown(h, u["uid"], gid)
     for name, new in lines.items():
         f = tree / "etc" / name
+        _inside(tree, f, f"/etc/{name}")
+        if f.is_symlink():
+            raise UsageError(f"users: /etc/{name} is a symlink in the tree; not appending to it")
         if new and (f.exists() or name in ("group", "passwd")):
             with f.open("a") as out:
                 out.write("".join(line + "\n" for line in new))
@@ -382,6 +385,17 @@ def _check_account(entry: dict[str, Any], keys: set[str], what: str) -> None:
             raise UsageError(f"{what}: {key} of '{name}' must be an integer")
 
 
+def _replaceable(tree: Path, path: str) -> Path:
+    """*path* in the tree, its parents created and whatever was there removed,
+    refusing links that lead out (packages and scripts may have left some)."""
+    dest = tree / path.lstrip("/")
+    _inside(tree, dest, path)
+    _mkdirs(tree, dest.parent)
+    if dest.is_symlink() or dest.exists():
+        dest.unlink()
+    return dest
+
+
 def _mkdirs(tree: Path, directory: Path) -> None:
     """Create missing parents as root-owned 0755, whatever the umask."""
     missing = []
@@ -401,7 +415,7 @@ def _inside(tree: Path, dest: Path, shown: str) -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.resolve().is_relative_to(tree.resolve()):
-        raise UsageError(f"files: '{shown}' would be written outside the tree (through a link)")
+        raise UsageError(f"'{shown}' would be written outside the tree (through a link in it)")
 
 
 def _remove(tree: Path, pattern: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError, UsageError
-from reprobuild.sandbox import Bind, SandboxSpec, run
+from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
 from reprobuild.store import Output
 from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
 
@@ -58,7 +58,8 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         ),
         timeout=RUN_TIMEOUT,
     )
-    shutil.rmtree(build_dir)
+    # The script may have left links to "/" anywhere: clean up as it saw the tree.
+    remove_inside(tree, "/build")
     _remove_mount_points(tree, binds)
     outputs = params.get("outputs")
     result = tree if not outputs else _select(tree, outputs, ctx.workdir / "selected")
@@ -95,13 +96,16 @@ def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
 def _remove_mount_points(tree: Path, binds: list[Bind]) -> None:
     """bwrap created empty mount points for the inputs; they are not the result."""
     for b in binds:
-        p = tree / b.target.lstrip("/")
+        p = inside(tree, b.target)
+        if p is None:
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
-        elif p.exists() and p.stat().st_size == 0:
+        elif p.is_file() and not p.is_symlink() and p.stat().st_size == 0:
             p.unlink()
-    inputs = tree / "inputs"
-    if inputs.is_dir() and not any(inputs.iterdir()):
+    inputs = inside(tree, "/inputs")
+    empty = inputs is not None and inputs.is_dir() and not inputs.is_symlink()
+    if inputs is not None and empty and not any(inputs.iterdir()):
         inputs.rmdir()
 
 
@@ -113,9 +117,11 @@ def _select(tree: Path, outputs: list[str], dest: Path) -> Path:
         rel = PurePosixPath(item.lstrip("/"))
         if ".." in rel.parts or not rel.parts:
             raise UsageError(f"run: output {item!r} must be an absolute path without '..'")
-        src = tree / rel
-        if not src.exists() and not src.is_symlink():
+        # Links on the way are followed as in the sandbox: never to the host's files.
+        found = inside(tree, item)
+        if found is None:
             raise RunStepError(f"run: the script did not create {item}")
+        src = found
         target = dest / rel
         parent = target.parent
         missing = []
