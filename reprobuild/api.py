@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
 
 if TYPE_CHECKING:
+    from reprobuild.cache import CacheReport
     from reprobuild.execute import Progress
     from reprobuild.fetch import Fetcher
     from reprobuild.lockfile import Lockfile, Staleness
@@ -231,7 +233,10 @@ def lock(
         new = replace(new, embedded=texts)
     changed = not out.exists() or out.read_text(encoding="utf-8") != new.dumps()
     if changed:
-        lf.write(out, new)
+        from reprobuild.store._fs import no_space_named
+
+        with no_space_named(out, "lockfile"):
+            lf.write(out, new)
     return LockResult(out, new, changed, len(new.packages))
 
 
@@ -253,6 +258,24 @@ class BuildResult:
     run: int
     build_ref: str
     lockfile: Path
+    ran_on: Mapping[str, str] = field(default_factory=dict)  # step key -> Dask worker
+    cache: CacheReport | None = None  # what --cache brought in
+    pushed: int = 0  # step records --push-cache added to the cache
+
+
+def _check_build_options(
+    executor: str, scheduler: str | None, cache: str | None, push_cache: bool
+) -> None:
+    from reprobuild.errors import UsageError
+
+    if executor not in ("local", "dask"):
+        raise UsageError(f"unknown executor {executor!r}", hint="use 'local' or 'dask'")
+    if executor == "dask" and not scheduler:
+        raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
+    if scheduler and executor != "dask":
+        raise UsageError("--scheduler is only used with --executor dask")
+    if push_cache and not cache:
+        raise UsageError("--push-cache needs --cache REMOTE")
 
 
 def build(
@@ -266,11 +289,21 @@ def build(
     fetcher: Fetcher | None = None,
     progress: Progress | None = None,
     attest: bool = False,
+    executor: str = "local",
+    scheduler: str | None = None,
+    cache: str | None = None,
+    push_cache: bool = False,
+    worker_remote: str | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
     With ``attest``, an in-toto provenance statement is written beside each
-    output as ``NAME.intoto.json``.
+    output as ``NAME.intoto.json``. ``executor="dask"`` runs steps on the
+    Dask cluster at ``scheduler`` (see distributed.py). ``cache`` names a git
+    remote holding a store whose step records are used instead of running
+    those steps; ``push_cache`` sends this build's step records there.
+    ``worker_remote``: Dask workers exchange inputs and outputs through this
+    git remote instead of opening the store at its path.
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -278,8 +311,14 @@ def build(
     from reprobuild.execute import execute
     from reprobuild.fetch import Fetcher
     from reprobuild.locking import Sources
-    from reprobuild.store import BuildRecord, Output, Store
+    from reprobuild.store import BuildRecord, ContentCorrupt, Output, Store
+    from reprobuild.store._fs import no_space_named
 
+    _check_build_options(executor, scheduler, cache, push_cache)
+    if worker_remote and executor != "dask":
+        from reprobuild.errors import UsageError
+
+        raise UsageError("--worker-remote is only used with --executor dask")
     sources = sources or Sources.from_env()
     fetcher = fetcher or Fetcher()
     pr = planned(path)
@@ -307,22 +346,60 @@ def build(
         from reprobuild.execute import Progress
 
         progress = Progress()
+    step_executor = None
+    if executor == "dask":
+        from reprobuild.distributed import DaskExecutor
+
+        assert scheduler is not None
+        step_executor = DaskExecutor(scheduler, remote=worker_remote)
+    cache_report = None
+    pushed = 0
     with Store.open_store(store_path) as store:
-        records = execute(
-            graph,
-            store,
-            jobs=jobs,
-            fetcher=fetcher,
-            sources=sources,
-            recipe_dir=result.evaluator.root_dir,
-            progress=progress,
-        )
-        outputs: list[BuiltOutput] = []
-        for name, key in graph.outputs:
-            record = records[key]
-            primary = record.outputs[0]
-            dest = export_output(store, record, name, out_dir)
-            outputs.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
+        try:
+            if cache:
+                from reprobuild import cache as remote_cache
+
+                cache_report = remote_cache.fetch(store, cache, graph.steps, create=push_cache)
+            records = execute(
+                graph,
+                store,
+                jobs=jobs,
+                fetcher=fetcher,
+                sources=sources,
+                recipe_dir=result.evaluator.root_dir,
+                progress=progress,
+                executor=step_executor,
+            )
+        except BaseException:
+            if cache and push_cache and cache_report is not None:
+                import contextlib
+
+                from reprobuild.errors import ReprobuildError
+
+                with contextlib.suppress(ReprobuildError):  # keep what did finish
+                    remote_cache.push(store, cache, graph.steps)
+            raise
+        finally:
+            if step_executor is not None:
+                step_executor.close()
+        if cache and push_cache:
+            pushed = len(remote_cache.push(store, cache, graph.steps).updated)
+        try:
+            outputs = export_outputs(store, graph.outputs, records, out_dir)
+        except ContentCorrupt as exc:  # a cached output, damaged: removed, so it is made again
+            store.intact(exc.sha256)
+            done_before = progress.cached + progress.run  # all cached in the second pass
+            records = execute(
+                graph,
+                store,
+                jobs=jobs,
+                fetcher=fetcher,
+                sources=sources,
+                recipe_dir=result.evaluator.root_dir,
+                progress=progress,
+            )
+            progress.cached -= done_before
+            outputs = export_outputs(store, graph.outputs, records, out_dir)
         recorded = {o.name: {"sha256": o.sha256, "media_type": o.media_type} for o in outputs}
         differs = sorted(
             n
@@ -338,7 +415,8 @@ def build(
             from dataclasses import replace
 
             lock = replace(lock, outputs=recorded)
-            lf.write(lock_file, lock)
+            with no_space_named(lock_file, "lockfile"):
+                lf.write(lock_file, lock)
         if attest:
             from reprobuild import attest as at
 
@@ -384,7 +462,23 @@ def build(
         progress.run,
         ref,
         lock_file,
+        dict(step_executor.ran_on) if step_executor is not None else {},
+        cache_report,
+        pushed,
     )
+
+
+def export_outputs(
+    store: Any, outputs: tuple[tuple[str, str], ...], records: Any, out_dir: Path
+) -> list[BuiltOutput]:
+    """Export each (name, step key) output; the store verifies every copy."""
+    built = []
+    for name, key in outputs:
+        record = records[key]
+        primary = record.outputs[0]
+        dest = export_output(store, record, name, out_dir)
+        built.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
+    return built
 
 
 def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
@@ -399,15 +493,21 @@ def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
         tar_dest = out_dir / f"{name}.tar"
         store.export(archive.sha256, tar_dest)
         layout = out_dir / name
-        tmp = out_dir / f".{name}.tmp-{os.getpid()}"
         import shutil
         import tarfile
 
-        shutil.rmtree(tmp, ignore_errors=True)
-        with tarfile.open(tar_dest) as t:
-            t.extractall(tmp, filter="data")
-        shutil.rmtree(layout, ignore_errors=True)
-        os.replace(tmp, layout)
+        from reprobuild.store._fs import no_space_named, private_dir_name, swap_dir
+
+        # A killed build's half-extracted tree is removed; the layout is swapped in whole.
+        tmp = private_dir_name(out_dir, f".{name}.tmp-")
+        aside = private_dir_name(out_dir, f".{name}.old-")
+        try:
+            with no_space_named(layout, "output"), tarfile.open(tar_dest) as t:
+                t.extractall(tmp, filter="data")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        swap_dir(tmp, layout, aside)
         return layout
     primary = record.outputs[0]
     suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""

@@ -12,12 +12,22 @@ import sys
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import click
 
-from reprobuild import __version__, api
+from reprobuild import __version__
 from reprobuild.errors import EXIT_BAD_INPUT, ReprobuildError
+
+if TYPE_CHECKING:
+    from reprobuild import api
+else:  # loaded on first use: `--help` and usage errors skip the language and the store
+    import importlib.util
+
+    _spec = importlib.util.find_spec("reprobuild.api")
+    _spec.loader = importlib.util.LazyLoader(_spec.loader)
+    api = sys.modules["reprobuild.api"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(api)
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in reprobuild, not in the input
 
@@ -30,6 +40,26 @@ class _LazyGroup(click.Group):
     """Commands with heavy imports load only when used, so start-up stays fast."""
 
     lazy: ClassVar[dict[str, tuple[str, str]]] = {"diff": ("reprobuild.diff.command", "diff_cmd")}
+    # Their first help line, so that `--help` lists them without importing them.
+    lazy_help: ClassVar[dict[str, str]] = {
+        "diff": "Explain why A and B (images, archives, packages, directories) differ."
+    }
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        rows = []
+        for name in names:
+            cmd = (
+                click.Command(name, help=self.lazy_help[name])
+                if name in self.lazy_help
+                else self.get_command(ctx, name)
+            )
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
@@ -200,6 +230,29 @@ def _store_option(f: Any) -> Any:
 @click.option(
     "--attest", is_flag=True, help="Write an in-toto SLSA provenance statement beside each output."
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where steps run: local threads, or a Dask distributed cluster (needs --scheduler; "
+    "workers must see the recipe, and the store unless --worker-remote, at the same paths).",
+)
+@click.option("--scheduler", metavar="URL", help="The Dask scheduler, e.g. tcp://HOST:8786.")
+@click.option(
+    "--worker-remote",
+    metavar="REMOTE",
+    help="With --executor dask: a git remote the workers pull inputs from and push outputs "
+    "to, for workers that do not share the store's path.",
+)
+@click.option(
+    "--cache",
+    "cache",
+    metavar="REMOTE",
+    help="A git remote holding a store: step records found there (by step key) are used "
+    "instead of running the steps.",
+)
+@click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -210,6 +263,11 @@ def build_cmd(
     as_json: bool,
     quiet: bool,
     attest: bool,
+    executor: str,
+    scheduler: str | None,
+    worker_remote: str | None,
+    cache: str | None,
+    push_cache: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -233,11 +291,28 @@ def build_cmd(
             locked=locked,
             progress=progress,
             attest=attest,
+            executor=executor,
+            scheduler=scheduler,
+            cache=cache,
+            push_cache=push_cache,
+            worker_remote=worker_remote,
         )
+    extra: dict[str, Any] = {}
+    if executor == "dask":
+        extra["ran_on"] = dict(sorted(result.ran_on.items()))
+    if result.cache is not None:
+        extra["cache"] = {
+            "fetched": len(result.cache.fetched),
+            "refused": {key: why for key, why in result.cache.refused},
+            "pushed": result.pushed,
+        }
+        for key, why in result.cache.refused:
+            click.echo(f"warning: cache entry for step {key} refused: {why}", err=True)
     if as_json:
         click.echo(
             _dump(
                 {
+                    **extra,
                     "outputs": {
                         o.name: {
                             "sha256": o.sha256,
@@ -254,6 +329,12 @@ def build_cmd(
         return
     if not quiet:
         click.echo(f"{result.total} steps ({result.cached} cached, {result.run} run)", err=True)
+        if result.cache is not None:
+            click.echo(
+                f"cache: {len(result.cache.fetched)} step(s) from {result.cache.remote}, "
+                f"{result.pushed} pushed",
+                err=True,
+            )
     width = max((len(o.name) for o in result.outputs), default=0)
     for o in result.outputs:
         click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")

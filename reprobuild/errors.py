@@ -107,6 +107,10 @@ class InfiniteRecursion(EvalError):
     """A value depends on itself."""
 
 
+class EvalLimitExceeded(EvalError):
+    """Evaluation hit a resource limit (depth, string or list size, steps)."""
+
+
 class ImportEscapes(EvalError):
     """An ``import`` path leaves the directory tree of the top-level recipe."""
 
@@ -145,3 +149,10 @@ class StoreError(ReprobuildError):
 
 class VersionError(ArchiveError):
     """A package version string is not valid for its archive format."""
+
+
+class DiskFull(ReprobuildError):
+    """A write failed for lack of space (ENOSPC/EDQUOT); the message names where.
+
+    Nothing partial is kept: whoever wrote removes its temp file first.
+    """

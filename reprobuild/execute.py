@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Protocol
 
 from reprobuild import FORMAT_VERSION
@@ -74,6 +75,50 @@ class StepContext:
         return self.inputs[key]
 
 
+class StepExecutor(Protocol):
+    """Where a ready step runs: the local thread pool, or a cluster (distributed.py).
+
+    ``submit`` returns a future of the step's record; the executor records the
+    step in ``ctx.store`` (see :func:`run_step`) and notes a mismatch with an
+    earlier record of the same key in ``progress``. The scheduling loop stays
+    in :func:`execute`, so every executor skips, orders and fails alike.
+    """
+
+    def submit(
+        self, step: BuildStep, ctx: StepContext, progress: Progress
+    ) -> Future[StepRecord]: ...
+
+    def __enter__(self) -> StepExecutor: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class LocalExecutor:
+    """Steps in threads of this process (the work is I/O and subprocesses)."""
+
+    def __init__(self, jobs: int) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step")
+
+    def submit(self, step: BuildStep, ctx: StepContext, progress: Progress) -> Future[StepRecord]:
+        return self._pool.submit(_run_one, step, ctx, progress)
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True)
+
+
 @dataclass
 class Progress:
     """Counters the CLI shows; callbacks must be cheap and thread-safe."""
@@ -115,6 +160,7 @@ def execute(
     recipe_dir: Path,
     progress: Progress | None = None,
     rebuild: bool = False,
+    executor: StepExecutor | None = None,
 ) -> dict[str, StepRecord]:
     """Run (or find in the store) every step; returns each step's record.
 
@@ -123,6 +169,8 @@ def execute(
     this run made, even where the store already held a record for the key
     (a replay compares them; ``Progress.mismatches`` names the steps whose
     bytes differ from the stored record).
+
+    ``executor`` runs the steps that must run (default: ``jobs`` local threads).
     """
     jobs = max(1, jobs or os.cpu_count() or 1)
     fetcher = fetcher or Fetcher()
@@ -134,6 +182,7 @@ def execute(
     for step in order:  # unknown kinds fail before any work starts
         runner_for(step.kind)
     waiting = {s.key: set(s.inputs) for s in order}
+    trust = _CachedOutputs(store)
     failure: BaseException | None = None
     failed_step: BuildStep | None = None
     tmp_root = Path(tempfile.mkdtemp(prefix="reprobuild-build-"))
@@ -142,11 +191,13 @@ def execute(
     old_umask = os.umask(0o022)
     running: dict[Future[StepRecord], BuildStep] = {}
     try:
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="step") as pool:
+        with executor or LocalExecutor(jobs) as pool:
             while waiting or running:
                 if failure is None:
                     ready = [s for s in order if s.key in waiting and not waiting[s.key]]
                     for step in ready:
+                        if waiting[step.key]:  # held back: a damaged input runs first
+                            continue
                         del waiting[step.key]
                         cached = (
                             None
@@ -155,10 +206,17 @@ def execute(
                         )
                         if cached is not None and step.kind == "fetch":
                             cached = _verified_input(store, cached)
+                            if cached is not None:
+                                trust.verified.add(step.key)
                         if cached is not None and all(store.has(o.sha256) for o in cached.outputs):
                             records[step.key] = cached
+                            trust.cached.add(step.key)
                             progress.event("cached", step)
                             _release(waiting, step.key)
+                            continue
+                        damaged = trust.damaged_inputs(step, records)
+                        if damaged:  # rebuild those first, then this step
+                            _requeue(step, damaged, graph.steps, waiting, records, progress)
                             continue
                         ctx = StepContext(
                             store=store,
@@ -170,7 +228,7 @@ def execute(
                             recipe_dir=recipe_dir,
                         )
                         progress.event("start", step)
-                        running[pool.submit(_run_one, step, ctx, progress)] = step
+                        running[pool.submit(step, ctx, progress)] = step
                     if any(s.key in waiting and not waiting[s.key] for s in order):
                         continue  # cached steps made more steps ready
                 if not running:
@@ -203,13 +261,61 @@ def execute(
 def _verified_input(store: Store, record: StepRecord) -> StepRecord | None:
     """Inputs are re-hashed before each build uses them: a damaged object is
     removed and the fetch step runs again, instead of building it into an image."""
-    from reprobuild.fetch import sha256_file
+    return record if all([store.intact(o.sha256) for o in record.outputs]) else None
 
-    for out in record.outputs:
-        if store.has(out.sha256) and sha256_file(store.path_of(out.sha256))[0] != out.sha256:
-            store.content.remove(out.sha256)
-            return None
-    return record
+
+class _CachedOutputs:
+    """Which cached records this build has re-hashed, so damage is caught at use.
+
+    A cached step's outputs are trusted while nothing reads them. They are
+    re-hashed (once per build) when a step that must run takes them as
+    input, since that step would read them anyway; fetched inputs are
+    re-hashed at lookup (``_verified_input``); what a build exports is
+    checked by the export's own copy (``Store.export`` hashes as it copies).
+    So a fully cached build re-hashes nothing it does not copy out, and a
+    damaged object costs a rebuild of its step instead of a bad image.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.cached: set[str] = set()  # records taken from the store by this build
+        self.verified: set[str] = set()  # ... and re-hashed since
+
+    def damaged_inputs(self, step: BuildStep, records: Mapping[str, StepRecord]) -> list[str]:
+        """Cached inputs of ``step`` with a damaged output (removed from the store)."""
+        damaged = []
+        for key in step.inputs:
+            if key not in self.cached or key in self.verified:
+                continue
+            # every output is checked (not all() short-circuiting): each damaged one goes
+            if all([self.store.intact(o.sha256) for o in records[key].outputs]):
+                self.verified.add(key)
+            else:
+                self.cached.discard(key)
+                damaged.append(key)
+        return damaged
+
+
+def _requeue(
+    step: BuildStep,
+    damaged: list[str],
+    steps: Mapping[str, BuildStep],
+    waiting: dict[str, set[str]],
+    records: dict[str, StepRecord],
+    progress: Progress,
+) -> None:
+    """Run the ``damaged`` cached steps again (their store objects are gone, so
+    the lookup misses), and hold back ``step`` and every other step not yet
+    started that uses them until they are done."""
+    for key in damaged:
+        del records[key]
+        for other, deps in waiting.items():
+            if key in steps[other].inputs:
+                deps.add(key)
+        waiting[key] = set()  # its own inputs are all done
+    waiting[step.key] = set(damaged)
+    with progress.lock:
+        progress.cached -= len(damaged)
 
 
 def _release(waiting: dict[str, set[str]], key: str) -> None:
@@ -218,6 +324,26 @@ def _release(waiting: dict[str, set[str]], key: str) -> None:
 
 
 def _run_one(step: BuildStep, ctx: StepContext, progress: Progress) -> StepRecord:
+    record, stored = run_step(step, ctx)
+    note_mismatch(progress, step, stored, record)
+    return record
+
+
+def note_mismatch(
+    progress: Progress, step: BuildStep, stored: StepRecord, record: StepRecord
+) -> None:
+    """The same key made different bytes: not reproducible. The store keeps
+    the first record; this run's record is what the caller compares."""
+    if stored.outputs != record.outputs:
+        with progress.lock:
+            progress.mismatches.append((step, stored, record))
+
+
+def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]:
+    """Run one step and record it in ``ctx.store``: (this run's record, the stored one).
+
+    Self-contained so that a worker process can call it with a context it built.
+    """
     outputs = runner_for(step.kind)(step, ctx)
     record = StepRecord(
         kind=step.kind,
@@ -228,13 +354,7 @@ def _run_one(step: BuildStep, ctx: StepContext, progress: Progress) -> StepRecor
         params={"name": step.name, "plan_key": step.plan_key or ""},
     )
     shutil.rmtree(ctx.workdir, ignore_errors=True)
-    stored = ctx.store.record_step(step.key, record)
-    if stored.outputs != record.outputs:
-        # The same key made different bytes: not reproducible. The store keeps
-        # the first record; this run's record is what the caller compares.
-        with progress.lock:
-            progress.mismatches.append((step, stored, record))
-    return record
+    return record, ctx.store.record_step(step.key, record)
 
 
 def step_versions(step: BuildStep) -> dict[str, str]:

@@ -441,6 +441,9 @@ def load(path: Path) -> Lockfile:
 
 def write(path: Path, lock: Lockfile) -> None:
     """Atomically replace the lockfile: readers see the old or the new one, whole."""
+    from reprobuild.store._fs import remove_dead_writers
+
+    remove_dead_writers(path.parent, f".{path.name}.", ".tmp")  # a killed writer's temp
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as f:

@@ -5,7 +5,7 @@ Public surface::
     from reprobuild.store import Store, StepRecord, BuildRecord, Output, Blob
 """
 
-from reprobuild.store.content import ContentMissing
+from reprobuild.store.content import ContentCorrupt, ContentMissing
 from reprobuild.store.core import (
     BuildInfo,
     GcReport,
@@ -21,6 +21,7 @@ __all__ = [
     "Blob",
     "BuildInfo",
     "BuildRecord",
+    "ContentCorrupt",
     "ContentMissing",
     "GcReport",
     "ListEntry",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reprobuild.errors import IntegrityError, StoreError
-from reprobuild.store._fs import fsync_dir, temp_file
+from reprobuild.store._fs import fsync_dir, no_space_named, remove_stale, temp_file
 from reprobuild.store.records import Blob, check_sha256
 
 BUFSIZE = 1 << 20
@@ -28,6 +28,17 @@ BUFSIZE = 1 << 20
 
 class ContentMissing(StoreError):
     """The store has no content object with this sha256."""
+
+
+class ContentCorrupt(IntegrityError):
+    """A content object's bytes no longer hash to its name (found while reading it)."""
+
+    def __init__(self, sha256: str, actual: str) -> None:
+        super().__init__(
+            f"content sha256:{sha256} is corrupt: its bytes hash to sha256:{actual}",
+            hint="run `reprobuild store verify`; building again replaces the object",
+        )
+        self.sha256 = sha256
 
 
 class _VerifyingRaw(io.RawIOBase):
@@ -51,10 +62,7 @@ class _VerifyingRaw(io.RawIOBase):
             self._checked = True
             actual = self._hash.hexdigest()
             if actual != self._sha256:
-                raise IntegrityError(
-                    f"content sha256:{self._sha256} is corrupt: its bytes hash to sha256:{actual}",
-                    hint="run `reprobuild store verify`, then rebuild or pull the object again",
-                )
+                raise ContentCorrupt(self._sha256, actual)
         return n
 
     def close(self) -> None:
@@ -184,25 +192,51 @@ class ContentStore:
         return io.BufferedReader(raw, buffer_size=BUFSIZE)
 
     def export(self, sha256: str, dest: Path) -> Blob:
-        """Copy out with verification; ``dest`` appears only complete and correct."""
+        """Copy out with verification; ``dest`` appears only complete and correct.
+
+        The temp file beside ``dest`` is flocked while written, so temp files
+        a killed export left are recognised and removed by the next one.
+        """
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            self.open(sha256) as src,
-            temp_file(dest.parent, prefix=f".{dest.name}.") as (
-                out,
-                tmp,
-            ),
-        ):
-            shutil.copyfileobj(src, out, BUFSIZE)  # verification raises at EOF
-            out.flush()
-            os.fsync(out.fileno())
-            size = out.tell()
-            out.close()
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
-        fsync_dir(dest.parent)
+        prefix = f".{dest.name}.reprobuild-tmp-"
+        with no_space_named(dest, "output"):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale(dest.parent, prefix)
+            with (
+                self.open(sha256) as src,
+                temp_file(dest.parent, prefix=prefix, lock=True) as (out, tmp),
+            ):
+                shutil.copyfileobj(src, out, BUFSIZE)  # verification raises at EOF
+                out.flush()
+                os.fsync(out.fileno())
+                size = out.tell()
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, dest)  # still open (and locked) until renamed
+            fsync_dir(dest.parent)
         return Blob(sha256, size)
+
+    def intact(self, sha256: str) -> bool:
+        """Re-hash one object: True if present and whole. A damaged one is
+        removed, so the step that made it runs (or the input is fetched) again
+        instead of the damage being built into an image."""
+        path = self.path(sha256)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return False
+        with f:
+            h = hashlib.sha256()
+            buf = bytearray(BUFSIZE)
+            view = memoryview(buf)
+            while n := f.readinto(view):
+                h.update(view[:n])
+            if h.hexdigest() == sha256:
+                return True
+            with contextlib.suppress(FileNotFoundError):
+                # only the file we hashed: a racing writer may have replaced it whole
+                if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                    self.remove(sha256)
+        return False
 
     def iter_objects(self) -> Iterator[tuple[str, Path]]:
         """Every (name, path) under objects/, including misplaced or misnamed ones."""

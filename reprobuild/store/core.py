@@ -41,19 +41,20 @@ import re
 import shutil
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, overload
 
-from dulwich.errors import NotGitRepository
+from dulwich.errors import ChecksumMismatch, NotGitRepository, ObjectFormatException
 from dulwich.objects import Blob as GitBlob
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree
-from dulwich.refs import Ref
+from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from reprobuild.errors import StoreError
-from reprobuild.store._fs import atomic_write_bytes, flocked
+from reprobuild.store._fs import atomic_write_bytes, flocked, no_space_named
 from reprobuild.store.content import ContentMissing, ContentStore
 from reprobuild.store.records import (
     Blob,
@@ -76,6 +77,20 @@ DEFAULT_GRACE_SECONDS = 3600.0
 _MODE_FILE = 0o100644
 _MODE_TREE = 0o040000
 _BUILD_MSG_RE = re.compile(rb"^build (\S+) #(\d+)")
+# What reading a missing or damaged git object raises (dulwich, zlib, our checks).
+_DAMAGED = (KeyError, ValueError, zlib.error, ObjectFormatException, ChecksumMismatch, StoreError)
+
+
+# gc.auto 0: git must not repack behind our back; no reflogs to grow.
+_CONFIG = """\
+[core]
+\trepositoryformatversion = 0
+\tfilemode = true
+\tbare = true
+\tlogAllRefUpdates = false
+[gc]
+\tauto = 0
+"""
 
 
 def default_store_path() -> Path:
@@ -226,22 +241,22 @@ class Store:
     def _create(p: Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         aside = p.parent / f".{p.name}.init-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        repo = Repo.init_bare(str(aside), mkdir=True)
         try:
-            config = repo.get_config()
-            config.set((b"gc",), b"auto", b"0")  # git must not repack behind our back
-            config.set((b"core",), b"logAllRefUpdates", b"false")
-            config.write_to_path()
-        finally:
-            repo.close()
-        for sub in ("lfs/objects", "lfs/tmp", "reprobuild/tmp", "reprobuild/stamps"):
-            (aside / sub).mkdir(parents=True, exist_ok=True)
-        (aside / "reprobuild" / "format").write_text(STORE_FORMAT + "\n")
-        try:
+            with no_space_named(p, "a new store at"):
+                # A bare repository written by hand (as `git init --bare` would), not
+                # by dulwich, whose file objects complain again when collected after
+                # a failed write (a full disk).
+                for sub in ("objects/info", "objects/pack", "refs/heads", "refs/tags"):
+                    (aside / sub).mkdir(parents=True)
+                for sub in ("lfs/objects", "lfs/tmp", "reprobuild/tmp", "reprobuild/stamps"):
+                    (aside / sub).mkdir(parents=True)
+                (aside / "HEAD").write_text("ref: refs/heads/master\n")
+                (aside / "config").write_text(_CONFIG)
+                (aside / "reprobuild" / "format").write_text(STORE_FORMAT + "\n")
             os.rename(aside, p)
-        except OSError:
-            shutil.rmtree(aside, ignore_errors=True)
-            if not p.exists():
+        except BaseException as exc:
+            shutil.rmtree(aside, ignore_errors=True)  # half made: never left beside the store
+            if not (isinstance(exc, OSError) and p.exists()):  # else: a racing creator won
                 raise
 
     def _ensure_dirs(self) -> None:
@@ -281,9 +296,10 @@ class Store:
         With ``expected_*`` given, a mismatch raises IntegrityError naming both
         hashes and nothing becomes visible in the store.
         """
-        return self.content.put_stream(
-            fileobj, expected_sha256=expected_sha256, expected_size=expected_size
-        )
+        with self._writing():
+            return self.content.put_stream(
+                fileobj, expected_sha256=expected_sha256, expected_size=expected_size
+            )
 
     def put_file(
         self,
@@ -302,6 +318,10 @@ class Store:
 
     def has(self, sha256: str) -> bool:
         return self.content.has(sha256)
+
+    def intact(self, sha256: str) -> bool:
+        """Re-hash one object; a damaged one is removed (see ContentStore.intact)."""
+        return self.content.intact(sha256)
 
     def size(self, sha256: str) -> int:
         return self.content.size(sha256)
@@ -329,7 +349,11 @@ class Store:
 
     def export(self, sha256: str, dest: str | os.PathLike[str]) -> Blob:
         """Copy content to ``dest`` atomically, verifying the sha256 on the way."""
-        return self.content.export(sha256, Path(dest))
+        return self.content.export(sha256, Path(dest))  # names a full disk itself
+
+    def _writing(self) -> contextlib.AbstractContextManager[None]:
+        """A full file system is reported as DiskFull naming the store."""
+        return no_space_named(self.path, "to the store at")
 
     @contextlib.contextmanager
     def _publishing(self) -> Iterator[None]:
@@ -413,9 +437,22 @@ class Store:
         """Compare-and-swap ``ref`` from ``old`` (None: must not exist) to ``new``."""
         with flocked(self._refs_lock):
             self._clear_stale_lock(ref)
-            if old is None:
-                return bool(self.repo.refs.add_if_new(Ref(ref), new))
-            return bool(self.repo.refs.set_if_equals(Ref(ref), old, new))
+            if self._get_ref(ref) != old:
+                return False
+            self._put_ref(ref, new)
+            return True
+
+    def _put_ref(self, ref: bytes, new: ObjectID) -> None:
+        """Write a loose ref (temp + fsync + rename); only while holding refs.lock.
+
+        Not through dulwich's lock file: when a full disk fails its write,
+        its cleanup fails again when collected and prints a traceback.
+        """
+        if not ref.startswith(b"refs/") or not check_ref_format(Ref(ref)):
+            raise StoreError(f"invalid ref name {ref!r}")
+        path = self.path / ref.decode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, new + b"\n", self._tmp, mode=0o644)
 
     def _remove_ref(self, ref: bytes, old: ObjectID) -> bool:
         with flocked(self._refs_lock):
@@ -472,7 +509,7 @@ class Store:
         if record.key != key:
             raise StoreError(f"record for step {record.key} recorded under key {key}")
         ref = STEPS_PREFIX + key.encode()
-        with self._publishing():
+        with self._writing(), self._publishing():
             self._require_content(record.outputs)
             new = self._step_commit(record)
             while True:
@@ -480,12 +517,14 @@ class Store:
                 if current == new:
                     break
                 if current is not None and not replace:
-                    existing = self._read_step(current)
-                    if all(self.content.has(o.sha256) for o in existing.outputs):
+                    existing = self._try_read_step(current)
+                    if existing is not None and all(
+                        self.content.has(o.sha256) for o in existing.outputs
+                    ):
                         self._touch_stamp(key)
                         return existing
-                    # the stored record lost its content (e.g. a partial pull
-                    # or manual deletion): the fresh, complete one replaces it
+                    # the stored record is dangling or lost its content (a partial
+                    # pull, damage): the fresh, complete one replaces it
                 if self._set_ref(ref, current, new):
                     break
         self._touch_stamp(key)
@@ -495,16 +534,30 @@ class Store:
         commit = self._commit_obj(commit_id)
         return StepRecord.from_bytes(self._read_blob(commit.tree, b"record.json"))
 
+    def _try_read_step(self, commit_id: ObjectID) -> StepRecord | None:
+        """The record, or None if its git objects are missing or damaged."""
+        try:
+            return self._read_step(commit_id)
+        except _DAMAGED:
+            return None
+
     def lookup_step(self, key: str) -> StepRecord | None:
-        """The record of step ``key``, or None if absent or any output's content is gone."""
+        """The record of step ``key``, or None if absent, dangling, or any output's
+        content is gone (the step then runs again and its record replaces this one).
+
+        Found under the shared gc lock and stamped as used: a concurrent
+        ``gc --keep-days`` then sees a fresh stamp (younger than its grace
+        period) and keeps the record a running build is about to use.
+        """
         check_ref_component(key, "step key")
-        sha = self._get_ref(STEPS_PREFIX + key.encode())
-        if sha is None:
-            return None
-        record = self._read_step(sha)
-        if not all(self.content.has(o.sha256) for o in record.outputs):
-            return None
-        self._touch_stamp(key)
+        with self._publishing():
+            sha = self._get_ref(STEPS_PREFIX + key.encode())
+            if sha is None:
+                return None
+            record = self._try_read_step(sha)
+            if record is None or not all(self.content.has(o.sha256) for o in record.outputs):
+                return None
+            self._touch_stamp(key)
         return record
 
     def step_keys(self) -> list[str]:
@@ -539,7 +592,7 @@ class Store:
         if record.recipe != recipe_name:
             raise StoreError(f"build record of {record.recipe!r} recorded as {recipe_name!r}")
         when = int(time.time()) if timestamp is None else int(timestamp)
-        with self._publishing():
+        with self._writing(), self._publishing():
             self._require_content(record.outputs + record.sources)
             entries = {b"build.json": (_MODE_FILE, self._blob(record.to_bytes()))}
             if record.outputs:
@@ -551,14 +604,19 @@ class Store:
             with flocked(self._refs_lock):
                 numbered = self._numbered(prefix)
                 n = max(numbered, default=0) + 1
-                parents = [numbered[n - 1]] if n - 1 in numbered else []
+                parent = numbered.get(n - 1)
+                # history goes on from the last build, unless that ref dangles
+                parents = (
+                    [parent] if parent is not None and parent in self.repo.object_store else []
+                )
                 lines = [f"build {recipe_name} #{n}", ""]
                 lines += [f"{o.name} sha256:{o.sha256} {o.size}" for o in record.outputs]
                 commit = self._commit(tree, ("\n".join(lines) + "\n").encode(), parents, when)
                 ref = prefix + str(n).encode()
                 self._clear_stale_lock(ref)
-                if not self.repo.refs.add_if_new(Ref(ref), commit):
+                if self._get_ref(ref) is not None:
                     raise StoreError(f"{ref.decode()} appeared while recording the build")
+                self._put_ref(ref, commit)
         return ref.decode()
 
     def _numbered(self, prefix: bytes) -> dict[int, ObjectID]:
@@ -803,21 +861,22 @@ class Store:
 
         Semantics: build refs are history and are never removed here. With
         ``keep_days``, a step ref is removed when it was last recorded or
-        looked up more than ``keep_days`` ago AND no build record lists its
-        key (so everything a recorded build used, inputs included, stays for
-        replay). Then content files and git objects unreachable from any
+        looked up more than ``keep_days`` ago (and more than ``grace_seconds``
+        ago: a running build may just have looked it up) AND no build record
+        lists its key (so everything a recorded build used, inputs included,
+        stays for replay). Then content files and git objects unreachable from any
         ref are deleted, except those younger than ``grace_seconds``: a
         concurrent build may have stored them and not yet recorded the step.
         """
         removed_refs: list[str] = []
         notes: list[str] = []
         now = time.time()
-        with flocked(self._gc_lock):
+        with self._writing(), flocked(self._gc_lock):
             if keep_days is not None:
                 used: set[str] = set()
                 for info in self.list_builds():
                     used.update(info.record.steps)
-                cutoff = now - keep_days * 86400
+                cutoff = min(now - keep_days * 86400, now - grace_seconds)
                 for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
                     key = ref[len(STEPS_PREFIX) :].decode()
                     if key in used or self._stamp_time(key) >= cutoff:
@@ -902,7 +961,8 @@ class Store:
         """Fetch step and build refs and their content; afterwards all is local."""
         from reprobuild.store.transport import pull
 
-        return pull(self, remote_url)
+        with self._writing():
+            return pull(self, remote_url)
 
 
 __all__ = [

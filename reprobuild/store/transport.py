@@ -28,7 +28,7 @@ import io
 import shutil
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,6 +93,10 @@ def _client(url: str, *, create: bool) -> tuple[Any, str]:
 
 def _is_record_ref(ref: bytes) -> bool:
     return ref.startswith((b"refs/steps/", b"refs/builds/"))
+
+
+def _is_build_ref(ref: bytes) -> bool:
+    return ref.startswith(b"refs/builds/")
 
 
 # --------------------------------------------------------------- carriers
@@ -168,8 +172,10 @@ def _chunk_object(data: bytes, sha: ObjectID) -> UnpackedObject:
 # ------------------------------------------------------------------ push
 
 
-def push(store: Store, url: str) -> TransferReport:
+def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> TransferReport:
     """Send every step and build ref, and all content they reach, to ``url``.
+
+    ``only`` limits it to those refs (a remote step cache gets a build's steps only).
 
     Content goes first, in batches of about PUSH_BATCH_BYTES (one pack each,
     so an interrupted push resumes where it stopped and no single request
@@ -177,6 +183,8 @@ def push(store: Store, url: str) -> TransferReport:
     remote that accepted the records therefore already has their content.
     """
     local_refs = store._record_roots()
+    if only is not None:
+        local_refs = {r: s for r, s in local_refs.items() if r in only}
     _, pointers = store._reachable(local_refs)
     for blob in pointers.values():
         if not store.has(blob.sha256):
@@ -417,7 +425,8 @@ def pull(store: Store, url: str) -> TransferReport:
         missing = {b.sha256 for b in needed} - got
         incomplete: list[str] = []
         updated: list[str] = []
-        for ref, sha in sorted(to_import.items()):
+        # steps before builds: a build ref never appears before the steps it lists
+        for ref, sha in sorted(to_import.items(), key=lambda i: (_is_build_ref(i[0]), i[0])):
             _, ptrs = store._reachable({ref: sha})
             if any(p in missing for p in ptrs):
                 incomplete.append(ref.decode())

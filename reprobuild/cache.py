@@ -1,0 +1,122 @@
+"""A remote step cache: a git remote holding a store, consulted by step key.
+
+A step key names everything that shapes a step's bytes, so a record found
+under the same key elsewhere is as good as running the step here. Before a
+build, the records of its step keys that the local store lacks are fetched
+from the remote with the content they point to; every byte is re-hashed on
+the way in (see transport.py), and an entry whose content does not match is
+refused: its ref is not created, so the step simply runs. After the build,
+``push`` sends the build's step records (never the build history, which is
+per store) so a team or a CI fleet never builds the same step twice.
+
+Any remote ``store push``/``pull`` accepts works: a path or ``file://`` URL of
+a bare git repository or of another store, ``git://``, ``http(s)://``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from dulwich.objects import ObjectID
+from dulwich.refs import Ref
+
+from reprobuild.errors import IntegrityError, StoreError
+from reprobuild.store import Store, TransferReport
+from reprobuild.store.core import STEPS_PREFIX
+from reprobuild.store.records import Blob
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    """What one consultation of the remote cache brought in, and what it refused."""
+
+    remote: str
+    fetched: tuple[str, ...]  # step keys now recorded locally from the cache
+    refused: tuple[tuple[str, str], ...]  # (step key, why)
+    content_objects: int
+    content_bytes: int
+
+
+def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) -> CacheReport:
+    """Bring in the records of ``keys`` the local store lacks and the remote has.
+
+    ``create`` makes a missing local-path remote (an empty cache that the
+    build will push to) instead of refusing it.
+    """
+    from reprobuild.store import transport
+
+    wanted = sorted({k for k in keys if store.lookup_step(k) is None})
+    if not wanted:
+        return CacheReport(url, (), (), 0, 0)
+    client, path = transport._client(url, create=create)
+    remote_refs: dict[bytes, ObjectID] = {}
+
+    def want(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
+        remote_refs.update({bytes(r): s for r, s in refs.items()})
+        objects = store.repo.object_store
+        shas = (refs.get(Ref(STEPS_PREFIX + k.encode())) for k in wanted)
+        return sorted({s for s in shas if s is not None and s not in objects})
+
+    fetched: list[str] = []
+    refused: list[tuple[str, str]] = []
+    objects = size = 0
+    with store._publishing():
+        try:
+            client.fetch(path, store.repo, determine_wants=want)
+        except Exception as exc:
+            raise StoreError(
+                f"cannot consult the step cache {url}: {exc}",
+                hint="check that the remote exists and is reachable, or build without --cache",
+            ) from exc
+        store.repo.object_store._update_pack_cache()
+        for key in wanted:
+            ref = STEPS_PREFIX + key.encode()
+            sha = remote_refs.get(ref)
+            if sha is None:
+                continue
+            try:
+                record = store._read_step(sha)
+                if record.key != key:
+                    raise IntegrityError(f"it holds the record of step {record.key}")
+                _, pointers = store._reachable({ref: sha})
+                needed = [b for b in pointers.values() if not store.has(b.sha256)]
+                got, got_bytes = transport._fetch_content(
+                    store, client, path, url, _sorted(needed), remote_refs
+                )
+            except (IntegrityError, StoreError, KeyError) as exc:
+                refused.append((key, getattr(exc, "message", None) or f"incomplete ({exc})"))
+                continue
+            objects += len(got)
+            size += got_bytes
+            missing = [b.sha256 for b in needed if b.sha256 not in got]
+            if missing:
+                refused.append((key, f"the cache lacks its content sha256:{missing[0]}"))
+                continue
+            current = store._get_ref(ref)
+            if store._set_ref(ref, current, sha):
+                store._touch_stamp(key)
+                fetched.append(key)
+    return CacheReport(url, tuple(fetched), tuple(refused), objects, size)
+
+
+def push(store: Store, url: str, keys: Iterable[str], *, retry: bool = False) -> TransferReport:
+    """Send the records of ``keys`` present here, with their content, to the cache.
+
+    ``retry``: try once more after a refusal, for remotes several machines push
+    to at once (another may have created the same content ref meanwhile; the
+    second try sees it and sends only what is still missing).
+    """
+    from reprobuild.store import transport
+
+    refs = {STEPS_PREFIX + k.encode() for k in keys}
+    try:
+        return transport.push(store, url, only=refs)
+    except StoreError:
+        if not retry:
+            raise
+        return transport.push(store, url, only=refs)
+
+
+def _sorted(blobs: list[Blob]) -> list[Blob]:
+    return sorted(blobs, key=lambda b: b.sha256)
