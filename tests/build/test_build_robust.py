@@ -68,6 +68,8 @@ def work(tmp_path: Path) -> Path:
     return w
 
 
+# Superseded in the default run: tests/reliability/test_crashes.py runs these kills (and lock, gc, pull) in the default run.
+@pytest.mark.slow
 def test_kill_9_at_random_moments_leaves_a_consistent_store(work: Path, tmp_path: Path) -> None:
     store = tmp_path / "store"
     rng = random.Random(20261122)
@@ -94,6 +96,8 @@ def test_kill_9_at_random_moments_leaves_a_consistent_store(work: Path, tmp_path
     verify(store)
 
 
+# Superseded in the default run: tests/reliability/test_concurrency.py covers 2 and 4 builds beside gc in the default run.
+@pytest.mark.slow
 def test_two_concurrent_builds_on_a_fresh_store(work: Path, tmp_path: Path) -> None:
     store = tmp_path / "shared-store"
     with ThreadPoolExecutor(2) as pool:

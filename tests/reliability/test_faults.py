@@ -19,6 +19,7 @@ import pytest
 
 from reprobuild.errors import FetchError
 from reprobuild.fetch import Fetcher, FetchPolicy
+from tests.support.cli import reprobuild as rb
 from tests.support.mirror import Fault, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,21 +29,6 @@ RECIPE = (
     'in { t = tarball { root = rootfs { snapshot = snap; variant = "none"; packages = [ "netbase" ]; }; }; }\n'
 )
 NETBASE = "archive/debian/20260711T101637Z/pool/main/n/netbase/netbase_6.4_all.deb"
-
-
-def rb(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
-    full.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "reprobuild", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=full,
-        timeout=600,
-    )
 
 
 def test_a_stall_past_the_timeout_is_retried_then_named(tmp_path: Path) -> None:
@@ -128,6 +114,8 @@ def test_a_damaged_store_object_is_refetched_not_used(tmp_path: Path) -> None:
     assert rb(tmp_path, "store", "verify", "--store", str(tmp_path / "store")).returncode == 0
 
 
+# Superseded in the default run: tests/reliability/test_crashes.py kills lock in the default run.
+@pytest.mark.slow
 def test_kill_9_of_lock_never_leaves_a_half_written_lockfile(tmp_path: Path) -> None:
     work = tmp_path / "w"
     work.mkdir()
