@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 def main() -> int:
     status = 0
-    for part in ("export_oci.py", "export_images.py"):
+    for part in ("_export_oci.py", "_export_images.py"):
         print(f"== {part}", flush=True)
         status |= subprocess.run([sys.executable, str(HERE / part), *sys.argv[1:]]).returncode
     return status

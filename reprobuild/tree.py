@@ -78,6 +78,7 @@ _BLOCK: Final = 512
 _RECORD: Final = 20 * _BLOCK
 _CHUNK: Final = 1 << 20
 _MAX_SYMLINK_HOPS: Final = 40
+_MAX_META: Final = 1 << 20  # largest long-name or pax header read (GNU tar's are < 64 KiB)
 _TMP_NAME: Final = b".reprobuild-tmp~"
 
 
@@ -354,21 +355,24 @@ class SafeRoot:
     ) -> tuple[bytes, bytes | None]:
         """Write a regular file atomically; return (physical path, md5 hex digest).
 
-        The data goes to a temporary name created with mode 0 (nobody can use
-        it before the final mode is set), then owner and mode are set in that
-        order (chown clears setuid bits) and it is renamed into place.
+        The file is created with mode 0 (nobody can use it before the final
+        mode is set), then owner and mode are set in that order (chown clears
+        setuid bits). Replacing an existing entry goes through a temporary
+        name renamed into place, so the old one stays whole until then.
         """
         parent, name = self.parent(parts, context=context)
         final = self.child(parent, name + suffix)
-        tmp = self.child(parent, _TMP_NAME)
-        self._clear_tmp(tmp)
         digest = hashlib.md5() if want_md5 else None
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0,
-            dir_fd=self.fd,
-        )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            # Nothing there (the common case): create the file itself, mode 0
+            # until it is complete; no temporary name, no rename.
+            fd = os.open(final, flags, 0, dir_fd=self.fd)
+            tmp = final
+        except FileExistsError:
+            tmp = self.child(parent, _TMP_NAME)
+            self._clear_tmp(tmp)
+            fd = os.open(tmp, flags, 0, dir_fd=self.fd)
         try:
             remaining = size
             while remaining:
@@ -389,7 +393,8 @@ class SafeRoot:
             os.unlink(tmp, dir_fd=self.fd)
             raise
         os.close(fd)
-        self._place(tmp, final, context=context)
+        if tmp != final:
+            self._place(tmp, final, context=context)
         return final, None if digest is None else digest.hexdigest().encode()
 
     def make_symlink(
@@ -918,12 +923,19 @@ class TarReader:
                 return
             stored = _number(header[148:156], "chksum")
             unsigned = sum(header[:148]) + 256 + sum(header[156:])
-            signed = unsigned - 2 * sum(b for b in header[:148] + header[156:] if b > 127)
-            if stored not in (unsigned, signed):
+            # The signed sum (old tars) only when needed: a byte-wise loop per header.
+            if stored != unsigned and stored != unsigned - 2 * sum(
+                b for b in header[:148] + header[156:] if b > 127
+            ):
                 raise ArchiveError("tar header checksum mismatch")
             typeflag = header[156:157]
             size = _number(header[124:136], "size")
             if typeflag in (b"L", b"K", b"x", b"g"):
+                if size > _MAX_META:
+                    # Read whole into memory: a hostile size would exhaust it.
+                    raise ArchiveError(
+                        f"tar extended header of {size} bytes is larger than {_MAX_META}"
+                    )
                 data = self._block(size + (-size % _BLOCK))[:size]
                 if typeflag == b"L":
                     long_name = data.rstrip(b"\0")

@@ -34,6 +34,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -329,6 +330,37 @@ def _write_status(safe: SafeRoot, stanzas: list[list[tuple[str, str]]]) -> None:
     _write(safe, b"status", text.encode("utf-8", "surrogateescape"))
 
 
+_Stanza = tuple[tuple[str, str], ...]
+_Entry = tuple[tuple[str, str], _Stanza, str]  # (key, parsed stanza, its formatted text)
+
+
+@dataclass(frozen=True)
+class _StatusMemo:
+    """The status file as last written by :func:`record_unpacked`, already parsed.
+
+    Unpacking N packages rewrites the status file N times; re-parsing,
+    re-keying and re-formatting all earlier stanzas each time made a
+    bootstrap quadratic in the package count (2,000 packages: tens of
+    seconds). The memo is used only while the file holds exactly ``data``;
+    its entries are what parsing ``data`` would give, so the bytes written
+    are the same as without it.
+    """
+
+    root: str
+    data: bytes
+    entries: tuple[_Entry, ...]
+
+
+_status_memo: _StatusMemo | None = None  # one slot: the root being bootstrapped
+
+
+def _status_entries(root: Path, data: bytes) -> list[_Entry]:
+    memo = _status_memo
+    if memo is not None and memo.root == str(root) and memo.data == data:
+        return list(memo.entries)
+    return [(_key(st), tuple(st), format_status_stanza(st)) for st in _parse_stanzas(data.decode())]
+
+
 def _trigger_lines(package: DebPackage) -> list[tuple[str, str]]:
     member = package.control_file("triggers")
     if member is None:
@@ -344,14 +376,19 @@ def _trigger_lines(package: DebPackage) -> list[tuple[str, str]]:
 
 
 def _record_triggers(
-    safe: SafeRoot, package: DebPackage, stanzas: list[list[tuple[str, str]]]
+    safe: SafeRoot, package: DebPackage, stanzas: Sequence[Sequence[tuple[str, str]]]
 ) -> None:
     who = package.installed_name
-    states = {
-        _key(s)[0]: dict((k.lower(), v) for k, v in s).get("status", "").split(" ")[-1]
-        for s in stanzas
-    }
-    for command, name in _trigger_lines(package):
+    directives = _trigger_lines(package)
+    states = (
+        {
+            _key(s)[0]: dict((k.lower(), v) for k, v in s).get("status", "").split(" ")[-1]
+            for s in stanzas
+        }
+        if any(command.startswith("activate") for command, _ in directives)
+        else {}
+    )
+    for command, name in directives:
         if command.startswith("activate"):
             interested = []
             if not name.startswith("/"):
@@ -402,16 +439,16 @@ def record_unpacked(root: Path, result: UnpackResult) -> None:
         _ensure(safe, b"lock", mode=0o640)
         _ensure(safe, b"lock-frontend", mode=0o640)
         _ensure(safe, b"triggers/Lock", mode=0o600)
-        stanzas = [
-            s
-            for s in _parse_stanzas((_read(safe, b"status") or b"").decode())
-            if _key(s) != (package.name, package.architecture)
+        entries = [
+            e
+            for e in _status_entries(root, _read(safe, b"status") or b"")
+            if e[0] != (package.name, package.architecture)
         ]
         conffiles = [
             f"{c.path} newconffile" + (" remove-on-upgrade" if c.remove_on_upgrade else "")
             for c in result.conffiles
         ]
-        _record_triggers(safe, package, stanzas)
+        _record_triggers(safe, package, [e[1] for e in entries])
         for member in package.control_files:
             if "." in member.name:
                 continue
@@ -429,8 +466,22 @@ def record_unpacked(root: Path, result: UnpackResult) -> None:
         if package.control_file("md5sums") is None:
             sums = "".join(f"{digest}  {path[1:]}\n" for path, digest in result.md5sums)
             _write(safe, f"info/{who}.md5sums".encode(), sums.encode("utf-8", "surrogateescape"))
-        stanzas.append(_status_fields(package, status="install ok unpacked", conffiles=conffiles))
-        _write_status(safe, stanzas)
+        new = _status_fields(package, status="install ok unpacked", conffiles=conffiles)
+        new_text = format_status_stanza(new)
+        # What the next call will parse back (a value with a blank line would split).
+        again = _parse_stanzas(new_text)
+        new_entry = (
+            (_key(again[0]), tuple(again[0]), format_status_stanza(again[0]))
+            if len(again) == 1
+            else None
+        )
+        rows = [(e[0], e[2], e) for e in entries] + [(_key(new), new_text, new_entry)]
+        rows.sort(key=lambda row: row[0])  # stable, as _write_status sorts
+        data = "".join(text + "\n" for _, text, _ in rows).encode("utf-8", "surrogateescape")
+        _write(safe, b"status", data)
+        global _status_memo
+        kept = tuple(e for _, _, e in rows if e is not None)
+        _status_memo = _StatusMemo(str(root), data, kept) if new_entry is not None else None
 
 
 def mark_installed(root: Path, name: str, *, arch: str | None = None) -> None:

@@ -2,7 +2,7 @@
 
 The tree is every package of the local mirror's pool unpacked into one root
 (merged /usr, as a debootstrap would), about 140 MB. Run as root so owners
-survive: ``.venv/bin/python bench/export_oci.py [--keep DIR]``.
+survive: ``.venv/bin/python bench/_export_oci.py [--keep DIR]``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ median wall time of:
 Our exports include extracting the canonical tar (the reference tools start
 from the already extracted tree) and hashing the artefact; the ratio prints
 what determinism and the tar-as-input interface cost. Run as root:
-``.venv/bin/python bench/export_images.py [ROUNDS]`` (default 3).
+``.venv/bin/python bench/_export_images.py [ROUNDS]`` (default 3).
 """
 
 from __future__ import annotations
