@@ -67,6 +67,13 @@ def evaluate(path: Path, *, strict: bool = False) -> Evaluation:
 
 def show_value(data: Any) -> str:
     """Print forced JSON data in the recipe language's own syntax."""
+    from reprobuild.lang.limits import recursion_room
+
+    with recursion_room(20_000):  # to_json bounds the nesting (max_nesting)
+        return _show_value(data)
+
+
+def _show_value(data: Any) -> str:
     if data is None:
         return "null"
     if isinstance(data, bool):
@@ -76,8 +83,8 @@ def show_value(data: Any) -> str:
     if isinstance(data, str):
         return json.dumps(data, ensure_ascii=False).replace("${", "\\${")
     if isinstance(data, list):
-        return "[ " + "".join(show_value(x) + " " for x in data) + "]"
-    items = "".join(f"{_show_name(k)} = {show_value(data[k])}; " for k in sorted(data))
+        return "[ " + "".join(_show_value(x) + " " for x in data) + "]"
+    items = "".join(f"{_show_name(k)} = {_show_value(data[k])}; " for k in sorted(data))
     return "{ " + items + "}"
 
 

@@ -27,6 +27,10 @@ from reprobuild.stepspec import STEP_KINDS, Arg
 if TYPE_CHECKING:
     from reprobuild.lang.evaluate import Env, Evaluator
 
+# A step of evaluation (see limits.max_steps) is worth this many list or set
+# elements copied by a builtin.
+WORK_PER_STEP = 64
+
 # Names available without the ``builtins.`` prefix (besides the step constructors).
 BARE = ("map", "toString", "import", "throw", "abort")
 
@@ -55,6 +59,7 @@ def make_base_env(ev: Evaluator) -> Env:
     def _map(span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
         fn = ev.force(f)
         items = ev.force_list(xs, span).items
+        ev.tick(span, len(items) // WORK_PER_STEP)
         return ListValue([Lazy(_applier(ev, fn, x, span)) for x in items])
 
     @prim("filter", 2)
@@ -71,11 +76,14 @@ def make_base_env(ev: Evaluator) -> Env:
 
     @prim("attrNames", 1)
     def _attr_names(span: SourceSpan, s: Thunk) -> Value:
-        return ListValue([Thunk.of(n) for n in sorted(ev.force_attrs(s, span).attrs)])
+        attrs = ev.force_attrs(s, span).attrs
+        ev.tick(span, len(attrs) // WORK_PER_STEP)
+        return ListValue([Thunk.of(n) for n in sorted(attrs)])
 
     @prim("attrValues", 1)
     def _attr_values(span: SourceSpan, s: Thunk) -> Value:
         attrs = ev.force_attrs(s, span).attrs
+        ev.tick(span, len(attrs) // WORK_PER_STEP)
         return ListValue([attrs[n] for n in sorted(attrs)])
 
     @prim("length", 1)
@@ -85,7 +93,7 @@ def make_base_env(ev: Evaluator) -> Env:
     @prim("elem", 2)
     def _elem(span: SourceSpan, x: Thunk, xs: Thunk) -> Value:
         v = ev.force(x)
-        return any(ev.equal(v, ev.force(y)) for y in ev.force_list(xs, span).items)
+        return any(ev.equal(v, ev.force(y), span) for y in ev.force_list(xs, span).items)
 
     @prim("head", 1)
     def _head(span: SourceSpan, xs: Thunk) -> Value:
@@ -99,15 +107,19 @@ def make_base_env(ev: Evaluator) -> Env:
         items = ev.force_list(xs, span).items
         if not items:
             raise ev.error("'builtins.tail' called on an empty list", span)
+        ev.tick(span, len(items) // WORK_PER_STEP)
         return ListValue(items[1:])
 
     @prim("concatStringsSep", 2)
     def _concat_sep(span: SourceSpan, sep: Thunk, xs: Thunk) -> Value:
         s = ev.force_str(sep, span)
-        parts = [
-            ev.coerce_to_string(ev.force(x), span, more=False)
-            for x in ev.force_list(xs, span).items
-        ]
+        parts = []
+        size = 0
+        for x in ev.force_list(xs, span).items:
+            parts.append(ev.coerce_to_string(ev.force(x), span, more=False))
+            size += len(parts[-1]) + len(s)
+            ev.check_str_len(size, span)
+            ev.tick(span)
         return s.join(parts)
 
     @prim("toString", 1)
@@ -121,18 +133,23 @@ def make_base_env(ev: Evaluator) -> Env:
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,
-        )
+        )  # to_json bounded the size
 
     @prim("fromJSON", 1)
     def _from_json(span: SourceSpan, x: Thunk) -> Value:
         text = ev.force_str(x, span)
+        _check_json_nesting(ev, text, span)
         try:
-            data = json.loads(text)
+            value = from_json(
+                json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
+            )
         except json.JSONDecodeError as exc:
             raise ev.error(
                 f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span
             ) from None
-        return from_json(data)
+        except ValueError as exc:  # from _json_int, _json_constant, _utf8
+            raise ev.error(f"invalid JSON in fromJSON: {exc}", span) from None
+        return value
 
     @prim("hasAttr", 2)
     def _has_attr(span: SourceSpan, n: Thunk, s: Thunk) -> Value:
@@ -150,6 +167,7 @@ def make_base_env(ev: Evaluator) -> Env:
     def _list_to_attrs(span: SourceSpan, xs: Thunk) -> Value:
         out: dict[str, Thunk] = {}
         for item in ev.force_list(xs, span).items:
+            ev.tick(span)
             pair = ev.force_attrs(item, span)
             if "name" not in pair.attrs:
                 raise ev.error("attribute 'name' missing in an element of listToAttrs", span)
@@ -163,6 +181,7 @@ def make_base_env(ev: Evaluator) -> Env:
     def _map_attrs(span: SourceSpan, f: Thunk, s: Thunk) -> Value:
         fn = ev.force(f)
         attrs = ev.force_attrs(s, span).attrs
+        ev.tick(span, len(attrs) // WORK_PER_STEP)
         out: dict[str, Thunk] = {}
         for name in sorted(attrs):
             out[name] = Lazy(_applier2(ev, fn, Thunk.of(name), attrs[name], span))
@@ -319,6 +338,10 @@ def step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
     Values are plain Python data (str, int, bool, None, list, dict) except
     nested steps (:class:`StepValue`) and files (:class:`PathValue`).
     """
+    return ev.deep(lambda: _step_args(ev, step))
+
+
+def _step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
     spec = STEP_KINDS[step.kind]
     out: dict[str, Any] = {}
     for a in spec.args:
@@ -459,7 +482,34 @@ def _check_arg(
 
 
 def to_json(ev: Evaluator, v: Value, span: SourceSpan | None) -> Any:
-    """A fully forced value as JSON data; steps become ``{"kind": ..., args}``."""
+    """A fully forced value as JSON data; steps become ``{"kind": ..., args}``.
+
+    The data may be far larger than the value (a value can share one list
+    many times over), so its size is bounded by ``max_string`` characters.
+    """
+    budget = [ev.limits.max_string]
+    return ev.deep(lambda: _to_json(ev, v, span, budget, 1))
+
+
+def _to_json(
+    ev: Evaluator, v: Value, span: SourceSpan | None, budget: list[int], level: int
+) -> Any:
+    ev.tick(span)
+    if level > ev.limits.max_nesting:
+        # Everything downstream (printing, JSON encoding, planning) recurses
+        # over this data on an ordinary stack.
+        raise ev.limit_error(
+            f"a value nested more than {ev.limits.max_nesting} levels deep cannot be output",
+            "max_nesting",
+            span,
+        )
+    budget[0] -= 8 + (len(v) if isinstance(v, str) else 0)
+    if budget[0] < 0:
+        raise ev.limit_error(
+            f"the value as JSON would be longer than {ev.limits.max_string} characters",
+            "max_string",
+            span,
+        )
     if v is None or isinstance(v, bool | int | str):
         return v
     if isinstance(v, float):
@@ -468,36 +518,87 @@ def to_json(ev: Evaluator, v: Value, span: SourceSpan | None) -> Any:
         return v
     if isinstance(v, PathValue):
         return v.display()
-    if isinstance(v, ListValue):
-        return [to_json(ev, ev.force(t), span) for t in v.items]
-    if isinstance(v, AttrsValue):
-        return {k: to_json(ev, ev.force(v.attrs[k]), span) for k in sorted(v.attrs)}
-    if isinstance(v, StepValue):
-        args = step_args(ev, v)
-        out: dict[str, Any] = {"kind": v.kind}
-        for k, x in args.items():
-            out[k] = _arg_json(ev, x, span)
-        return out
+    ev.enter(span)
+    try:
+        if isinstance(v, ListValue):
+            return [_to_json(ev, ev.force(t), span, budget, level + 1) for t in v.items]
+        if isinstance(v, AttrsValue):
+            budget[0] -= sum(len(k) for k in v.attrs)
+            return {
+                k: _to_json(ev, ev.force(v.attrs[k]), span, budget, level + 1)
+                for k in sorted(v.attrs)
+            }
+        if isinstance(v, StepValue):
+            args = step_args(ev, v)
+            out: dict[str, Any] = {"kind": v.kind}
+            for k, x in args.items():
+                out[k] = _arg_json(ev, x, span, budget, level + 1)
+            return out
+    finally:
+        ev.depth -= 1
     if isinstance(v, Closure | PrimOp):
         raise ev.error("cannot convert a function to JSON", span)
     raise ev.error(f"cannot convert {type_name(v)} to JSON", span)  # pragma: no cover
 
 
-def _arg_json(ev: Evaluator, x: Any, span: SourceSpan | None) -> Any:
+def _arg_json(
+    ev: Evaluator, x: Any, span: SourceSpan | None, budget: list[int], level: int
+) -> Any:
     if isinstance(x, StepValue | PathValue):
-        return to_json(ev, x, span)
+        return _to_json(ev, x, span, budget, level)
     if isinstance(x, list):
-        return [_arg_json(ev, y, span) for y in x]
+        return [_arg_json(ev, y, span, budget, level + 1) for y in x]
     if isinstance(x, dict):
-        return {k: _arg_json(ev, x[k], span) for k in sorted(x)}
+        return {k: _arg_json(ev, x[k], span, budget, level + 1) for k in sorted(x)}
     return x
 
 
 def from_json(data: Any) -> Value:
+    """JSON data as a value; raises ValueError for a string UTF-8 cannot hold."""
     if isinstance(data, list):
         return ListValue([Thunk.of(from_json(x)) for x in data])
     if isinstance(data, dict):
-        return AttrsValue({k: Thunk.of(from_json(x)) for k, x in data.items()})
-    if isinstance(data, float) and data.is_integer() and abs(data) < 2**63:
-        return data
+        return AttrsValue({_utf8(k): Thunk.of(from_json(x)) for k, x in data.items()})
+    if isinstance(data, str):
+        return _utf8(data)
     return data  # type: ignore[no-any-return]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(s: str) -> str:
+    # "\ud800" is valid JSON but no text: it could never be printed or written.
+    if _SURROGATE.search(s):
+        raise ValueError("a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
+    return s
+
+
+def _json_int(text: str) -> int:
+    digits = text.lstrip("-").lstrip("0")
+    n = int(text) if len(digits) <= 19 else 2**63
+    if not -(2**63) <= n < 2**63:
+        raise ValueError(f"integer {text[:40]} does not fit in 64 bits")
+    return n
+
+
+def _json_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_json_nesting(ev: Evaluator, text: str, span: SourceSpan) -> None:
+    """json.loads recurses in C; refuse deep nesting before it can overflow."""
+    limit = ev.limits.max_nesting
+    bare = _JSON_STRING.sub("", text)
+    ev.tick(span, len(text) // 1024)
+    depth = 0
+    for m in _JSON_BRACKETS.finditer(bare):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > limit:
+            raise ev.limit_error(
+                f"JSON nested more than {limit} levels deep", "max_nesting", span
+            )

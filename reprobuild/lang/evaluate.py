@@ -11,20 +11,24 @@ import difflib
 import os
 import posixpath
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
 from reprobuild.errors import (
     EvalError,
+    EvalLimitExceeded,
     ImportEscapes,
     InfiniteRecursion,
     RecipeError,
     SourceSpan,
 )
 from reprobuild.lang import ast as A
+from reprobuild.lang.limits import EvalLimits, recursion_room
 from reprobuild.lang.lower import LAttrs, Lowerer, static_name
-from reprobuild.lang.parse import Parsed, parse_file
+from reprobuild.lang.parse import FRAMES_PER_NESTING, Parsed, parse_file
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
@@ -41,6 +45,14 @@ from reprobuild.lang.values import (
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
 MAX_TRACE = 12
+# Python frames one level of evaluation depth may take (eval -> apply ->
+# builtin -> apply -> call_closure -> eval ...), to size the recursion limit,
+# and the C stack it may take (measured: under 1 KiB), to size the stack.
+FRAMES_PER_LEVEL = 8
+STACK_PER_LEVEL = 4096
+MIN_STACK = 32 << 20
+
+T = TypeVar("T")
 
 
 class Env:
@@ -71,8 +83,15 @@ class Evaluator:
         root_dir: Path,
         *,
         trace: Callable[[str], None] | None = None,
+        limits: EvalLimits | None = None,
     ) -> None:
         self.root_dir = root_dir.resolve()
+        self.limits = limits if limits is not None else EvalLimits.from_env()
+        self.depth = 0  # evaluations in progress (bounded by limits.max_depth)
+        self.steps = 0  # evaluation steps so far (bounded by limits.max_steps)
+        self._max_depth = self.limits.max_depth
+        self._max_steps = self.limits.max_steps
+        self._deep = False  # the recursion limit is raised for max_depth
         self.source_lines: dict[str, list[str]] = {}
         self.file_dirs: dict[str, PurePosixPath] = {}  # display name -> dir below root
         self.lowerer = Lowerer(self.source_lines)
@@ -85,12 +104,13 @@ class Evaluator:
 
     # -- entry points -------------------------------------------------------
     def load(self, path: Path, display: str) -> Parsed:
-        parsed = parse_file(path, display)
+        parsed = parse_file(path, display, max_nesting=self.limits.max_nesting)
         self.files_read[display] = path.resolve()
         self.source_lines[display] = parsed.text.splitlines()
         rel = PurePosixPath(os.path.relpath(path.resolve().parent, self.root_dir))
         self.file_dirs[display] = rel
-        self.lowerer.check_tree(parsed.tree, frozenset(self.base_env.vars))
+        with recursion_room(FRAMES_PER_NESTING * self.limits.max_nesting):
+            self.lowerer.check_tree(parsed.tree, frozenset(self.base_env.vars))
         return parsed
 
     def eval_file(self, path: Path, display: str | None = None) -> Value:
@@ -156,10 +176,14 @@ class Evaluator:
 
     def force_deep(self, v: Value) -> Value:
         """Force every list element and attribute, recursively (``--strict``)."""
+        return self.deep(lambda: self._force_deep(v))
+
+    def _force_deep(self, v: Value) -> Value:
         stack: list[Value] = [v]
         seen: set[int] = set()
         while stack:
             x = stack.pop()
+            self.tick(None)
             if isinstance(x, ListValue):
                 if id(x) in seen:
                     continue
@@ -217,90 +241,195 @@ class Evaluator:
             raise self.error("integer overflow", span)
         return n
 
+    # -- limits ----------------------------------------------------------------
+    def limit_error(self, message: str, limit: str, span: SourceSpan | None) -> EvalError:
+        return self.error(message, span, EvalLimitExceeded, hint=self.limits.hint(limit))
+
+    def tick(self, span: SourceSpan | None, n: int = 1) -> None:
+        """Count ``n`` steps of work; refuse an endless or exponential evaluation."""
+        self.steps += n
+        if self.steps > self._max_steps:
+            raise self.limit_error(
+                f"evaluation took more than {self._max_steps} steps "
+                "(an endless or exponential computation?)",
+                "max_steps",
+                span,
+            )
+
+    def enter(self, span: SourceSpan | None) -> None:
+        """One level deeper (the caller decrements ``depth`` in a ``finally``)."""
+        self.depth += 1
+        if self.depth > self._max_depth:
+            raise self.limit_error(
+                f"evaluation nested more than {self._max_depth} levels deep "
+                "(infinite recursion?)",
+                "max_depth",
+                span,
+            )
+
+    def check_str(self, s: str, span: SourceSpan | None) -> str:
+        self.check_str_len(len(s), span)
+        return s
+
+    def check_str_len(self, n: int, span: SourceSpan | None) -> None:
+        if n > self.limits.max_string:
+            raise self.limit_error(
+                f"a string of {n} characters is longer than the limit", "max_string", span
+            )
+
+    def check_list(self, n: int, span: SourceSpan | None) -> None:
+        if n > self.limits.max_list:
+            raise self.limit_error(
+                f"a list of {n} elements is longer than the limit", "max_list", span
+            )
+
     # -- the evaluator proper -----------------------------------------------
     def eval(self, node: A.Node, env: Env) -> Value:
-        while isinstance(node, A.Paren):
-            node = node.expr
-        t = type(node)
-        if t is A.Int:
-            return node.value  # type: ignore[attr-defined, no-any-return]
-        if t is A.Var:
-            assert isinstance(node, A.Var)
-            v = self.force(self.lookup(node.name, env, node.span))
-            if type(v) is StepValue and v.hint is None:
-                v.hint = node.name  # a friendlier display name than a path
-            return v
-        if t is A.Str:
-            return self.eval_str(node, env)  # type: ignore[arg-type]
-        if t is A.Apply:
-            assert isinstance(node, A.Apply)
-            fn = self.eval(node.fn, env)
-            return self.apply(fn, self.thunk(node.arg, env), node.span)
-        if t is A.Select:
-            assert isinstance(node, A.Select)
-            return self.eval_select(node, env)
-        if t is A.BinOp:
-            assert isinstance(node, A.BinOp)
-            return self.eval_binop(node, env)
-        if t is A.AttrSet:
-            assert isinstance(node, A.AttrSet)
-            return self.eval_attrs(self.lowerer.lower(node), env)
-        if t is A.List:
-            assert isinstance(node, A.List)
-            return ListValue([self.thunk(x, env) for x in node.items])
-        if t is A.Lambda:
-            assert isinstance(node, A.Lambda)
-            return Closure(node, env)
-        if t is A.Let:
-            assert isinstance(node, A.Let)
-            scope = self.rec_scope(self.lowerer.lower(node), env, node.span)[0]
-            return self.eval(node.body, scope)
-        if t is A.If:
-            assert isinstance(node, A.If)
-            cond = self.eval(node.cond, env)
-            if not isinstance(cond, bool):
-                raise self.error(
-                    f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
-                )
-            return self.eval(node.then if cond else node.else_, env)
-        if t is A.With:
-            assert isinstance(node, A.With)
-            scope = Env({}, env, (Thunk(node.env, env), env.withs))
-            return self.eval(node.body, scope)
-        if t is A.Assert:
-            assert isinstance(node, A.Assert)
-            cond = self.eval(node.cond, env)
-            if not isinstance(cond, bool):
-                raise self.error(
-                    f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
-                )
-            if not cond:
-                raise self.error("assertion failed", node.span)
-            return self.eval(node.body, env)
-        if t is A.UnOp:
-            assert isinstance(node, A.UnOp)
-            v = self.eval(node.expr, env)
-            if node.op == "!":
-                if not isinstance(v, bool):
+        """Evaluate ``node``; counts depth and steps (see :mod:`.limits`)."""
+        if not self._deep:
+            return self._eval_outermost(node, env)
+        self.depth += 1
+        try:
+            if self.depth > self._max_depth:
+                self.depth -= 1
+                self.enter(node.span)
+            return self._eval(node, env)
+        finally:
+            self.depth -= 1
+
+    def _eval_outermost(self, node: A.Node, env: Env) -> Value:
+        return self.deep(lambda: self.eval(node, env))
+
+    def deep(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` where ``max_depth`` levels of evaluation fit.
+
+        Python must allow the frames those levels take, so that the limit,
+        not a RecursionError, stops a deep recursion; and the C stack must
+        hold them (some levels recurse in C: ``all()``, ``json``), or Python
+        crashes. So ``fn`` runs in a thread with a stack sized for the limit.
+        """
+        if self._deep:
+            return fn()
+        box: list[Any] = []
+
+        def run() -> None:
+            try:
+                box.append((True, fn()))
+            except BaseException as exc:  # handed to the calling thread
+                box.append((False, exc))
+
+        old_limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old_limit, self._max_depth * FRAMES_PER_LEVEL + 2_000))
+        self._deep = True
+        try:
+            old_size = threading.stack_size(
+                max(MIN_STACK, self._max_depth * STACK_PER_LEVEL + MIN_STACK)
+            )
+            try:
+                worker = threading.Thread(target=run, name="reprobuild-eval", daemon=True)
+                worker.start()
+            finally:
+                threading.stack_size(old_size)
+            worker.join()
+        finally:
+            self._deep = False
+            sys.setrecursionlimit(old_limit)
+        ok, result = box[0]
+        if not ok:
+            raise result
+        return result  # type: ignore[no-any-return]
+
+    def _eval(self, node: A.Node, env: Env) -> Value:
+        while True:
+            self.steps += 1
+            if self.steps > self._max_steps:
+                self.tick(node.span, 0)
+            while isinstance(node, A.Paren):
+                node = node.expr
+            t = type(node)
+            if t is A.Int:
+                return node.value  # type: ignore[attr-defined, no-any-return]
+            if t is A.Var:
+                assert isinstance(node, A.Var)
+                v = self.force(self.lookup(node.name, env, node.span))
+                if type(v) is StepValue and v.hint is None:
+                    v.hint = node.name  # a friendlier display name than a path
+                return v
+            if t is A.Str:
+                return self.eval_str(node, env)  # type: ignore[arg-type]
+            if t is A.Apply:
+                assert isinstance(node, A.Apply)
+                fn = self.eval(node.fn, env)
+                return self.apply(fn, self.thunk(node.arg, env), node.span)
+            if t is A.Select:
+                assert isinstance(node, A.Select)
+                return self.eval_select(node, env)
+            if t is A.BinOp:
+                assert isinstance(node, A.BinOp)
+                return self.eval_binop(node, env)
+            if t is A.AttrSet:
+                assert isinstance(node, A.AttrSet)
+                return self.eval_attrs(self.lowerer.lower(node), env)
+            if t is A.List:
+                assert isinstance(node, A.List)
+                return ListValue([self.thunk(x, env) for x in node.items])
+            if t is A.Lambda:
+                assert isinstance(node, A.Lambda)
+                return Closure(node, env)
+            if t is A.Let:
+                assert isinstance(node, A.Let)
+                env = self.rec_scope(self.lowerer.lower(node), env, node.span)[0]
+                node = node.body
+                continue  # tail position: no deeper
+            if t is A.If:
+                assert isinstance(node, A.If)
+                cond = self.eval(node.cond, env)
+                if not isinstance(cond, bool):
                     raise self.error(
-                        f"value is {type_name(v)} while a Boolean was expected", node.expr.span
+                        f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
                     )
-                return not v
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise self.error(f"cannot negate {type_name(v)}", node.span)
-            return self.check_int(-v, node.span) if isinstance(v, int) else -v
-        if t is A.HasAttr:
-            assert isinstance(node, A.HasAttr)
-            return self.eval_has(node, env)
-        if t is A.Float:
-            return node.value  # type: ignore[attr-defined, no-any-return]
-        if t is A.Path:
-            assert isinstance(node, A.Path)
-            return self.make_path(node.text, node.span)
-        if t is A.IndStr:
-            assert isinstance(node, A.IndStr)
-            return self.eval_ind_str(node, env)
-        raise self.error(f"cannot evaluate {t.__name__}", node.span)  # pragma: no cover
+                node = node.then if cond else node.else_
+                continue
+            if t is A.With:
+                assert isinstance(node, A.With)
+                env = Env({}, env, (Thunk(node.env, env), env.withs))
+                node = node.body
+                continue
+            if t is A.Assert:
+                assert isinstance(node, A.Assert)
+                cond = self.eval(node.cond, env)
+                if not isinstance(cond, bool):
+                    raise self.error(
+                        f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
+                    )
+                if not cond:
+                    raise self.error("assertion failed", node.span)
+                node = node.body
+                continue
+            if t is A.UnOp:
+                assert isinstance(node, A.UnOp)
+                v = self.eval(node.expr, env)
+                if node.op == "!":
+                    if not isinstance(v, bool):
+                        raise self.error(
+                            f"value is {type_name(v)} while a Boolean was expected", node.expr.span
+                        )
+                    return not v
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    raise self.error(f"cannot negate {type_name(v)}", node.span)
+                return self.check_int(-v, node.span) if isinstance(v, int) else -v
+            if t is A.HasAttr:
+                assert isinstance(node, A.HasAttr)
+                return self.eval_has(node, env)
+            if t is A.Float:
+                return node.value  # type: ignore[attr-defined, no-any-return]
+            if t is A.Path:
+                assert isinstance(node, A.Path)
+                return self.make_path(node.text, node.span)
+            if t is A.IndStr:
+                assert isinstance(node, A.IndStr)
+                return self.eval_ind_str(node, env)
+            raise self.error(f"cannot evaluate {t.__name__}", node.span)  # pragma: no cover
 
     def lookup(self, name: str, env: Env, span: SourceSpan) -> Thunk:
         e: Env | None = env
@@ -338,6 +467,22 @@ class Evaluator:
         if joined == ".." or joined.startswith("../"):
             raise self.error(
                 f"path '{text}' leaves the directory tree of the top-level recipe",
+                span,
+                ImportEscapes,
+                hint="keep every file a recipe uses below the recipe's own directory",
+            )
+        if "\0" in joined:
+            raise self.error("a path cannot contain a NUL character", span)
+        # A symbolic link inside the tree may point out of it: what would be
+        # read is where the link leads, so that is what must stay inside.
+        try:
+            real = os.path.realpath(os.path.join(self.root_dir, joined))
+        except (OSError, ValueError):  # too long, not encodable, ...
+            raise self.error(f"path '{text}' is not a usable file name", span) from None
+        if not Path(real).is_relative_to(self.root_dir):
+            raise self.error(
+                f"path '{text}' leaves the directory tree of the top-level recipe "
+                "(through a symbolic link)",
                 span,
                 ImportEscapes,
                 hint="keep every file a recipe uses below the recipe's own directory",
@@ -427,11 +572,14 @@ class Evaluator:
     # -- strings -------------------------------------------------------------
     def eval_str(self, node: A.Str, env: Env) -> str:
         out: list[str] = []
+        size = 0
         for p in node.parts:
             if isinstance(p, str):
                 out.append(p)
             else:
                 out.append(self.coerce_to_string(self.eval(p.expr, env), p.span, more=False))
+            size += len(out[-1])
+            self.check_str_len(size, node.span)
         return "".join(out)
 
     def eval_ind_str(self, node: A.IndStr, env: Env) -> str:
@@ -441,7 +589,7 @@ class Evaluator:
                 out.append(p)
             else:
                 out.append(self.coerce_to_string(self.eval(p.expr, env), p.span, more=False))
-        return "".join(out)
+        return self.check_str("".join(out), node.span)
 
     def coerce_to_string(self, v: Value, span: SourceSpan | None, *, more: bool) -> str:
         """Nix's coerceToString: ``more`` is toString's extra leniency."""
@@ -467,10 +615,18 @@ class Evaluator:
                 return f"{v:.6f}"
             if isinstance(v, ListValue):
                 parts = []
+                size = 0
                 for i, t in enumerate(v.items):
                     item = self.force(t)
-                    s = self.coerce_to_string(item, span, more=True)
+                    self.tick(span)
+                    self.enter(span)
+                    try:
+                        s = self.coerce_to_string(item, span, more=True)
+                    finally:
+                        self.depth -= 1
                     parts.append(s)
+                    size += len(s) + 1
+                    self.check_str_len(size, span)
                     # Nix puts no space after an empty trailing list.
                     if i < len(v.items) - 1 and not (
                         isinstance(item, ListValue) and not item.items
@@ -504,9 +660,9 @@ class Evaluator:
         b = self.eval(node.right, env)
         span = node.span
         if op == "==":
-            return self.equal(a, b)
+            return self.equal(a, b, span)
         if op == "!=":
-            return not self.equal(a, b)
+            return not self.equal(a, b, span)
         if op == "//":
             if not isinstance(a, AttrsValue):
                 raise self.error(
@@ -516,6 +672,7 @@ class Evaluator:
                 raise self.error(
                     f"value is {type_name(b)} while a set was expected", node.right.span
                 )
+            self.tick(span, (len(a.attrs) + len(b.attrs)) // 64)
             return AttrsValue({**a.attrs, **b.attrs}, {**a.spans, **b.spans})
         if op == "++":
             if not isinstance(a, ListValue):
@@ -526,6 +683,8 @@ class Evaluator:
                 raise self.error(
                     f"value is {type_name(b)} while a list was expected", node.right.span
                 )
+            self.check_list(len(a.items) + len(b.items), span)
+            self.tick(span, (len(a.items) + len(b.items)) // 64)
             return ListValue(a.items + b.items)
         if op in ("<", ">", "<=", ">="):
             c = self.compare(a, b, span)
@@ -538,9 +697,10 @@ class Evaluator:
                 raise self.error(f"cannot append {type_name(b)} to a path", span)
             if isinstance(a, str):
                 if isinstance(b, str):
+                    self.check_str_len(len(a) + len(b), span)
                     return a + b
                 if isinstance(b, PathValue):
-                    return a + b.display()
+                    return self.check_str(a + b.display(), span)
                 raise self.error(f"cannot coerce {type_name(b)} to a string", node.right.span)
         if _is_num(a) and _is_num(b):
             assert isinstance(a, int | float) and isinstance(b, int | float)
@@ -566,7 +726,17 @@ class Evaluator:
             f"cannot {verb} {type_name(a)} and {type_name(b)}: both must be numbers", span
         )
 
-    def equal(self, a: Value, b: Value) -> bool:
+    def equal(self, a: Value, b: Value, span: SourceSpan | None = None) -> bool:
+        self.tick(span)
+        if isinstance(a, ListValue | AttrsValue | StepValue):
+            self.enter(span)
+            try:
+                return self._equal(a, b, span)
+            finally:
+                self.depth -= 1
+        return self._equal(a, b, span)
+
+    def _equal(self, a: Value, b: Value, span: SourceSpan | None) -> bool:
         if _is_num(a) and _is_num(b):
             return a == b
         if isinstance(a, bool) or isinstance(b, bool):
@@ -581,7 +751,7 @@ class Evaluator:
             if a is b:
                 return True
             return len(a.items) == len(b.items) and all(
-                self.equal(self.force(x), self.force(y))
+                self.equal(self.force(x), self.force(y), span)
                 for x, y in zip(a.items, b.items, strict=True)
             )
         if isinstance(a, AttrsValue) and isinstance(b, AttrsValue):
@@ -590,13 +760,24 @@ class Evaluator:
             if a.attrs.keys() != b.attrs.keys():
                 return False
             return all(
-                self.equal(self.force(a.attrs[k]), self.force(b.attrs[k])) for k in sorted(a.attrs)
+                self.equal(self.force(a.attrs[k]), self.force(b.attrs[k]), span)
+                for k in sorted(a.attrs)
             )
         if isinstance(a, StepValue) and isinstance(b, StepValue):
-            return a is b or (a.kind == b.kind and self.equal(a.args, b.args))
+            return a is b or (a.kind == b.kind and self.equal(a.args, b.args, span))
         return False
 
     def compare(self, a: Value, b: Value, span: SourceSpan | None) -> int:
+        self.tick(span)
+        if isinstance(a, ListValue):
+            self.enter(span)
+            try:
+                return self._compare(a, b, span)
+            finally:
+                self.depth -= 1
+        return self._compare(a, b, span)
+
+    def _compare(self, a: Value, b: Value, span: SourceSpan | None) -> int:
         if _is_num(a) and _is_num(b):
             assert isinstance(a, int | float) and isinstance(b, int | float)
             return (a > b) - (a < b)
@@ -608,7 +789,7 @@ class Evaluator:
         if isinstance(a, ListValue) and isinstance(b, ListValue):
             for x, y in zip(a.items, b.items, strict=False):
                 vx, vy = self.force(x), self.force(y)
-                if self.equal(vx, vy):
+                if self.equal(vx, vy, span):
                     continue
                 return self.compare(vx, vy, span)
             return (len(a.items) > len(b.items)) - (len(a.items) < len(b.items))

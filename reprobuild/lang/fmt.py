@@ -10,10 +10,14 @@ changes nothing.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+
 from reprobuild.errors import SourceSpan
 from reprobuild.lang import ast as A
 from reprobuild.lang.lexer import KEYWORDS, RE_ID, Comment
-from reprobuild.lang.parse import Parsed
+from reprobuild.lang.limits import recursion_room
+from reprobuild.lang.parse import FRAMES_PER_NESTING, Parsed
 
 WIDTH = 100
 MAX_FLAT_BINDS = 2  # more bindings than this: one per line
@@ -33,12 +37,18 @@ def _end(span: SourceSpan) -> tuple[int, int]:
 class Formatter:
     def __init__(self, parsed: Parsed) -> None:
         self.comments = sorted(parsed.comments, key=lambda c: (c.line, c.column))
+        self.comment_pos = [(c.line, c.column) for c in self.comments]
         self.next_comment = 0
+        # flat() of each node, once: expr() asks for the flat form at every
+        # level, and a string's flat form formats its interpolations, so
+        # without this "${"${"${...}"}"}" took time exponential in the depth.
+        self.flat_cache: dict[A.Node, str | None] = {}
 
     # -- comments ---------------------------------------------------------------
     def has_comments(self, span: SourceSpan) -> bool:
         start, end = _pos(span), _end(span)
-        return any(start <= (c.line, c.column) < end for c in self.comments)
+        i = bisect.bisect_left(self.comment_pos, start)
+        return i < len(self.comment_pos) and self.comment_pos[i] < end
 
     def take_comments(self, before: tuple[int, int] | None, indent: str) -> str:
         """Comments not yet printed that start before ``before`` (None: all)."""
@@ -104,6 +114,15 @@ class Formatter:
 
     def flat(self, n: A.Node) -> str | None:
         """The one-line form, or None where a line break is required."""
+        if n in self.flat_cache:
+            return self.flat_cache[n]
+        taken = self.next_comment
+        result = self._flat(n)
+        if self.next_comment == taken:  # no side effect: the same every time
+            self.flat_cache[n] = result
+        return result
+
+    def _flat(self, n: A.Node) -> str | None:
         if isinstance(n, A.AttrSet):
             if not n.binds:
                 return "rec { }" if n.rec else "{ }"
@@ -347,4 +366,19 @@ def _comment_text(c: Comment, indent: str) -> str:
 
 def format_source(parsed: Parsed) -> str:
     """The canonical text of a parsed recipe."""
-    return Formatter(parsed).format(parsed.tree)
+    with recursion_room(FRAMES_PER_NESTING * _nesting(parsed.tree)):
+        return Formatter(parsed).format(parsed.tree)
+
+
+def _nesting(root: A.Node) -> int:
+    """How deeply the tree nests (the parser bounded it), without recursing."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(root, 1)]
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if isinstance(x, A.Node | A.IndPiece):
+            stack.extend((getattr(x, f.name), d + 1) for f in dataclasses.fields(x))
+        elif isinstance(x, tuple):
+            stack.extend((y, d) for y in x)
+    return deepest

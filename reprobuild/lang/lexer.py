@@ -17,6 +17,7 @@ from lark import Token
 from lark.lexer import Lexer, LexerState
 
 from reprobuild.errors import ParseError, SourceSpan
+from reprobuild.lang.limits import limit_hint
 
 KEYWORDS = {
     "if": "IF",
@@ -72,6 +73,7 @@ RE_ID = re.compile(r"[a-zA-Z_][a-zA-Z0-9_'\-]*")
 RE_INT = re.compile(r"[0-9]+")
 RE_FLOAT = re.compile(r"(([1-9][0-9]*\.[0-9]*)|(0?\.[0-9]+))([Ee][+-]?[0-9]+)?")
 RE_PATH = re.compile(r"[a-zA-Z0-9._\-+]*(/[a-zA-Z0-9._\-+]+)+/?")
+RE_PATH_CHARS = re.compile(r"[a-zA-Z0-9._\-+]*")
 RE_HPATH = re.compile(r"~(/[a-zA-Z0-9._\-+]+)+/?")
 RE_SPATH = re.compile(r"<[a-zA-Z0-9._\-+]+(/[a-zA-Z0-9._\-+]+)*>")
 RE_WS = re.compile(r"[ \t\r\n]+")
@@ -120,8 +122,9 @@ def unescape(raw: str) -> str:
 class Tokenizer:
     """Turns recipe text into lark tokens; ``comments`` collects comments."""
 
-    def __init__(self, text: str, file: str) -> None:
+    def __init__(self, text: str, file: str, max_nesting: int | None = None) -> None:
         self.text = text
+        self.max_nesting = max_nesting  # refuse deeper brackets early
         self.file = file
         self.pos = 0
         self.line = 1
@@ -131,6 +134,10 @@ class Tokenizer:
         self.modes: list[list[object]] = [["code", 0]]
         # Open brackets (char, line, col), to say which one an EOF left open.
         self.brackets: list[tuple[str, int, int]] = []
+        self.line_clean = True  # nothing but blanks so far on the current line
+        # The run of path characters last scanned: [run_start, run_end).
+        self.run_start = 0
+        self.run_end = -1
 
     # -- position bookkeeping ---------------------------------------------
     def _advance(self, s: str) -> None:
@@ -138,6 +145,7 @@ class Tokenizer:
         if nl:
             self.line += nl
             self.col = len(s) - s.rfind("\n")
+            self.line_clean = True
         else:
             self.col += len(s)
         self.pos += len(s)
@@ -145,6 +153,7 @@ class Tokenizer:
     def _token(self, kind: str, value: str, raw: str) -> Token:
         tok = Token(kind, value, self.pos, self.line, self.col)
         self._advance(raw)
+        self.line_clean = False
         tok.end_line = self.line
         tok.end_column = self.col
         tok.end_pos = self.pos
@@ -202,10 +211,12 @@ class Tokenizer:
             break
 
     def _comment(self, s: str) -> None:
-        line_start = self.text.rfind("\n", 0, self.pos) + 1
-        own_line = self.text[line_start : self.pos].strip() == ""
+        # Tracked, not searched for: a long line of comments must not cost
+        # quadratic time.
+        own_line = self.line_clean
         start_line, start_col = self.line, self.col
         self._advance(s)
+        self.line_clean = False
         self.comments.append(Comment(s, start_line, start_col, self.line, own_line))
 
     def _code_token(self) -> Token:
@@ -232,6 +243,8 @@ class Tokenizer:
             ("HPATH", RE_HPATH),
             ("SPATH", RE_SPATH),
         ):
+            if kind == "PATH" and not self._path_possible(pos):
+                continue
             m = rx.match(text, pos)
             if m and len(m.group()) > len(best):
                 best_kind, best = kind, m.group()
@@ -252,6 +265,7 @@ class Tokenizer:
             )
         if best_kind in ("LBRACE", "LBRACK", "LPAR", "DOLLAR_CURLY"):
             self.brackets.append((best, self.line, self.col))
+            self._check_brackets()
         elif best_kind in ("RBRACE", "RBRACK", "RPAR") and self.brackets:
             self.brackets.pop()
         if best_kind == "LBRACE" or best_kind == "DOLLAR_CURLY":
@@ -264,8 +278,27 @@ class Tokenizer:
             mode[1] = int(mode[1]) - 1  # type: ignore[call-overload]
         return self._token(best_kind, best, best)
 
+    def _path_possible(self, pos: int) -> bool:
+        """Whether a path can start at ``pos``: one needs a '/' right after
+        the run of path characters ``pos`` is in. The run is remembered, so
+        ``a+b+c+...`` (all path characters) is scanned once, not once per
+        token: that was quadratic."""
+        if not self.run_start <= pos <= self.run_end:
+            m = RE_PATH_CHARS.match(self.text, pos)
+            assert m
+            self.run_start, self.run_end = pos, m.end()
+        return self.text.startswith("/", self.run_end)
+
+    def _check_brackets(self) -> None:
+        """Refuse too deep brackets now: parsing 100000 of them first is slow."""
+        if self.max_nesting is not None and len(self.brackets) > self.max_nesting:
+            err = self.error(f"expression nested more than {self.max_nesting} levels deep")
+            err.hint = limit_hint("max_nesting", self.max_nesting)
+            raise err
+
     def _open_interpolation(self) -> Token:
         self.brackets.append(("${", self.line, self.col))
+        self._check_brackets()
         tok = self._token("DOLLAR_CURLY", "${", "${")
         self.modes.append(["code", 0])
         return tok

@@ -18,8 +18,12 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from reprobuild.errors import ParseError, SourceSpan
 from reprobuild.lang import ast as A
 from reprobuild.lang.lexer import Comment, RecipeLexer, Tokenizer
+from reprobuild.lang.limits import EvalLimits, limit_hint, recursion_room
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Python frames per level of nesting that building (and formatting) may take.
+FRAMES_PER_NESTING = 8
 
 # lark's parse trees are loosely typed; the builder checks shapes as it goes.
 LarkNode = Any
@@ -108,23 +112,70 @@ class Parsed:
     comments: tuple[Comment, ...]
 
 
-def parse(text: str, file: str = "<string>") -> Parsed:
-    """Parse recipe text; raises :class:`ParseError` with file:line:col."""
-    tokenizer = Tokenizer(text, file)
+def parse(text: str, file: str = "<string>", *, max_nesting: int | None = None) -> Parsed:
+    """Parse recipe text; raises :class:`ParseError` with file:line:col.
+
+    ``max_nesting`` (default: :class:`EvalLimits`, from the environment)
+    bounds how deeply expressions nest, so that building the tree, checking
+    it and formatting it (all recursive) stay within Python's stack.
+    """
+    if max_nesting is None:
+        max_nesting = EvalLimits.from_env().max_nesting
+    tokenizer = Tokenizer(text, file, max_nesting)
     try:
         tree = _parser().parse(tokenizer)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, tokenizer) from None
     except ParseError:
         raise
+    _check_nesting(tree.children[0], max_nesting, tokenizer)
     try:
-        node = _Builder(file, tokenizer).build(tree.children[0])
-    except RecursionError:
+        with recursion_room(FRAMES_PER_NESTING * max_nesting):
+            node = _Builder(file, tokenizer).build(tree.children[0])
+    except RecursionError:  # pragma: no cover - _check_nesting bounds the depth
         raise tokenizer.error("expression nested too deeply", 1, 1) from None
     return Parsed(file, text, node, tuple(tokenizer.comments))
 
 
-def parse_file(path: Path, display: str | None = None) -> Parsed:
+def _check_nesting(root: LarkNode, limit: int, tokenizer: Tokenizer) -> None:
+    """Refuse a tree deeper than ``limit`` (iteratively: it may be very deep).
+
+    ``a.b.c = v;`` counts as three levels, as lowering nests it so.
+    """
+    stack: list[tuple[LarkNode, int]] = [(root, 1)]
+    while stack:
+        t, depth = stack.pop()
+        if depth > limit:
+            tok = _first_token_iter(t)
+            err = tokenizer.error(
+                f"expression nested more than {limit} levels deep",
+                tok.line if tok is not None and tok.line else 1,
+                tok.column if tok is not None and tok.column else 1,
+            )
+            err.hint = limit_hint("max_nesting", limit)
+            raise err
+        extra = 0
+        if t.data == "binding":
+            path = t.children[0]
+            extra = sum(1 for c in path.children if isinstance(c, Tree))
+        for c in t.children:
+            if isinstance(c, Tree):
+                stack.append((c, depth + 1 + extra))
+
+
+def _first_token_iter(t: LarkNode) -> Token | None:
+    stack = [t]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Token):
+            return x
+        stack.extend(reversed(x.children))
+    return None
+
+
+def parse_file(
+    path: Path, display: str | None = None, *, max_nesting: int | None = None
+) -> Parsed:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -136,7 +187,7 @@ def parse_file(path: Path, display: str | None = None) -> Parsed:
             f"{display or path}: not UTF-8 text (byte {exc.start})",
             hint="recipes are UTF-8 text files",
         ) from None
-    return parse(text, display or str(path))
+    return parse(text, display or str(path), max_nesting=max_nesting)
 
 
 def _syntax_error(exc: UnexpectedInput, tokenizer: Tokenizer) -> ParseError:
@@ -178,11 +229,15 @@ class _Builder:
             return SourceSpan(
                 self.file, item.line or 1, item.column or 1, item.end_line, item.end_column
             )
-        tok = _first_token(item)
         meta = item.meta
-        end_line = getattr(meta, "end_line", None) if not meta.empty else None
-        end_col = getattr(meta, "end_column", None) if not meta.empty else None
-        return SourceSpan(self.file, tok.line or 1, tok.column or 1, end_line, end_col)
+        if not meta.empty:
+            # propagate_positions already found the first token: walking down
+            # to it again for every node is quadratic in a long chain a+b+c...
+            return SourceSpan(
+                self.file, meta.line or 1, meta.column or 1, meta.end_line, meta.end_column
+            )
+        tok = _first_token(item)  # pragma: no cover - every node has a token
+        return SourceSpan(self.file, tok.line or 1, tok.column or 1)
 
     def error(self, message: str, item: LarkNode) -> ParseError:
         sp = self.span(item)
@@ -195,9 +250,13 @@ class _Builder:
         c = t.children
         sp = self.span(t)
         if kind == "int_":
-            value = int(c[0])
-            if value >= 2**63:
-                raise self.error(f"integer literal {c[0]} is too large", t)
+            digits = str(c[0]).lstrip("0")
+            # Python refuses int() of more than 4300 digits; any literal past
+            # 19 digits is too large anyway.
+            value = int(digits[:20] or "0")
+            if len(digits) > 19 or value >= 2**63:
+                shown = c[0] if len(c[0]) <= 40 else c[0][:20] + "..."
+                raise self.error(f"integer literal {shown} is too large", t)
             return A.Int(value, span=sp)
         if kind == "float_":
             return A.Float(float(c[0]), str(c[0]), span=sp)
