@@ -151,6 +151,10 @@ class _Planner:
                 queue.append((child, f"{self.names[sid]}.{arg_name}"))
 
     def check_acyclic(self) -> None:
+        # find_cycle restarts an edge DFS from every node (quadratic on long
+        # chains); the linear test first, find_cycle only to name a cycle.
+        if nx.is_directed_acyclic_graph(self.graph):
+            return
         try:
             cycle = nx.find_cycle(self.graph)
         except nx.NetworkXNoCycle:
