@@ -16,11 +16,12 @@ from reprobuild.lang.values import Value
 
 if TYPE_CHECKING:
     from reprobuild.cache import CacheReport
-    from reprobuild.execute import Progress
+    from reprobuild.execute import Progress, StepExecutor
     from reprobuild.fetch import Fetcher
     from reprobuild.lockfile import Lockfile, Staleness
     from reprobuild.locking import Sources
     from reprobuild.plan import Plan
+    from reprobuild.store import StepRecord
 
 RECURSION_LIMIT = 20_000
 
@@ -362,12 +363,9 @@ def build(
     cache_report = None
     pushed = 0
     with Store.open_store(store_path) as store:
-        try:
-            if cache:
-                from reprobuild import cache as remote_cache
 
-                cache_report = remote_cache.fetch(store, cache, graph.steps, create=push_cache)
-            records = execute(
+        def run_steps(executor: StepExecutor | None) -> dict[str, StepRecord]:
+            return execute(
                 graph,
                 store,
                 jobs=jobs,
@@ -375,8 +373,15 @@ def build(
                 sources=sources,
                 recipe_dir=result.evaluator.root_dir,
                 progress=progress,
-                executor=step_executor,
+                executor=executor,
             )
+
+        try:
+            if cache:
+                from reprobuild import cache as remote_cache
+
+                cache_report = remote_cache.fetch(store, cache, graph.steps, create=push_cache)
+            records = run_steps(step_executor)
         except BaseException:
             if cache and push_cache and cache_report is not None:
                 import contextlib
@@ -396,15 +401,7 @@ def build(
         except ContentCorrupt as exc:  # a cached output, damaged: removed, so it is made again
             store.intact(exc.sha256)
             done_before = progress.cached + progress.run  # all cached in the second pass
-            records = execute(
-                graph,
-                store,
-                jobs=jobs,
-                fetcher=fetcher,
-                sources=sources,
-                recipe_dir=result.evaluator.root_dir,
-                progress=progress,
-            )
+            records = run_steps(None)  # the repair pass runs here, not on the cluster
             progress.cached -= done_before
             outputs = export_outputs(store, graph.outputs, records, out_dir)
         recorded = {o.name: {"sha256": o.sha256, "media_type": o.media_type} for o in outputs}
