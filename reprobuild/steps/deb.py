@@ -576,11 +576,31 @@ def _refuse_hostile(
     refuse_duplicate(entry, parts, seen, context)
 
 
-def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> UnpackResult:
+def decompressed_data(path: Path, *, limit: int) -> bytes | None:
+    """The whole data.tar of a package, or None if it is larger than *limit*.
+
+    Lets a caller decompress packages ahead, on other CPUs (liblzma, zlib and
+    zstd release the GIL), while it unpacks earlier ones in order; a data.tar
+    over *limit* is left to be streamed by :func:`unpack_data`.
+    """
+    package = read_deb(path)
+    with open(path, "rb") as handle:
+        layout = _layout(handle, package.path)
+        stream = _decompressed(
+            _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression
+        )
+        data = stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def unpack_data(
+    path: Path, root: Path, *, conffiles_in_place: bool = False, data: bytes | None = None
+) -> UnpackResult:
     """Extract the package's data.tar into *root* with dpkg's semantics.
 
     *root* must exist. Conffiles go to ``NAME.dpkg-new`` (as after ``dpkg
-    --unpack``) unless *conffiles_in_place*.
+    --unpack``) unless *conffiles_in_place*. *data*, if given, is the
+    package's data.tar already decompressed (see :func:`decompressed_data`).
     """
     package = read_deb(path)
     name = f"{package.get('Package') or path.name} {package.get('Version') or ''}".strip()
@@ -608,8 +628,12 @@ def unpack_data(path: Path, root: Path, *, conffiles_in_place: bool = False) -> 
         users = _id_map(safe, b"etc/passwd")
         groups = _id_map(safe, b"etc/group")
         layout = _layout(handle, package.path)
-        stream = _decompressed(
-            _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression
+        stream = (
+            cast(BinaryIO, io.BytesIO(data))
+            if data is not None
+            else _decompressed(
+                _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression
+            )
         )
         where = "data.tar"
         try:
