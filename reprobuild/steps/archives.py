@@ -20,15 +20,14 @@ MEDIA = {
 }
 
 
-def _tree_blob(step: BuildStep, ctx: StepContext) -> str:
-    root = step.data["params"]["root"]
-    record = ctx.input(root["step"])
-    return record.outputs[0].sha256
-
-
 def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     compression: Compression = step.data["params"].get("compression") or "none"
-    src = ctx.store.path_of(_tree_blob(step, ctx))
+    tree = ctx.input(step.data["params"]["root"]["step"]).outputs[0]
+    if compression == "none":
+        # Trees travel as canonical tars: an uncompressed tarball is the very
+        # same bytes, already in the store. No copy, no second hash.
+        return (Output(f"rootfs{SUFFIX['none']}", tree.sha256, tree.size, MEDIA["none"]),)
+    src = ctx.store.path_of(tree.sha256)
     dest = ctx.workdir / f"rootfs{SUFFIX[compression]}"
     export_tarball(src, dest, compression)
     blob = ctx.store.put_file(dest)
