@@ -86,13 +86,31 @@ class RecipeError(ReprobuildError):
         prefix = f"{self.span}: " if self.span else ""
         lines.append(f"{prefix}error: {self.message}")
         if self.span and self.source_line is not None:
-            src = self.source_line.rstrip("\n").expandtabs(1)
+            src, caret = _window(self.source_line.rstrip("\n").expandtabs(1), self.span.column - 1)
             lines.append(f"    {src}")
-            lines.append("    " + " " * (self.span.column - 1) + "^")
+            lines.append("    " + " " * caret + "^")
         lines.extend(self.trace)
         if self.hint:
             lines.append(f"hint: {self.hint}")
         return "\n".join(lines)
+
+
+SOURCE_WIDTH = 120  # columns of a source line shown under an error
+
+
+def _window(line: str, column: int) -> tuple[str, int]:
+    """At most SOURCE_WIDTH columns of ``line`` around ``column`` (a generated
+    one-line recipe must not flood the terminal), and the caret's offset."""
+    if len(line) <= SOURCE_WIDTH:
+        return line, column
+    start = max(0, min(column - SOURCE_WIDTH // 2, len(line) - SOURCE_WIDTH))
+    shown = line[start : start + SOURCE_WIDTH]
+    caret = column - start
+    if start > 0:
+        shown = "…" + shown[1:]  # the caret is at least half a window in
+    if start + SOURCE_WIDTH < len(line):
+        shown = shown[:-1] + "…"
+    return shown, caret
 
 
 class ParseError(RecipeError):

@@ -380,3 +380,17 @@ def test_cli_reports_limits_and_escapes_cleanly(tmp_path: Path) -> None:
     res = reprobuild(tmp_path, "eval", "deep.repro", env={"REPROBUILD_MAX_DEPTH": "x"})
     assert res.returncode == 2 and "REPROBUILD_MAX_DEPTH='x'" in res.stderr
     assert os.path.exists("/etc/passwd")  # (the escape target exists: refused, not missing)
+
+
+def test_an_error_on_a_very_long_line_shows_a_window_around_the_caret(tmp_path: Path) -> None:
+    """A generated one-line recipe must not print megabytes under an error."""
+    from reprobuild.errors import SOURCE_WIDTH
+
+    (tmp_path / "r.repro").write_text("[ " + "1 " * 5000 + "(1 + true) " + "2 " * 5000 + "]\n")
+    r = reprobuild(tmp_path, "eval", "r.repro")
+    assert r.returncode == 2, r.stderr
+    source, caret = r.stderr.splitlines()[1:3]
+    assert len(source) <= SOURCE_WIDTH + 4 and source.lstrip().startswith("…")
+    assert source.rstrip().endswith("…")
+    assert caret.rstrip().endswith("^")
+    assert source[len(caret.rstrip()) - 1] in "(+1t"  # the caret lands on the failing expression
