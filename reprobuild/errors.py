@@ -95,7 +95,7 @@ class RecipeError(ReprobuildError):
         return "\n".join(lines)
 
 
-SOURCE_WIDTH = 120  # columns of a source line shown under an error
+SOURCE_WIDTH = 200  # columns of a source line shown under an error
 
 
 def _window(line: str, column: int) -> tuple[str, int]:
