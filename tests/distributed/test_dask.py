@@ -10,6 +10,7 @@ proves where the steps ran.
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,76 @@ def test_the_light_demo_on_three_workers_equals_a_local_j1_build(tmp_path: Path)
     assert digests(dist) == digests(local)
     assert dist["steps"]["run"] == dist["steps"]["total"] == len(dist["ran_on"])
     assert set(dist["ran_on"].values()) <= workers
+
+
+SLEEPER = """\
+let
+  snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };
+  root = rootfs { snapshot = snap; variant = "none"; packages = [ "busybox-static" "dash" ]; configure = false; };
+  slow = run {
+    inherit root;
+    script = "/bin/busybox sleep 4.25; /bin/busybox mkdir -p /out; echo done > /out/x";
+    outputs = [ "/out" ];
+  };
+in { t = tarball { root = slow; }; }
+"""
+
+
+def _sleeping_step_running() -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            if b"sleep\x004.25" in (proc / "cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_a_worker_killed_in_the_middle_of_a_step_is_survived(tmp_path: Path) -> None:
+    """kill -9 of every worker process while a step runs on one: the nannies
+    start new workers, Dask runs the step again, and the build ends with the
+    bytes of a local build (a half-run step leaves nothing the store keeps)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from distributed import Client
+
+    local = build_json(workdir(tmp_path, "local", SLEEPER), tmp_path / "local-store", "-j1")
+    work = workdir(tmp_path, "dist", SLEEPER)
+    store = tmp_path / "shared-store"
+    with (
+        LocalCluster(
+            n_workers=2,
+            processes=True,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REPROBUILD_")}
+        build = subprocess.Popen(
+            [sys.executable, "-m", "reprobuild", "build", "--json", "--store", str(store),
+             "--mirror", MIRROR, "--executor", "dask", "--scheduler", cluster.scheduler_address,
+             "r.repro"],
+            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while not _sleeping_step_running():
+            assert build.poll() is None, build.communicate()
+            assert time.monotonic() < deadline, "the run step never started"
+            time.sleep(0.05)
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        out, err = build.communicate(timeout=300)
+        # The nannies started new workers; the step ran again on one of them.
+        assert not set(client.run(os.getpid).values()) & set(pids)
+    assert build.returncode == 0, err
+    assert "Traceback" not in err
+    dist = json.loads(out)
+    assert digests(dist) == digests(local)
+    assert reprobuild(work, "store", "verify", "--store", str(store)).returncode == 0
