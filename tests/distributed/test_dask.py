@@ -248,6 +248,7 @@ def test_a_worker_killed_in_the_middle_of_a_step_is_survived(tmp_path: Path) -> 
             threads_per_worker=1,
             host="127.0.0.1",
             dashboard_address=None,
+            worker_dashboard_address=None,
         ) as cluster,
         Client(cluster) as client,
     ):
