@@ -209,6 +209,14 @@ def run(spec: SandboxSpec, *, timeout: float | None = None, check: bool = True) 
             f"command timed out after {timeout:.0f} s in the sandbox: {' '.join(spec.command)}"
         ) from None
     stderr = proc.stderr
+    if proc.returncode != 0 and stderr.startswith(b"bwrap: execvp "):
+        # The sandbox was made; the root lacks the program to run in it.
+        missing = stderr[len(b"bwrap: execvp ") :].split(b":", 1)[0].decode(errors="replace")
+        raise SandboxError(
+            f"the root has no {missing} to run: {stderr.decode(errors='replace').strip()}",
+            hint=f"add a package that provides {missing} to the rootfs "
+            '(e.g. "dash" for /bin/sh, "busybox-static" for /bin/busybox)',
+        )
     if proc.returncode != 0 and stderr.startswith(b"bwrap:"):
         raise SandboxUnavailable(
             f"bwrap could not create the sandbox: {stderr.decode(errors='replace').strip()}",

@@ -136,3 +136,14 @@ def test_missing_bwrap_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(SandboxUnavailable) as info:
         bwrap_argv(SandboxSpec(root=tmp_path, command=("/bin/true",), epoch=0))
     assert "bubblewrap" in (info.value.hint or "")
+
+
+def test_a_root_without_the_program_names_it(tmp_path: Path) -> None:
+    """bwrap made the sandbox but the root has no /bin/sh: say so, not 'user
+    namespaces may be disabled'."""
+    (tmp_path / "root").mkdir()
+    spec = SandboxSpec(root=tmp_path / "root", command=("/bin/sh", "-c", "true"), epoch=EPOCH)
+    with pytest.raises(SandboxError) as info:
+        run(spec)
+    assert "the root has no /bin/sh" in info.value.message
+    assert info.value.hint is not None and "dash" in info.value.hint
