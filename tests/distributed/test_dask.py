@@ -32,6 +32,7 @@ def cluster() -> Iterator[LocalCluster]:
         threads_per_worker=1,
         host="127.0.0.1",
         dashboard_address=None,
+        worker_dashboard_address=None,
     ) as c:
         yield c
 
@@ -188,6 +189,7 @@ def test_the_light_demo_on_three_workers_equals_a_local_j1_build(tmp_path: Path)
         threads_per_worker=1,
         host="127.0.0.1",
         dashboard_address=None,
+        worker_dashboard_address=None,
     ) as c:
         dist = build_json(
             workdir(tmp_path, "dist", LIGHT_DEMO),
@@ -226,6 +228,8 @@ def _sleeping_step_running() -> bool:
     return False
 
 
+# A nanny restarting a killed worker asks for the default dashboard port again.
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_a_worker_killed_in_the_middle_of_a_step_is_survived(tmp_path: Path) -> None:
     """kill -9 of every worker process while a step runs on one: the nannies
     start new workers, Dask runs the step again, and the build ends with the
