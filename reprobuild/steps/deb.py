@@ -576,15 +576,14 @@ def _refuse_hostile(
     refuse_duplicate(entry, parts, seen, context)
 
 
-def decompressed_data(path: Path, *, limit: int) -> bytes | None:
+def decompressed_data(package: DebPackage, *, limit: int) -> bytes | None:
     """The whole data.tar of a package, or None if it is larger than *limit*.
 
     Lets a caller decompress packages ahead, on other CPUs (liblzma, zlib and
     zstd release the GIL), while it unpacks earlier ones in order; a data.tar
     over *limit* is left to be streamed by :func:`unpack_data`.
     """
-    package = read_deb(path)
-    with open(path, "rb") as handle:
+    with open(package.path, "rb") as handle:
         layout = _layout(handle, package.path)
         stream = _decompressed(
             _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression

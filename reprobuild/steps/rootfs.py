@@ -141,8 +141,8 @@ def _install_deb(
         setup_merged_usr(tree, arch)
         init_admindir(tree, arch=arch)
         _bootstrap_files(tree)
-    for path, data in _decompressing_ahead([p for _, p in _unpack_order(debs)]):
-        record_unpacked(tree, unpack_data(path, tree, data=data))
+    for deb, data in _decompressing_ahead([d for d, _ in _unpack_order(debs)]):
+        record_unpacked(tree, unpack_data(deb.path, tree, data=data))
     names = {d.name for d, _ in debs}
     configure = params.get("configure")
     if configure is None:
@@ -161,22 +161,28 @@ _AHEAD = 4
 _AHEAD_BYTES = 64 << 20
 
 
-def _decompressing_ahead(paths: Sequence[Path]) -> Iterator[tuple[Path, bytes | None]]:
+def _decompressing_ahead(
+    debs: Sequence[DebPackage],
+) -> Iterator[tuple[DebPackage, bytes | None]]:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="unxz") as pool:
-        pending: deque[tuple[Path, Future[bytes | None]]] = deque()
-        todo = iter(paths)
+        pending: deque[tuple[DebPackage, Future[bytes | None]]] = deque()
+
+        def ahead(deb: DebPackage) -> None:
+            pending.append((deb, pool.submit(decompressed_data, deb, limit=_AHEAD_BYTES)))
+
+        todo = iter(debs)
         try:
-            for path in itertools.islice(todo, _AHEAD):
-                pending.append((path, pool.submit(decompressed_data, path, limit=_AHEAD_BYTES)))
+            for deb in itertools.islice(todo, _AHEAD):
+                ahead(deb)
             while pending:
-                path, future = pending.popleft()
+                deb, future = pending.popleft()
                 try:
                     data = future.result()
                 except Exception:  # unpack_data meets it again and names package and member
                     data = None
                 for nxt in itertools.islice(todo, 1):
-                    pending.append((nxt, pool.submit(decompressed_data, nxt, limit=_AHEAD_BYTES)))
-                yield path, data
+                    ahead(nxt)
+                yield deb, data
                 del data
         finally:
             for _, future in pending:
