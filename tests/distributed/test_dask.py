@@ -24,16 +24,21 @@ from tests.support.cli import reprobuild
 from tests.support.recipes import LIGHT_DEMO
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(
-        n_workers=2,
+def _local_cluster(workers: int) -> LocalCluster:
+    """Worker processes on loopback, one thread each, no dashboards."""
+    return LocalCluster(
+        n_workers=workers,
         processes=True,
         threads_per_worker=1,
         host="127.0.0.1",
         dashboard_address=None,
         worker_dashboard_address=None,
-    ) as c:
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with _local_cluster(2) as c:
         yield c
 
 
@@ -183,14 +188,7 @@ def test_inconsistent_executor_options_are_refused(
 @pytest.mark.slow
 def test_the_light_demo_on_three_workers_equals_a_local_j1_build(tmp_path: Path) -> None:
     local = build_json(workdir(tmp_path, "local", LIGHT_DEMO), tmp_path / "local-store", "-j1")
-    with LocalCluster(
-        n_workers=3,
-        processes=True,
-        threads_per_worker=1,
-        host="127.0.0.1",
-        dashboard_address=None,
-        worker_dashboard_address=None,
-    ) as c:
+    with _local_cluster(3) as c:
         dist = build_json(
             workdir(tmp_path, "dist", LIGHT_DEMO),
             tmp_path / "shared",
@@ -246,14 +244,7 @@ def test_a_worker_killed_in_the_middle_of_a_step_is_survived(tmp_path: Path) -> 
     work = workdir(tmp_path, "dist", SLEEPER)
     store = tmp_path / "shared-store"
     with (
-        LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-            worker_dashboard_address=None,
-        ) as cluster,
+        _local_cluster(2) as cluster,
         Client(cluster) as client,
     ):
         pids = list(client.run(os.getpid).values())

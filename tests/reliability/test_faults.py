@@ -21,14 +21,11 @@ from reprobuild.errors import FetchError
 from reprobuild.fetch import Fetcher, FetchPolicy
 from tests.support.cli import reprobuild as rb
 from tests.support.mirror import Fault, serve
+from tests.support.recipes import NETBASE_DEB as NETBASE
+from tests.support.recipes import NETBASE_RECIPE as RECIPE
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "snapshots" / "demo"
-RECIPE = (
-    'let snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };\n'
-    'in { t = tarball { root = rootfs { snapshot = snap; variant = "none"; packages = [ "netbase" ]; }; }; }\n'
-)
-NETBASE = "archive/debian/20260711T101637Z/pool/main/n/netbase/netbase_6.4_all.deb"
 
 
 def test_a_stall_past_the_timeout_is_retried_then_named(tmp_path: Path) -> None:

@@ -17,3 +17,12 @@ in
   iso = iso9660 { inherit root; volume_id = "LIGHTDEMO"; };
 }
 """
+
+
+# One unconfigured package: the smallest real build, for fault and crash tests.
+NETBASE_RECIPE = (
+    'let snap = snapshot { archive = "debian"; date = "2026-07-11T10:16:37Z"; suites = [ "bookworm" ]; };\n'
+    'in { t = tarball { root = rootfs { snapshot = snap; variant = "none"; packages = [ "netbase" ]; }; }; }\n'
+)
+# Where netbase lies below the embedded demo mirror (snapshots/demo).
+NETBASE_DEB = "archive/debian/20260711T101637Z/pool/main/n/netbase/netbase_6.4_all.deb"
