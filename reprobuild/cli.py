@@ -123,7 +123,24 @@ def graph_cmd(file: Path, fmt: str) -> None:
     click.echo(api.graph(file, fmt))
 
 
+def _use_archives(ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]) -> None:
+    if value:
+        from reprobuild.archives import use_dirs
+
+        use_dirs(value)
+
+
 def _mirror_options(f: Any) -> Any:
+    f = click.option(
+        "--archives",
+        multiple=True,
+        metavar="DIR",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        expose_value=False,
+        callback=_use_archives,
+        help="Read archive definitions (NAME.toml) from DIR first; then "
+        "${XDG_CONFIG_HOME:-~/.config}/reprobuild/archives/, then those shipped.",
+    )(f)
     f = click.option(
         "--allow-expired",
         is_flag=True,
@@ -191,12 +208,21 @@ def lock_cmd(
                     "changed": result.changed,
                     "packages": result.packages,
                     "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                    "changes": result.changes.to_json()
+                    if result.changed and result.changes
+                    else None,
                 }
             )
         )
         return
     verb = "wrote" if result.changed else "up to date:"
-    click.echo(f"{verb} {result.path} ({result.packages} packages, snapshot {snaps})")
+    size = _size(sum(p.size for p in result.lockfile.packages))
+    click.echo(f"{verb} {result.path} ({result.packages} packages, {size}, snapshot {snaps})")
+    if result.changed and result.changes is not None:
+        if result.reasons:
+            click.echo("  because: " + "; ".join(result.reasons))
+        for line in result.changes.lines():
+            click.echo("  " + line)
     if result.lockfile.insecure:
         click.echo("warning: signatures were NOT checked (--insecure-allow-unsigned)", err=True)
 
@@ -253,6 +279,12 @@ def _store_option(f: Any) -> Any:
     "instead of running the steps.",
 )
 @click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Replace the output digests the lockfile records with this build's (without it, "
+    "a build making other bytes fails and leaves the record as it is).",
+)
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -268,13 +300,19 @@ def build_cmd(
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
+    record: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
     allow_expired: bool,
 ) -> None:
-    """Fetch, verify, build and export every output of RECIPE."""
+    """Fetch, verify, build and export every output of RECIPE.
+
+    Creates or updates RECIPE.lock when it is missing or stale (and says so).
+    Output digests it already records are never overwritten: a build making
+    other bytes exits 1 naming both, unless --record is given.
+    """
     from reprobuild.locking import Sources
     from reprobuild.progress import make_progress
 
@@ -296,6 +334,7 @@ def build_cmd(
             cache=cache,
             push_cache=push_cache,
             worker_remote=worker_remote,
+            record=record,
         )
     extra: dict[str, Any] = {}
     if executor == "dask":
@@ -323,10 +362,17 @@ def build_cmd(
                     },
                     "steps": {"total": result.total, "cached": result.cached, "run": result.run},
                     "build": result.build_ref,
+                    "lockfile": {
+                        "path": str(result.lockfile),
+                        "changed": bool(result.lock_notes),
+                        "notes": list(result.lock_notes),
+                    },
                 }
             )
         )
         return
+    for line in result.lock_notes:  # a lockfile change is announced even with -q
+        click.echo(line, err=True)
     if not quiet:
         click.echo(f"{result.total} steps ({result.cached} cached, {result.run} run)", err=True)
         if result.cache is not None:
@@ -453,6 +499,39 @@ def check_cmd(
             if o.diff:
                 click.echo("    " + o.diff.replace("\n", "\n    "))
     if not result.reproducible:
+        sys.exit(1)
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor_cmd(as_json: bool) -> None:
+    """List every external tool reprobuild drives: found or missing, its version,
+    the features that need it. Exit 1 when the sandbox or a core tool is missing."""
+    from reprobuild.doctor import diagnose
+
+    report = diagnose()
+    if as_json:
+        click.echo(_dump(report.to_json()))
+    else:
+        width = max(len(t.tool.name) for t in report.tools)
+        pwidth = max(len(t.tool.package) for t in report.tools)
+        for t in report.tools:
+            state = t.version or "?" if t.found else "MISSING"
+            click.echo(
+                f"{t.tool.name:<{width}}  {t.tool.package:<{pwidth}}  {state[:40]:<40}  "
+                f"{', '.join(t.tool.features)}"
+            )
+        click.echo(
+            "sandbox: works"
+            if report.sandbox is None
+            else f"sandbox: DOES NOT WORK ({report.sandbox})"
+        )
+        cmd = report.install_command()
+        if cmd:
+            click.echo(f"missing: {len(report.missing)} tool(s); as root: {cmd}")
+        else:
+            click.echo("every tool is installed")
+    if not report.ok:
         sys.exit(1)
 
 

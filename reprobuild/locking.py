@@ -34,7 +34,13 @@ from reprobuild.archives.debian import (
     parse_release,
     verify_inrelease,
 )
-from reprobuild.errors import ArchiveError, FetchError, SignatureError, UsageError
+from reprobuild.errors import (
+    ArchiveError,
+    FetchError,
+    IntegrityError,
+    SignatureError,
+    UsageError,
+)
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
 from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
@@ -116,13 +122,14 @@ class SnapshotIndex:
     pacman's search order."""
 
     lock: SnapshotLock
-    indexes: tuple[tuple[str, str, bytes], ...] = ()  # (path, sha256, verified bytes)
+    # (recorded path, its sha256 as the Release lists it, the file served, its verified bytes)
+    indexes: tuple[tuple[str, str, str, bytes], ...] = ()
     repos: tuple[tuple[str, tuple[SyncPackage, ...]], ...] = ()
 
     def packages(self) -> tuple[BinaryPackage, ...]:
         out: list[BinaryPackage] = []
-        for path, sha256, data in self.indexes:
-            out.extend(_parsed_index(data, path, sha256))
+        for _, sha256, served, data in self.indexes:
+            out.extend(_parsed_index(data, served, sha256))
         return tuple(out)
 
 
@@ -132,7 +139,9 @@ def cache_dir() -> Path:
 
 
 def _parsed_index(data: bytes, path: str, sha256: str) -> tuple[BinaryPackage, ...]:
-    """Parse a Packages index, reusing an earlier parse of the same bytes."""
+    """Parse a Packages index served as ``path`` (compressed or not) whose
+    uncompressed bytes have ``sha256``, reusing an earlier parse of the same
+    index from any mirror. The uncompressed bytes are checked against it."""
     cached = cache_dir() / f"{sha256}.v{INDEX_CACHE_VERSION}.pickle"
     with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError):
         data_ = cached.read_bytes()
@@ -147,7 +156,15 @@ def _parsed_index(data: bytes, path: str, sha256: str) -> tuple[BinaryPackage, .
                 gc.enable()
         if isinstance(packages, tuple):
             return packages
-    packages = parse_packages(decompress_index(path, data), what=path)
+    text = decompress_index(path, data)
+    actual = hashlib.sha256(text).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"{path}: decompressed, its sha256 is {actual}, not the {sha256} the signed "
+            "Release lists for the uncompressed index",
+            hint="the mirror served a damaged or different file; fetch it again",
+        )
+    packages = parse_packages(text, what=path)
     with contextlib.suppress(OSError):
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
@@ -228,7 +245,7 @@ class DebianSnapshots:
         ts, first = self.find_timestamp(archive, p["date"], suites[0])
         base = self.sources.base_url(archive, ts)
         suite_locks: list[SuiteLock] = []
-        raw: list[tuple[str, str, bytes]] = []
+        raw: list[tuple[str, str, str, bytes]] = []
         for i, suite in enumerate(suites):
             data = first if i == 0 else self.fetcher.get(f"{base}dists/{suite}/InRelease").data
             what = f"{archive.name}/{ts}/dists/{suite}/InRelease"
@@ -243,9 +260,10 @@ class DebianSnapshots:
             )
             indexes: dict[str, str] = {}
             for comp in components:
-                data_, path, digest = self._packages(base, suite, release, comp, arch, what)
+                data_, served, _ = self._packages(base, suite, release, comp, arch, what)
+                path, digest = _recorded_index(release, served, data_)
                 indexes[path] = digest
-                raw.append((f"{suite}/{path}", digest, data_))
+                raw.append((f"{suite}/{path}", digest, served, data_))
             suite_locks.append(
                 SuiteLock(
                     suite=suite,
@@ -298,6 +316,23 @@ class DebianSnapshots:
             f"{what}: no Packages index for {comp}/binary-{arch} could be fetched ({last})",
             hint="the mirror is missing files the signed Release lists",
         )
+
+
+def _recorded_index(release: Any, served: str, data: bytes) -> tuple[str, str]:
+    """How a lockfile records a Packages index: by the uncompressed name the
+    Release gives it and the sha256 the Release lists for that name, whatever
+    compression this mirror served, so that every mirror of a snapshot gives
+    the same lockfile. A Release listing only compressed files gets the
+    sha256 of the decompressed bytes (the served file was checked first)."""
+    base = served
+    for suffix in (".xz", ".gz"):
+        base = base.removesuffix(suffix)
+    entry = release.entry(base)
+    if entry is not None:
+        return base, str(entry.sha256)
+    if base == served:
+        return base, hashlib.sha256(data).hexdigest()
+    return base, hashlib.sha256(decompress_index(served, data)).hexdigest()
 
 
 class ArchSnapshots:
@@ -531,7 +566,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
 
     key_material = {
         "v": RESOLUTION_CACHE_VERSION,
-        "indexes": [[s.lock.name, [[p, h] for p, h, _ in s.indexes]] for s in snaps],
+        "indexes": [[s.lock.name, [[p, h] for p, h, _, _ in s.indexes]] for s in snaps],
         "request": [list(request.packages), request.variant, request.architecture],
     }
     cache = cache_dir() / f"resolve-{sha256_hex(canonical_json(key_material).encode())}.json"
