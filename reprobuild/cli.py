@@ -796,6 +796,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the machine's state (a full disk, a read-only path), not a bug
+        import tempfile
+
+        from reprobuild.oserrors import project_error
+
+        if debug:
+            traceback.print_exc()
+        error = project_error(exc, where=(tempfile.gettempdir(), Path.cwd()))
+        click.echo(error.render(), err=True)
+        sys.exit(error.exit_code)
     except Exception as exc:  # a bug: say so briefly, unless asked for details
         if debug:
             traceback.print_exc()

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from reprobuild import FORMAT_VERSION
 from reprobuild.buildgraph import BuildGraph, BuildStep
-from reprobuild.errors import ReprobuildError
+from reprobuild.errors import DiskFull, ReprobuildError
 from reprobuild.fetch import Fetcher
 from reprobuild.locking import Sources
 from reprobuild.store import Output, StepRecord, Store
@@ -249,6 +249,20 @@ def execute(
         shutil.rmtree(tmp_root, ignore_errors=True)
     if failure is not None:
         assert failed_step is not None
+        if isinstance(failure, OSError):  # the machine's state (a full disk, ...), not a bug
+            from reprobuild.oserrors import fullest, project_error
+
+            place = fullest([tmp_root, store.path]) if failure.filename is None else None
+            failure = project_error(
+                failure,
+                where=(tmp_root, store.path),
+                what="the build's temporary files, under TMPDIR" if place == tmp_root else "",
+            )
+        if isinstance(failure, DiskFull):
+            raise DiskFull(
+                f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
+                hint=failure.hint,
+            ) from failure
         if isinstance(failure, ReprobuildError):
             raise StepFailed(
                 f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
