@@ -265,6 +265,7 @@ class Lockfile:
                 version=version,
                 embedded={str(k): str(v) for k, v in data.get("embedded", {}).items()},
             )
+            validate(lock, what=what)  # inside: a field of the wrong type is refused, too
         except LockfileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -272,7 +273,6 @@ class Lockfile:
                 f"{what}: malformed lockfile ({type(exc).__name__}: {exc})",
                 hint="regenerate it with 'reprobuild lock --update'",
             ) from None
-        validate(lock, what=what)
         return lock
 
 
@@ -331,6 +331,16 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in lock.embedded:
         if rel.startswith("/") or ".." in rel.split("/"):
             raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
+        if any(part in ("", ".") for part in rel.split("/")):
+            raise _refuse(what, f"embedded: {rel!r} is not a plain path of a recipe file")
+    parents = {rel.rsplit("/", 1)[0] for rel in lock.embedded if "/" in rel}
+    for rel in sorted(lock.embedded):
+        if rel in parents or any(p.startswith(rel + "/") for p in parents):
+            raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
+    for name, output in lock.outputs.items():
+        recorded = output.get("sha256") if isinstance(output, Mapping) else None
+        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
+            raise _refuse(what, f"output {name!r}: no valid sha256 recorded: {output!r}")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"
