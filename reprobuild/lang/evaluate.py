@@ -29,6 +29,7 @@ from reprobuild.lang import ast as A
 from reprobuild.lang.limits import EvalLimits, recursion_room
 from reprobuild.lang.lower import LAttrs, Lowerer, static_name
 from reprobuild.lang.parse import FRAMES_PER_NESTING, Parsed, parse_file
+from reprobuild.lang.primops import AssertionFailed
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
@@ -97,6 +98,7 @@ class Evaluator:
         self.lowerer = Lowerer(self.source_lines)
         self.imports: dict[str, Thunk] = {}
         self.files_read: dict[str, Path] = {}  # display name -> absolute path
+        self.paths_probed: set[str] = set()  # pathExists, relative to root_dir
         self.trace_hook = trace or (lambda msg: print(f"trace: {msg}", file=sys.stderr))
         from reprobuild.lang.builtins import make_base_env
 
@@ -403,7 +405,7 @@ class Evaluator:
                         f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
                     )
                 if not cond:
-                    raise self.error("assertion failed", node.span)
+                    raise self.error("assertion failed", node.span, AssertionFailed)
                 node = node.body
                 continue
             if t is A.UnOp:
@@ -562,11 +564,13 @@ class Evaluator:
 
     def eval_has(self, node: A.HasAttr, env: Env) -> bool:
         v = self.eval(node.expr, env)
-        for part in node.path:
+        last = len(node.path) - 1
+        for i, part in enumerate(node.path):
             name = self.attr_name(part, env, node.span)
             if not isinstance(v, AttrsValue) or name not in v.attrs:
                 return False
-            v = self.force(v.attrs[name])
+            if i < last:  # ``s ? a`` never evaluates ``s.a`` (as in Nix)
+                v = self.force(v.attrs[name])
         return True
 
     # -- strings -------------------------------------------------------------
