@@ -9,13 +9,13 @@ from that in ways that change results, so a pattern is translated for the
 - leftmost-longest: ``split "a|ab" "abc"`` splits off ``ab`` (``re`` takes
   ``a``); among the longest matches the groups are those found first, which
   is what libstdc++'s depth-first matcher keeps too;
-- a backslash before an ordinary character is that character (``\\d`` is
-  ``d``, not a digit) and a backslash inside a bracket expression is itself;
+- a backslash escapes only ``^ $ \\ . * + ? ( ) [ { |`` (``\\d`` is an error,
+  not a digit) and a backslash inside a bracket expression is itself;
 - ``$`` is the end of the string only (``re``'s also matches before a final
   newline), ``.`` matches a newline, and classes such as ``[[:alpha:]]`` are
   ASCII only (the C locale);
 - ``a**`` repeats ``a*`` (``re`` would read ``*?`` as a lazy quantifier);
-  back-references do not exist in ERE (``\\1`` is ``1``); ``(?`` is an error;
+  ERE has no back-references (``\\1`` is an error) and ``(?`` is an error;
 - ``.`` matches one byte, so it can cut a multi-byte character; a captured
   piece that is not valid UTF-8 is an error here (Nix returns the bytes).
 
@@ -44,10 +44,16 @@ if TYPE_CHECKING:
 
 G = "strings"
 TIMEOUT = 10.0  # seconds one match or search may take (a pathological pattern)
-CLASSES = frozenset().union(
-    ("alnum", "alpha", "blank", "cntrl", "digit", "graph"),
-    ("lower", "print", "punct", "space", "upper", "xdigit"),
-)
+# libstdc++'s class names: POSIX's, and "w", "d", "s" as in its regex_traits.
+CLASSES = {
+    **{c: f"[:{c}:]" for c in ("alnum", "alpha", "blank", "cntrl", "digit", "graph")},
+    **{c: f"[:{c}:]" for c in ("lower", "print", "punct", "space", "upper", "xdigit")},
+    "w": "[:alnum:]_",
+    "d": "[:digit:]",
+    "s": "[:space:]",
+}
+# What a backslash may escape in an ERE (libstdc++: anything else is an error).
+ESCAPABLE = frozenset("^$\\.*+?()[{|")
 FLAGS = regex.POSIX | regex.DOTALL | regex.ASCII | regex.VERSION0
 
 
@@ -74,7 +80,7 @@ def _bracket(p: str, i: int) -> tuple[str, int]:
         c = p[i]
         if c == "]" and not first:
             break
-        first = False
+        leading, first = first, False
         if c == "[" and i + 1 < len(p) and p[i + 1] in ":=.":
             kind = p[i + 1]
             end = p.find(kind + "]", i + 2)
@@ -85,7 +91,7 @@ def _bracket(p: str, i: int) -> tuple[str, int]:
             if kind == ":":
                 if name not in CLASSES:
                     raise BadRegex(f"unknown character class '[:{name}:]'")
-                out.append(f"[:{name}:]")
+                out.append(CLASSES[name])
                 prev = None
                 continue
             if len(name) != 1:
@@ -93,7 +99,9 @@ def _bracket(p: str, i: int) -> tuple[str, int]:
             c = name
         else:
             i += 1
-        if c == "-" and prev is not None and i < len(p) and p[i] != "]":
+        if c == "-" and not leading and i < len(p) and p[i] != "]":
+            if prev is None:
+                raise BadRegex("'-' after a range or class in a bracket expression")
             hi = p[i]
             if hi == "[" and i + 1 < len(p) and p[i + 1] == ".":
                 end = p.find(".]", i + 2)
@@ -143,6 +151,11 @@ def translate(p: str) -> str:
         if c == "\\":
             if i >= len(p):
                 raise BadRegex("trailing backslash")
+            if p[i] not in ESCAPABLE:
+                raise BadRegex(
+                    f"'\\{p[i]}' is not an escape of POSIX extended regular expressions"
+                    " (only ^ $ \\ . * + ? ( ) [ { | can be escaped)"
+                )
             atom = len(out)
             out.append(_lit(p[i]))
             i += 1
