@@ -137,7 +137,8 @@ def _dir_of(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
         parent = posixpath.dirname(str(v.rel)) if str(v.rel) != "." else ".."
         if parent == "..":
             raise ev.error(
-                f"dirOf {v.display()} leaves the directory tree of the top-level recipe",
+                f"the directory of '{v.display()}' is outside the directory tree of the "
+                "top-level recipe",
                 span,
                 ImportEscapes,
             )

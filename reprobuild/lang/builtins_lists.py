@@ -13,7 +13,7 @@ from reprobuild.lang.primops import (
     force_bool_result,
     force_function,
 )
-from reprobuild.lang.values import AttrsValue, Lazy, ListValue, Thunk, Value
+from reprobuild.lang.values import AttrsValue, Lazy, ListValue, Thunk, Value, type_name
 
 if TYPE_CHECKING:
     from reprobuild.lang.evaluate import Evaluator
@@ -38,8 +38,6 @@ def _filter(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     for x in ev.force_list(xs, span).items:
         keep = ev.apply(fn, x, span)
         if not isinstance(keep, bool):
-            from reprobuild.lang.values import type_name
-
             raise ev.error(f"value is {type_name(keep)} while a Boolean was expected", span)
         if keep:
             out.append(x)
@@ -127,9 +125,11 @@ def _concat_map(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     for x in ev.force_list(xs, span).items:
         part = ev.apply(fn, x, span)
         if not isinstance(part, ListValue):
-            ev.expect(part, ListValue, "a list (the result of the function given to concatMap)",
-                      span)
-        assert isinstance(part, ListValue)
+            raise ev.error(
+                f"value is {type_name(part)} while a list was expected "
+                "(the result of the function given to concatMap)",
+                span,
+            )
         out.extend(part.items)
         ev.check_list(len(out), span)
     ev.tick(span, len(out) // WORK_PER_STEP)
@@ -226,7 +226,10 @@ def _group_by(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     for x in ev.force_list(xs, span).items:
         name = ev.apply(fn, x, span)
         if not isinstance(name, str):
-            ev.expect(name, str, "a string (the result of the function given to groupBy)", span)
-        assert isinstance(name, str)
+            raise ev.error(
+                f"value is {type_name(name)} while a string was expected "
+                "(the result of the function given to groupBy)",
+                span,
+            )
         groups.setdefault(name, []).append(x)
     return AttrsValue({k: Thunk.of(ListValue(v)) for k, v in sorted(groups.items())})
