@@ -182,6 +182,8 @@ def lock_cmd(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
     result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
     if as_json:
         click.echo(
@@ -191,6 +193,7 @@ def lock_cmd(
                     "changed": result.changed,
                     "packages": result.packages,
                     "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                    "warnings": list(result.warnings),
                 }
             )
         )
