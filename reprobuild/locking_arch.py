@@ -44,6 +44,9 @@ class _Sources(Protocol):
     @property
     def insecure(self) -> bool: ...
 
+    @property
+    def allow_expired(self) -> bool: ...
+
     def base_urls(self, archive: ArchiveDef, timestamp: str) -> list[str]: ...
 
     def keyring(self, archive: ArchiveDef) -> Path: ...
@@ -261,7 +264,8 @@ def lock_rootfs(
         if not sources.insecure:
             pgpsig = _package_signature(pkg, repo, fetcher, what)
             keyring = load_keyring(sources.keyring(snap.archive))
-            fingerprint = signer_of(pgpsig, keyring, what=what).fingerprint
+            signer = signer_of(pgpsig, keyring, what=what, allow_revoked=sources.allow_expired)
+            fingerprint = signer.fingerprint
         out.append(
             LockedPackage(
                 name=pkg.name,

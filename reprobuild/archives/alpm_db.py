@@ -414,15 +414,15 @@ def read_sync_db_index(data: bytes, *, what: str = "sync database") -> SyncDb:
     raw = _decompress(data, what)
     found: dict[str, tuple[str, str, dict[str, Any]]] = {}
     for path, body in _tar_files(raw, what):
-        slash = path.rfind("/")
-        if slash < 0:
-            continue  # "unknown database file" at the top: libalpm warns and goes on
         split = split_entry(path)
-        if split is None:
+        if split is None:  # libalpm splits the name first, even of a file at the top
             raise ArchiveError(
                 f"{what}: invalid name for database entry '{path}' (expected NAME-VERSION-REL/)",
                 hint="pacman refuses this database too",
             )
+        slash = path.rfind("/")
+        if slash < 0:
+            continue  # "unknown database file" at the top: libalpm warns and goes on
         if path[slash + 1 :] not in _KINDS:
             continue
         name, version = split

@@ -83,7 +83,11 @@ def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> No
 
     archive = load_archive(step.data["snapshot"]["archive"])
     check_locked_package(
-        pkg, path, keyring=lambda: sources.keyring(archive), insecure=sources.insecure
+        pkg,
+        path,
+        keyring=lambda: sources.keyring(archive),
+        insecure=sources.insecure,
+        allow_revoked=sources.allow_expired,
     )
 
 

@@ -109,6 +109,8 @@ def test_bad_db() -> None:
     # libalpm takes name and version from the directory: one without a version is refused
     with pytest.raises(ArchiveError, match="invalid name for database entry 'x-1/desc'"):
         read_sync_db(_tar({"x-1/desc": b"%NAME%\nx\n"}))
+    with pytest.raises(ArchiveError, match="invalid name for database entry 'README'"):
+        read_sync_db(_tar({"README": b"hello\n", "x-1-1/desc": b"%NAME%\nx\n"}))
     with pytest.raises(ArchiveError, match="file name of package x is illegal"):
         read_sync_db(_tar({"x-1-1/desc": b"%FILENAME%\n../x.pkg.tar.zst\n"}))
 
@@ -119,7 +121,7 @@ def test_pacman_reads_what_it_can() -> None:
     (x,) = read_sync_db(
         _tar(
             {
-                "README": b"not a package\n",
+                "notes-1-1": b"not a package\n",
                 "x-2.0-1/desc": b"stray\n%NAME%\nx\n\n%VERSION%\n9-9\n\n%XDATA%\npkgtype=pkg\n\n"
                 b"%CSIZE%\n12k\n\n%FILENAME%\nx-2.0-1-any.pkg.tar.zst\n\n",
                 "x-2.0-1/mtree": b"junk",
