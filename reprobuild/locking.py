@@ -372,7 +372,6 @@ def build_lock(
     from target list because it conflicts with 'y'").
     """
     from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots, lock_rootfs
-    from reprobuild.resolve import Request
 
     debian = DebianSnapshots(fetcher, sources)
     arch_linux = ArchSnapshots(fetcher, sources, cache_dir())
@@ -409,6 +408,8 @@ def build_lock(
                 )
             )
             continue
+        from reprobuild.resolve import Request
+
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
         deb_snaps = [i for k in snap_keys if isinstance(i := indexes[k], SnapshotIndex)]

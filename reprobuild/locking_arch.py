@@ -20,6 +20,7 @@ import gc
 import hashlib
 import marshal
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,14 +29,14 @@ from typing import Any, Protocol
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
 from reprobuild.archives.alpm_db import SyncDb, SyncPackage, read_sync_db_index
-from reprobuild.archives.alpm_trust import load_keyring, signer_of
+from reprobuild.archives.alpm_trust import ArchKeyring, load_keyring, signer_of
 from reprobuild.errors import ArchiveError, SignatureError, UsageError
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, SnapshotLock, SuiteLock
 
 __all__ = ["ArchSnapshot", "ArchSnapshots", "lock_rootfs"]
 
-DB_CACHE_VERSION = 1  # bump when SyncDb's rows change shape
+DB_CACHE_VERSION = 2  # bump when SyncDb's rows change shape
 
 
 class _Sources(Protocol):
@@ -70,7 +71,9 @@ class ArchSnapshot:
 
 def _cached_db(data: bytes, digest: str, cache: Path | None, what: str) -> SyncDb:
     """Parse a database, reusing an earlier parse of the same bytes (sha256-checked)."""
-    path = cache / f"alpm-{digest}.v{DB_CACHE_VERSION}.marshal" if cache else None
+    # marshal's format may change with the interpreter: the cache is per Python version.
+    tag = f"v{DB_CACHE_VERSION}.py{sys.version_info[0]}{sys.version_info[1]}"
+    path = cache / f"alpm-{digest}.{tag}.marshal" if cache else None
     if path is not None:
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
             blob = path.read_bytes()
@@ -250,6 +253,7 @@ def lock_rootfs(
     for message in resolution.warnings:
         if warn is not None:
             warn(message)
+    keyrings: dict[str, ArchKeyring] = {}
     out = []
     for choice in resolution.packages:
         pkg = choice.package
@@ -263,7 +267,9 @@ def lock_rootfs(
         fingerprint = pgpsig = None
         if not sources.insecure:
             pgpsig = _package_signature(pkg, repo, fetcher, what)
-            keyring = load_keyring(sources.keyring(snap.archive))
+            keyring = keyrings.get(snap.archive.name)
+            if keyring is None:
+                keyring = keyrings[snap.archive.name] = load_keyring(sources.keyring(snap.archive))
             signer = signer_of(pgpsig, keyring, what=what, allow_revoked=sources.allow_expired)
             fingerprint = signer.fingerprint
         out.append(

@@ -90,7 +90,7 @@ class _Repo:
         return pkg
 
     def names(self) -> Iterable[str]:
-        return self._db.rows if self._db is not None else self._made
+        return self._db.packed if self._db is not None else self._made
 
 
 class ArchUniverse:
@@ -142,6 +142,7 @@ class _Resolver:
         self.every = tuple(range(len(universe.repos)))
         self.reasons: dict[str, str] = {}
         self.miss: _Miss | None = None
+        self.provided: dict[str, list[SyncPackage]] = {}  # chosen packages by what they provide
 
     # -- resolvedep --------------------------------------------------------
     def resolvedep(
@@ -227,12 +228,13 @@ class _Resolver:
             return True
         before = dict(packages)
         packages[pkg.name] = found
+        self._index(pkg)
         self.reasons.setdefault(pkg.name, why)
         ok = True
         for dep in pkg.depends:
             if _depcmp(pkg, dep):  # alpm_checkdeps: the package meets its own need
                 continue
-            if any(_depcmp(p, dep) for _, p in packages.values()):
+            if self._chosen_meets(dep, packages):
                 continue
             spkg = next((c for c in preferred if _depcmp(c[1], dep)), None)
             if spkg is None:
@@ -247,7 +249,21 @@ class _Resolver:
         if not ok:
             packages.clear()
             packages.update(before)
+            self.provided.clear()
+            for _, p in packages.values():
+                self._index(p)
         return ok
+
+    def _index(self, pkg: SyncPackage) -> None:
+        for prov in pkg.provides:
+            self.provided.setdefault(prov.name, []).append(pkg)
+
+    def _chosen_meets(self, dep: Depend, packages: Mapping[str, _Pkg]) -> bool:
+        """``find_dep_satisfier`` over the chosen packages, through an index."""
+        named = packages.get(dep.name)
+        if named is not None and _literal(named[1], dep):
+            return True
+        return any(_by_provides(p, dep) for p in self.provided.get(dep.name, ()))
 
     # -- _alpm_sync_prepare: conflicts among the chosen ----------------------
     def conflicts(self, chosen: list[_Pkg]) -> tuple[set[str], list[str]]:

@@ -35,6 +35,7 @@ import bz2
 import functools
 import gzip
 import lzma
+import marshal
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -239,32 +240,39 @@ _KINDS = frozenset({"desc", "depends", "files"})
 class SyncDb:
     """One parsed repository, in the shape pacman searches it.
 
-    ``rows`` maps a package name to its row (``_ROW`` order); ``providers``
-    maps a provided name to the packages providing it, and ``groups`` a
-    group to its members, both in name order (libalpm's sorted package cache).
-    ``files`` holds ``%FILES%`` when the database had them.
+    ``packed`` maps a package name to its row (``_ROW`` order), marshalled:
+    a lock touches a few dozen of thousands of packages, so rows are decoded
+    on use and a cached parse loads in a millisecond. ``providers`` maps a
+    provided name to the packages providing it, and ``groups`` a group to its
+    members, both in name order (libalpm's sorted package cache). ``files``
+    holds ``%FILES%`` when the database had them.
     """
 
-    rows: Mapping[str, tuple[Any, ...]]
+    packed: Mapping[str, bytes]
     providers: Mapping[str, tuple[str, ...]]
     groups: Mapping[str, tuple[str, ...]]
     files: Mapping[str, tuple[str, ...]]
 
     def names(self) -> list[str]:
-        return sorted(self.rows)
+        return sorted(self.packed)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.packed
 
     def package(self, name: str) -> SyncPackage | None:
-        row = self.rows.get(name)
-        return None if row is None else SyncPackage.from_row(row, self.files.get(name))
+        row = self.packed.get(name)
+        if row is None:
+            return None
+        return SyncPackage.from_row(marshal.loads(row), self.files.get(name))
 
     def to_plain(self) -> tuple[Any, ...]:
         """Builtins only, for :mod:`marshal`."""
-        return (dict(self.rows), dict(self.providers), dict(self.groups), dict(self.files))
+        return (dict(self.packed), dict(self.providers), dict(self.groups), dict(self.files))
 
     @classmethod
     def from_plain(cls, plain: Any) -> SyncDb:
-        rows, providers, groups, files = plain
-        return cls(rows, providers, groups, files)
+        packed, providers, groups, files = plain
+        return cls(packed, providers, groups, files)
 
 
 # --------------------------------------------------------------------------
@@ -430,7 +438,7 @@ def read_sync_db_index(data: bytes, *, what: str = "sync database") -> SyncDb:
         if entry is None:
             entry = found[name] = (name, version, {})
         _read_fields(body.decode("utf-8", "surrogateescape"), entry[2])
-    rows: dict[str, tuple[Any, ...]] = {}
+    packed: dict[str, bytes] = {}
     files: dict[str, tuple[str, ...]] = {}
     providers: dict[str, list[str]] = {}
     groups: dict[str, list[str]] = {}
@@ -439,11 +447,13 @@ def read_sync_db_index(data: bytes, *, what: str = "sync database") -> SyncDb:
         filename = fields.get("FILENAME")
         if filename is not None:
             _check_filename(name, filename, what)
-        rows[name] = (
-            name,
-            version,
-            *(fields.get(k) for k in _SINGLE),
-            *(tuple(fields.get(k, ())) for k in _LISTS),
+        packed[name] = marshal.dumps(
+            (
+                name,
+                version,
+                *(fields.get(k) for k in _SINGLE),
+                *(tuple(fields.get(k, ())) for k in _LISTS),
+            )
         )
         if "FILES" in fields:
             files[name] = tuple(fields["FILES"])
@@ -456,7 +466,7 @@ def read_sync_db_index(data: bytes, *, what: str = "sync database") -> SyncDb:
             if not members or members[-1] != name:
                 members.append(name)
     return SyncDb(
-        rows,
+        packed,
         {k: tuple(v) for k, v in providers.items()},
         {k: tuple(v) for k, v in groups.items()},
         files,
@@ -466,4 +476,4 @@ def read_sync_db_index(data: bytes, *, what: str = "sync database") -> SyncDb:
 def read_sync_db(data: bytes, *, what: str = "sync database") -> tuple[SyncPackage, ...]:
     """Every package of a sync database, sorted by name."""
     db = read_sync_db_index(data, what=what)
-    return tuple(SyncPackage.from_row(db.rows[n], db.files.get(n)) for n in db.names())
+    return tuple(p for n in db.names() if (p := db.package(n)) is not None)
