@@ -128,12 +128,14 @@ def _mirror_options(f: Any) -> Any:
         "--allow-expired",
         is_flag=True,
         help="Accept a Release whose Valid-Until passed after the snapshot was taken "
-        "(old snapshots; apt's Check-Valid-Until=false). Also REPROBUILD_ALLOW_EXPIRED=1.",
+        "(old snapshots; apt's Check-Valid-Until=false), and Arch packages signed by keys "
+        "the keyring lists as revoked since. Also REPROBUILD_ALLOW_EXPIRED=1.",
     )(f)
     f = click.option(
         "--insecure-allow-unsigned",
         is_flag=True,
-        help="Do not check index signatures (recorded in the lockfile).",
+        help="Do not check index signatures, nor Arch Linux package signatures (recorded "
+        "in the lockfile; needed again to build what such a lockfile pins).",
     )(f)
     f = click.option(
         "--keyring",
@@ -437,6 +439,7 @@ def check_cmd(
         mirrors=mirrors,
         keyrings=keyrings,
         allow_expired=allow_expired,
+        insecure=insecure_allow_unsigned,
     )
     if as_json:
         click.echo(_dump(result.to_json()))
