@@ -130,9 +130,10 @@ class ArchSnapshots:
             f"{archive.name}: no snapshot at or within {self.MAX_DAYS_BACK} days before "
             f"{params['date']}: not found: {', '.join(shown)} (nor the same for the "
             f"{self.MAX_DAYS_BACK} days before)",
-            hint=f"expected the Arch Linux Archive's layout, ROOT/repos/YYYY/MM/DD/{layout}"
-            "REPO.db with REPO of the snapshot's repos; --mirror "
-            f"{archive.name}=URL takes the archive's root or its repos/ directory",
+            hint="expected the Arch Linux Archive's layout, ROOT/repos/YYYY/MM/DD/"
+            f"{layout.format(repo='REPO', arch=arch)}REPO.db for each REPO of the snapshot "
+            f"({', '.join(repos)}); --mirror {archive.name}=URL takes the archive's root "
+            "or its repos/ directory",
         )
 
     def _day(
