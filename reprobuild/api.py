@@ -363,6 +363,9 @@ def build(
     cache_report = None
     pushed = 0
     with Store.open_store(store_path) as store:
+        from reprobuild.index_trust import SIGNED_INDEX, TrustContext, verify_lock
+
+        signed = verify_lock(lock, TrustContext(sources, fetcher, store))
 
         def run_steps(executor: StepExecutor | None) -> dict[str, StepRecord]:
             return execute(
@@ -453,6 +456,10 @@ def build(
                         lock_blob.sha256,
                         lock_blob.size,
                         "application/json",
+                    ),
+                    *(
+                        Output(f.name, f.sha256, f.size, SIGNED_INDEX)
+                        for f in {s.name: s for s in signed}.values()
                     ),
                 ),
                 meta={"epoch": epoch},

@@ -351,6 +351,16 @@ def build_cmd(
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The recipe to replay (default: the one beside the lockfile).",
+)
+@click.option(
+    "--embedded-recipe",
+    is_flag=True,
+    help="Replay the recipe the lockfile embeds instead of a recipe file.",
+)
 @_store_option
 @_mirror_options
 def replay_cmd(
@@ -358,6 +368,8 @@ def replay_cmd(
     out_dir: Path | None,
     jobs: int | None,
     as_json: bool,
+    recipe: Path | None,
+    embedded_recipe: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -375,7 +387,16 @@ def replay_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    result = replay(target, store_path=store_path, sources=sources, out_dir=out_dir, jobs=jobs)
+    result = replay(
+        target,
+        store_path=store_path,
+        sources=sources,
+        out_dir=out_dir,
+        jobs=jobs,
+        recipe=recipe,
+        embedded_recipe=embedded_recipe,
+        on_note=lambda text: click.echo(f"note: {text}", err=True),
+    )
     if as_json:
         click.echo(_dump(result.to_json()))
     else:
