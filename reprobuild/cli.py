@@ -253,6 +253,24 @@ def _store_option(f: Any) -> Any:
     "instead of running the steps.",
 )
 @click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="NAME:KEY",
+    help="A public key whose signatures on cache records are accepted (repeatable; "
+    "also REPROBUILD_TRUSTED_KEYS).",
+)
+@click.option(
+    "--cache-secret-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign the records --push-cache sends with this key (REPROBUILD_CACHE_SECRET_KEY).",
+)
+@click.option(
+    "--allow-unsigned-cache",
+    is_flag=True,
+    help="Use cache records no trusted key signed, and push unsigned ones (unsafe).",
+)
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -268,6 +286,9 @@ def build_cmd(
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
+    trusted_keys: tuple[str, ...],
+    cache_secret_key: Path | None,
+    allow_unsigned_cache: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -276,6 +297,12 @@ def build_cmd(
 ) -> None:
     """Fetch, verify, build and export every output of RECIPE."""
     from reprobuild.locking import Sources
+
+    policy = None
+    if cache:
+        from reprobuild.cache_sign import CachePolicy
+
+        policy = CachePolicy.from_settings(trusted_keys, cache_secret_key, allow_unsigned_cache)
     from reprobuild.progress import make_progress
 
     sources = Sources.from_env(
@@ -296,6 +323,7 @@ def build_cmd(
             cache=cache,
             push_cache=push_cache,
             worker_remote=worker_remote,
+            cache_policy=policy,
         )
     extra: dict[str, Any] = {}
     if executor == "dask":
@@ -635,6 +663,17 @@ def store_log(store_path: Path | None, build: str | None) -> None:
         click.echo(f"{info.ref}  {when}  commit {info.commit[:12]}")
         for o in info.record.outputs:
             click.echo(f"    {o.name:<12} sha256:{o.sha256}  {_size(o.size)}")
+
+
+@store_group.command("keygen")
+@click.argument("name")
+@click.argument("secret_file", type=click.Path(path_type=Path, dir_okay=False))
+def store_keygen(name: str, secret_file: Path) -> None:
+    """Make a signing key NAME for a step cache: the secret goes to SECRET_FILE
+    (mode 0600), the public key NAME:KEY is printed, for --trusted-key."""
+    from reprobuild.cache_sign import generate
+
+    click.echo(generate(name, secret_file))
 
 
 @store_group.command("verify")
