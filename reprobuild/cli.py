@@ -259,6 +259,12 @@ def _store_option(f: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
+    "--progress",
+    "force_progress",
+    is_flag=True,
+    help="Progress lines on standard error even with --json.",
+)
+@click.option(
     "--attest", is_flag=True, help="Write an in-toto SLSA provenance statement beside each output."
 )
 @click.option(
@@ -317,6 +323,7 @@ def build_cmd(
     locked: bool,
     as_json: bool,
     quiet: bool,
+    force_progress: bool,
     attest: bool,
     executor: str,
     scheduler: str | None,
@@ -351,7 +358,7 @@ def build_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    with make_progress(quiet=quiet or as_json) as progress:
+    with make_progress(quiet=quiet or (as_json and not force_progress)) as progress:
         result = api.build(
             recipe,
             out_dir=out_dir,
@@ -511,11 +518,20 @@ def replay_cmd(
     "hostname, dir_order, time (or all).",
 )
 @click.option("--json", "as_json", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@click.option(
+    "--sequential",
+    is_flag=True,
+    help="Build one after the other (default: the control and the varied build at once "
+    "when there are at least 2 CPUs).",
+)
 @_mirror_options
 def check_cmd(
     recipe: Path,
     variations: str,
     as_json: bool,
+    quiet: bool,
+    sequential: bool,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
@@ -528,6 +544,10 @@ def check_cmd(
     """
     from reprobuild.check import check, parse_variations
 
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
     result = check(
         recipe,
         variations=parse_variations(variations),
@@ -535,6 +555,8 @@ def check_cmd(
         keyrings=keyrings,
         allow_expired=allow_expired,
         insecure=insecure_allow_unsigned,
+        say=say,
+        concurrent=None if not sequential else False,
     )
     if as_json:
         click.echo(_dump(result.to_json()))

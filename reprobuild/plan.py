@@ -94,8 +94,10 @@ def file_digest(path: PathValue) -> dict[str, str]:
 
 
 def _hash_file(p: Path) -> str:
+    from reprobuild.safecopy import open_regular
+
     h = hashlib.sha256()
-    with p.open("rb") as f:
+    with open_regular(p, "a recipe's file input") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -114,7 +116,9 @@ def _hash_tree(root: Path) -> str:
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if os.path.islink(full):
                 entry = f"l {rel} {os.readlink(full)}"
-            else:
+            elif os.path.isdir(full):
+                continue  # a link to a directory was handled above; a directory is walked
+            else:  # a regular file; a device node, FIFO or socket is refused unread
                 mode = "x" if os.access(full, os.X_OK) else "-"
                 entry = f"f {rel} {mode} {_hash_file(Path(full))}"
             h.update(entry.encode() + b"\n")

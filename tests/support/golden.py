@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "mirrors" / "debian" / "archive" / "debian"
 
 # The one place `make golden` names the command that records digests into a
-# lockfile. Issue 15 makes plain `build` refuse to overwrite recorded digests
-# and adds `build --record`; switch this tuple to ("build", "--record") then.
-RECORD_ARGS: tuple[str, ...] = ("build",)
+# lockfile: a plain `build` refuses to overwrite recorded digests (exit 1);
+# `build --record` is the explicit way to replace them.
+RECORD_ARGS: tuple[str, ...] = ("build", "--record")
 # How the test checks them: never writes the lockfile, exits 1 on a difference.
 CHECK_ARGS: tuple[str, ...] = ("build", "--locked")
 
