@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.errors import EvalError, RecipeError
+from reprobuild.errors import EvalError, RecipeError, ReprobuildError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
 
@@ -323,15 +323,19 @@ def lock(
     sources = sources or Sources.from_env()
     require_tools(p, command="lock", locking=True, signed=not sources.insecure)
     warnings: list[str] = []
-    new = build_lock(
-        p,
-        recipe_sha256=top,
-        sources_map=files,
-        fetcher=fetcher or Fetcher(),
-        sources=sources,
-        date=date,
-        warn=warnings.append,
-    )
+    try:
+        new = build_lock(
+            p,
+            recipe_sha256=top,
+            sources_map=files,
+            fetcher=fetcher or Fetcher(),
+            sources=sources,
+            date=date,
+            warn=warnings.append,
+        )
+    except ReprobuildError as exc:
+        locate_error(exc, pr)
+        raise
     if embed_recipe:
         from dataclasses import replace
 
@@ -358,6 +362,33 @@ def lock(
         changes=changes(current, new),
         reasons=reasons,
     )
+
+
+def locate_error(exc: ReprobuildError, pr: PlannedRecipe) -> None:
+    """Point an error found after evaluation at the recipe text it comes from
+    (``exc.where``: step key, argument, and the quoted text to find, if any)."""
+    from reprobuild.errors import SourceSpan
+
+    if exc.where is None or exc.span is not None:
+        return
+    key, arg, needle = exc.where
+    step = pr.plan.steps.get(key)
+    if step is None:
+        return
+    span = step.spans.get(arg) or step.spans.get("")
+    if span is None:
+        return
+    lines = pr.evaluation.evaluator.source_lines.get(span.file, [])
+    line_no, col = span.line, span.column
+    if needle is not None:  # the quoted name itself, at or after the argument
+        quoted = f'"{needle}"'
+        for i in range(span.line - 1, min(len(lines), span.line + 200)):
+            start = lines[i].find(quoted, col - 1 if i == span.line - 1 else 0)
+            if start >= 0:
+                line_no, col = i + 1, start + 1
+                break
+    source = lines[line_no - 1] if 0 < line_no <= len(lines) else None
+    exc.locate(SourceSpan(span.file, line_no, col), source)
 
 
 def _load_previous(path: Path, *, tolerant: bool) -> Lockfile | None:

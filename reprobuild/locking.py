@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,8 @@ from reprobuild.errors import (
     ArchiveError,
     FetchError,
     IntegrityError,
+    ReprobuildError,
+    ResolveError,
     SignatureError,
     UsageError,
 )
@@ -416,7 +418,14 @@ def build_lock(
         if date is not None:
             step = _with_date(step, date)
         params = step.param_data()
-        if load_archive(params["archive"]).format == "alpm":
+        with _pointing_at(step.key, "archive"):
+            fmt = load_archive(params["archive"]).format
+        if date is None:
+            with _pointing_at(step.key, "date"):
+                refuse_future(params["date"])
+        else:
+            refuse_future(date)
+        if fmt == "alpm":
             indexes[key] = arch_linux.acquire(name, params, step.key)
         else:
             indexes[key] = debian.acquire(name, step)
@@ -448,7 +457,13 @@ def build_lock(
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
         deb_snaps = [i for k in snap_keys if isinstance(i := indexes[k], SnapshotIndex)]
-        members = _lock_deb(request, deb_snaps)
+        try:
+            members = _lock_deb(request, deb_snaps)
+        except ReprobuildError as exc:
+            requested = getattr(exc, "request", None)
+            exc.where = exc.where or (step.key, "packages" if requested else "", requested)
+            raise
+        _refuse_unconfigurable(step, request, members, deb_snaps)
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp
@@ -471,6 +486,55 @@ def build_lock(
         rootfs=tuple(sorted(roots, key=lambda r: r.name)),
         insecure=sources.insecure,
     )
+
+
+@contextlib.contextmanager
+def _pointing_at(step_key: str, arg: str, needle: str | None = None) -> Iterator[None]:
+    """Errors in the body point at argument ``arg`` of the step (see ReprobuildError.where)."""
+    try:
+        yield
+    except ReprobuildError as exc:
+        exc.where = exc.where or (step_key, arg, needle)
+        raise
+
+
+def refuse_future(date: str) -> None:
+    """A snapshot date later than now would lock today to the newest snapshot and
+    tomorrow to a newer one: the same recipe would not mean the same bytes."""
+    ts = snapshot_timestamp(date)
+    now = datetime.now(UTC)
+    when = datetime.strptime(ts, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    if when > now:
+        raise UsageError(
+            f"the snapshot date {when:%Y-%m-%dT%H:%M:%SZ} is in the future (now "
+            f"{now:%Y-%m-%dT%H:%M:%SZ}): locking now and later would pick different snapshots",
+            hint="use a date in the past, e.g. today's; the newest snapshot at or before it "
+            "is used",
+        )
+
+
+def _refuse_unconfigurable(
+    step: Step, request: Any, members: Sequence[LockedPackage], snaps: Sequence[SnapshotIndex]
+) -> None:
+    """``variant = "none"`` with dpkg in the set runs maintainer scripts, which
+    assume every Essential package (Debian Policy 3.8): name those missing
+    before a build fails inside dpkg with "rm: not found"."""
+    params = step.param_data()
+    names = {m.name for m in members}
+    configure = params.get("configure")
+    if request.variant != "none" or configure is False or not (configure or "dpkg" in names):
+        return
+    essential = sorted({p.name for s in snaps for p in s.packages() if p.essential} - names)
+    if not essential:
+        return
+    err = ResolveError(
+        f'variant = "none" with dpkg in the package set runs the maintainer scripts, which '
+        f"assume the Essential packages; missing: {', '.join(essential)}",
+        hint='use variant = "essential", add those packages, or set configure = false '
+        "to unpack without running scripts",
+    )
+    err.where = (step.key, "variant", None)
+    raise err
 
 
 RESOLUTION_CACHE_VERSION = 1  # bump when resolve.py can choose differently

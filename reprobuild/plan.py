@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from reprobuild import FORMAT_VERSION
-from reprobuild.errors import PlanError
+from reprobuild.errors import PlanError, SourceSpan
 from reprobuild.lang.builtins import step_args
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import AttrsValue, PathValue, StepValue, Value
@@ -44,6 +44,8 @@ class Step:
     params: str
     inputs: tuple[str, ...]
     location: str
+    # Where each argument was written (for errors found after evaluation).
+    spans: Mapping[str, SourceSpan] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def short(self) -> str:
@@ -192,6 +194,7 @@ class _Planner:
                 params=canonical_json(params),
                 inputs=inputs,
                 location=str(step.span),
+                spans={"": step.span, **step.args.spans},
             )
         return out
 

@@ -193,11 +193,18 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         raise ArchiveError(f"invalid archive name {name!r}")
     path = next((d / f"{name}.toml" for d in dirs if (d / f"{name}.toml").is_file()), None)
     if path is None:
-        known = ", ".join(known_archives(dirs)) or "none"
+        import difflib
+
+        names = known_archives(dirs)
+        close = difflib.get_close_matches(name, names, n=1)
+        places = ", ".join(
+            "those shipped with reprobuild" if d == SNAPSHOTS_DIR else str(d) for d in dirs
+        )
         raise ArchiveError(
             f"unknown archive {name!r}",
-            hint=f"known archives: {known} (definitions are read from "
-            f"{', '.join(str(d) for d in dirs)})",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"known archives: {', '.join(names) or 'none'} (definitions NAME.toml are read "
+            f"from {places})",
         )
     where = str(path)
     try:
