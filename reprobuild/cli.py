@@ -259,6 +259,12 @@ def _store_option(f: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the steps that would run and the packages that would be fetched "
+    "(name, version, size); write nothing.",
+)
+@click.option(
     "--progress",
     "force_progress",
     is_flag=True,
@@ -323,6 +329,7 @@ def build_cmd(
     locked: bool,
     as_json: bool,
     quiet: bool,
+    dry_run: bool,
     force_progress: bool,
     attest: bool,
     executor: str,
@@ -358,6 +365,9 @@ def build_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
+    if dry_run:
+        _print_dry_run(recipe, store_path, sources, locked, as_json)
+        return
     with make_progress(quiet=quiet or (as_json and not force_progress)) as progress:
         result = api.build(
             recipe,
@@ -424,6 +434,38 @@ def build_cmd(
     width = max((len(o.name) for o in result.outputs), default=0)
     for o in result.outputs:
         click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")
+
+
+def _print_dry_run(
+    recipe: Path, store_path: Path | None, sources: Any, locked: bool, as_json: bool
+) -> None:
+    from reprobuild.dryrun import dry_run
+    from reprobuild.fetch import Fetcher
+
+    plan = dry_run(recipe, store_path=store_path, sources=sources, fetcher=Fetcher(), locked=locked)
+    if as_json:
+        click.echo(_dump(plan.to_json()))
+        return
+    for line in plan.lock_notes:
+        click.echo(line)
+    to_run = [s for s in plan.steps if not s.cached]
+    click.echo(f"steps: {len(to_run)} would run, {len(plan.steps) - len(to_run)} cached")
+    width = max((len(s.kind) for s in plan.steps), default=0)
+    for s in plan.steps:
+        click.echo(f"  {'cached' if s.cached else 'run   '}  {s.kind:<{width}}  {s.name}")
+    fetched = [p for p in plan.packages if not p.stored]
+    total = sum(p.size for p in plan.packages)
+    click.echo(
+        f"packages: {len(plan.packages)} ({_size(total)}), {len(fetched)} to fetch "
+        f"({_size(plan.fetch_bytes)})"
+    )
+    nwidth = max((len(p.name) for p in plan.packages), default=0)
+    vwidth = max((len(p.version) for p in plan.packages), default=0)
+    for p in plan.packages:
+        click.echo(
+            f"  {p.name:<{nwidth}}  {p.version:<{vwidth}}  {p.architecture:<5}  "
+            f"{_size(p.size):>9}{'  (stored)' if p.stored else ''}"
+        )
 
 
 @cli.command("replay")

@@ -516,22 +516,30 @@ def refuse_future(date: str) -> None:
 def _refuse_unconfigurable(
     step: Step, request: Any, members: Sequence[LockedPackage], snaps: Sequence[SnapshotIndex]
 ) -> None:
-    """``variant = "none"`` with dpkg in the set runs maintainer scripts, which
-    assume every Essential package (Debian Policy 3.8): name those missing
-    before a build fails inside dpkg with "rm: not found"."""
+    """``variant = "none"`` with dpkg in the set runs maintainer scripts (and
+    reprobuild's own configure script) under /bin/sh with coreutils: without a
+    shell or coreutils, dpkg would fail with "rm: not found". Refused at lock,
+    naming those and the other Essential packages (Debian Policy 3.8) missing."""
     params = step.param_data()
     names = {m.name for m in members}
     configure = params.get("configure")
     if request.variant != "none" or configure is False or not (configure or "dpkg" in names):
         return
-    essential = sorted({p.name for s in snaps for p in s.packages() if p.essential} - names)
-    if not essential:
+    needed = [] if "coreutils" in names else ["coreutils"]
+    if not names & {"dash", "bash"}:
+        needed.append("dash")
+    if not needed:
         return
+    essential = sorted({p.name for s in snaps for p in s.packages() if p.essential} - names)
+    others = [e for e in essential if e not in needed]
     err = ResolveError(
-        f'variant = "none" with dpkg in the package set runs the maintainer scripts, which '
-        f"assume the Essential packages; missing: {', '.join(essential)}",
-        hint='use variant = "essential", add those packages, or set configure = false '
-        "to unpack without running scripts",
+        f'variant = "none" with dpkg in the package set runs the maintainer scripts under '
+        f"/bin/sh with coreutils; missing: {', '.join(needed)}"
+        + (
+            f" (other Essential packages scripts may assume: {', '.join(others)})" if others else ""
+        ),
+        hint=f'use variant = "essential", add {" and ".join(needed)} to packages, or set '
+        "configure = false to unpack without running scripts",
     )
     err.where = (step.key, "variant", None)
     raise err
