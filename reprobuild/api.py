@@ -616,10 +616,13 @@ def build(
             blob = store.put_file(f)
             source_outputs.append(Output(rel, blob.sha256, blob.size, "text/x-reprobuild"))
         lock_blob = store.put_file(lock_file)
+        from reprobuild.buildref import build_ref_name
+
+        ref_name = build_ref_name(path)
         ref = store.record_build(
-            recipe_name,
+            ref_name,
             BuildRecord(
-                recipe=recipe_name,
+                recipe=ref_name,
                 steps=tuple(sorted(graph.steps)),
                 outputs=tuple(
                     Output(o.name, o.sha256, store.size(o.sha256), o.media_type) for o in outputs

@@ -676,7 +676,8 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
         lock, name = lf.load(target), target.name.removesuffix(".lock").removesuffix(".repro")
     else:
         lock, name = sbom.lock_for_output(target, store_path)
-    text = sbom.dumps(sbom.sbom(lock, name, "spdx" if fmt == "spdx" else "cyclonedx"))
+    licenses = sbom.licenses_in_store(lock, store_path)
+    text = sbom.dumps(sbom.sbom(lock, name, "spdx" if fmt == "spdx" else "cyclonedx", licenses))
     if dest is None:
         click.echo(text, nl=False)
     else:
