@@ -125,7 +125,8 @@ def check(
 
     ``say`` receives progress lines (phases, and each inner build's steps);
     ``concurrent`` runs the control and the varied build at once (default:
-    when the machine has at least 2 CPUs). The scratch tree is removed on
+    when the machine has at least 2 CPUs and the time variation applies, so
+    that a leaking clock still differs between the two). The scratch tree is removed on
     every exit, a signal included (see :func:`_scratch`).
     """
     from reprobuild import api
@@ -147,7 +148,9 @@ def check(
         + (["--insecure-allow-unsigned"] if insecure else [])
     )
     cpus = os.cpu_count() or 1
-    together = cpus >= 2 if concurrent is None else concurrent
+    # Built at the same moment, a clock read by a step (seconds) would agree in both
+    # builds: concurrency only when the varied build's clock is shifted (time).
+    together = (cpus >= 2 and "time" in applied) if concurrent is None else concurrent
     jobs = max(1, cpus // 2) if together else cpus
     with _scratch() as (work, children):
         root = pr.evaluation.evaluator.root_dir

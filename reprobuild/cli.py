@@ -565,7 +565,7 @@ def replay_cmd(
     "--sequential",
     is_flag=True,
     help="Build one after the other (default: the control and the varied build at once "
-    "when there are at least 2 CPUs).",
+    "when there are at least 2 CPUs and the clock is varied).",
 )
 @_mirror_options
 def check_cmd(
