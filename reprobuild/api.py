@@ -524,6 +524,8 @@ def build(
         from reprobuild.execute import Progress
 
         progress = Progress()
+    if fetcher.on_bytes is None:  # bytes fetched and their rate, for the display
+        fetcher.on_bytes = progress.on_bytes or progress.add_bytes
     step_executor = None
     if executor == "dask":
         from reprobuild.distributed import DaskExecutor

@@ -515,16 +515,20 @@ def replay_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    result = replay(
-        target,
-        store_path=store_path,
-        sources=sources,
-        out_dir=out_dir,
-        jobs=jobs,
-        recipe=recipe,
-        embedded_recipe=embedded_recipe,
-        on_note=lambda text: click.echo(f"note: {text}", err=True),
-    )
+    from reprobuild.progress import make_progress
+
+    with make_progress(quiet=as_json) as progress:
+        result = replay(
+            target,
+            store_path=store_path,
+            sources=sources,
+            out_dir=out_dir,
+            jobs=jobs,
+            recipe=recipe,
+            embedded_recipe=embedded_recipe,
+            on_note=lambda text: click.echo(f"note: {text}", err=True),
+            progress=progress,
+        )
     if as_json:
         click.echo(_dump(result.to_json()))
     else:

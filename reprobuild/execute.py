@@ -129,6 +129,12 @@ class Progress:
     on_event: Callable[[str, BuildStep], None] = lambda event, step: None
     lock: threading.Lock = field(default_factory=threading.Lock)
     mismatches: list[tuple[BuildStep, StepRecord, StepRecord]] = field(default_factory=list)
+    fetched: int = 0  # bytes downloaded (Fetcher.on_bytes)
+    on_bytes: Callable[[int], None] | None = None  # a display's hook; default add_bytes
+
+    def add_bytes(self, n: int) -> None:
+        with self.lock:
+            self.fetched += n
 
     def event(self, event: str, step: BuildStep) -> None:
         with self.lock:

@@ -116,6 +116,8 @@ class Fetcher:
             with src.open("rb") as fin, part.open("wb") as fout:
                 while chunk := fin.read(CHUNK):
                     fout.write(chunk)
+                    if self.on_bytes:
+                        self.on_bytes(len(chunk))
         else:
             offset = part.stat().st_size if part.exists() else 0
             if size is not None and offset > size:
