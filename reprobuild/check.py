@@ -402,7 +402,7 @@ def _run_child(
         for raw in proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             err.append(line)
-            if line.startswith(("run ", "cached ")):
+            if line.startswith(("run ", "cached ", "       ")):  # steps and phases
                 run.say(f"[{label}] {line}")
 
     reader = threading.Thread(target=pump, daemon=True)

@@ -9,6 +9,7 @@ step that failed.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import shutil
@@ -129,8 +130,13 @@ class Progress:
     on_event: Callable[[str, BuildStep], None] = lambda event, step: None
     lock: threading.Lock = field(default_factory=threading.Lock)
     mismatches: list[tuple[BuildStep, StepRecord, StepRecord]] = field(default_factory=list)
+    on_phase: Callable[[BuildStep, str], None] = lambda step, text: None
     fetched: int = 0  # bytes downloaded (Fetcher.on_bytes)
     on_bytes: Callable[[int], None] | None = None  # a display's hook; default add_bytes
+
+    def phase(self, step: BuildStep, text: str) -> None:
+        """What a running step is doing now (its ``ctx.log`` lines)."""
+        self.on_phase(step, text)
 
     def add_bytes(self, n: int) -> None:
         with self.lock:
@@ -234,6 +240,8 @@ def execute(
                             sources=sources,
                             recipe_dir=recipe_dir,
                         )
+                        if executor is None:  # a cluster's contexts travel: no closures
+                            ctx.log = functools.partial(progress.phase, step)
                         progress.event("start", step)
                         running[pool.submit(step, ctx, progress)] = step
                     if any(s.key in waiting and not waiting[s.key] for s in order):

@@ -23,7 +23,11 @@ def make_progress(*, quiet: bool = False) -> Iterator[Progress]:
                 word = "run   " if event == "start" else "cached"
                 print(f"{word} {step.kind:<10} {step.name}", file=sys.stderr, flush=True)
 
+        def plain_phase(step: BuildStep, text: str) -> None:
+            print(f"       {step.kind:<10} {step.name}: {text}", file=sys.stderr, flush=True)
+
         progress.on_event = plain
+        progress.on_phase = plain_phase
         yield progress
         return
     import time
@@ -64,11 +68,17 @@ def make_progress(*, quiet: bool = False) -> Iterator[Progress]:
                 running.pop(step.name, None)
             refresh()
 
+        def phase(step: BuildStep, text: str) -> None:
+            if step.name in running:
+                running[step.name] = f"{step.kind} ({text})"
+            refresh()
+
         def fetched_bytes(n: int) -> None:
             progress.add_bytes(n)
             refresh()
 
         progress.on_event = show
+        progress.on_phase = phase
         progress.on_bytes = fetched_bytes
         yield progress
 

@@ -141,6 +141,7 @@ def _install_deb(
         setup_merged_usr(tree, arch)
         init_admindir(tree, arch=arch)
         _bootstrap_files(tree)
+    ctx.log(f"unpacking {len(debs)} packages")
     for deb, data in _decompressing_ahead([d for d, _ in _unpack_order(debs)]):
         record_unpacked(tree, unpack_data(deb.path, tree, data=data))
     names = {d.name for d, _ in debs}
@@ -150,6 +151,7 @@ def _install_deb(
     if configure:
         if "dpkg" not in names and not (tree / "usr/bin/dpkg").exists():
             raise UsageError('configure = true needs dpkg in the package set (add "dpkg")')
+        ctx.log("configuring (maintainer scripts, dpkg --configure -a)")
         _configure(tree, [d for d, _ in _unpack_order(debs)], ctx.epoch)
 
 
