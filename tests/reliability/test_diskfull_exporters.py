@@ -79,7 +79,13 @@ def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.parametrize("kind", sorted(EXPORTS))
+# Two in `make test`; every exporter in `make test-slow` (CI runs both).
+FAST = ("disk_image", "oci_image")
+
+
+@pytest.mark.parametrize(
+    "kind", [k if k in FAST else pytest.param(k, marks=pytest.mark.slow) for k in sorted(EXPORTS)]
+)
 def test_an_exporter_on_a_full_disk_is_a_clean_error(
     prepared: tuple[Path, Path], full_tmpfs: Path, tmp_path: Path, kind: str
 ) -> None:
