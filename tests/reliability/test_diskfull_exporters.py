@@ -116,3 +116,24 @@ def test_an_exporter_on_a_full_disk_is_a_clean_error(
     assert sorted(p.name for p in full_tmpfs.iterdir()) == ["filler"]  # nothing partial left
     v = reprobuild(tmp_path, "store", "verify", "--store", str(store))
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_a_read_only_output_directory_is_named(prepared: tuple[Path, Path], tmp_path: Path) -> None:
+    """EROFS (and EACCES) are the machine's state too: exit 2 naming the path."""
+    work, store = prepared
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1M", "tmpfs", str(ro)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode})")
+    try:
+        r = reprobuild(
+            work, "build", "-q", "--store", str(store), "--mirror", MIRROR, "-o", str(ro / "out"), "r.repro"
+        )
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "read-only file system" in r.stderr and str(ro) in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
