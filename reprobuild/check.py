@@ -118,11 +118,15 @@ def check(
     keyrings: Sequence[str] = (),
     allow_expired: bool = False,
     insecure: bool = False,
+    store_path: Path | None = None,
     say: Callable[[str], None] | None = None,
     concurrent: bool | None = None,
 ) -> CheckResult:
     """Lock if needed, then build under control and varied conditions and compare.
 
+    Each build has a fresh store; packages the user's store (``store_path``,
+    or the default one) already holds are copied from it by sha256 instead of
+    fetched again (``REPROBUILD_INPUT_STORE``): inputs only, never outputs.
     ``say`` receives progress lines (phases, and each inner build's steps);
     ``concurrent`` runs the control and the varied build at once (default:
     when the machine has at least 2 CPUs and the time variation applies, so
@@ -154,7 +158,7 @@ def check(
     jobs = max(1, cpus // 2) if together else cpus
     with _scratch() as (work, children):
         root = pr.evaluation.evaluator.root_dir
-        runner = _Runner(root, recipe, files, extra, children, say, jobs)
+        runner = _Runner(root, recipe, files, extra, children, say, jobs, _input_store(store_path))
         say(
             f"check: {len(files)} file(s) copied per build; control and varied builds "
             + ("at once" if together else "one after the other")
@@ -258,9 +262,11 @@ class _Runner:
         children: list[subprocess.Popen[bytes]],
         say: Callable[[str], None],
         jobs: int,
+        input_store: Path | None = None,
     ) -> None:
         self.root, self.recipe, self.files, self.extra = root, recipe, files, extra
         self.children, self.say, self.jobs = children, say, jobs
+        self.input_store = input_store
 
     def pair(self, work: Path, applied: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The control and the varied build at once; the first failure stops both."""
@@ -278,6 +284,14 @@ class _Runner:
 
     def build(self, base: Path, varied: Sequence[str], label: str) -> dict[str, Any]:
         return _build(self, base, varied, label)
+
+
+def _input_store(store_path: Path | None) -> Path | None:
+    """The user's store, if there is one, for the builds' packages."""
+    from reprobuild.store.core import default_store_path
+
+    path = (store_path or default_store_path()).expanduser().absolute()
+    return path if path.is_dir() else None
 
 
 def _child_env() -> dict[str, str]:
@@ -311,6 +325,8 @@ def _build(run: _Runner, base: Path, varied: Sequence[str], label: str) -> dict[
     home = base / ("home-varied" if "home" in varied else "home")
     home.mkdir(parents=True)
     env = _child_env()
+    if run.input_store is not None:
+        env["REPROBUILD_INPUT_STORE"] = str(run.input_store)
     env.update(VARIED if ("tz" in varied or "locale" in varied) else CONTROL)
     if "tz" in varied and "locale" not in varied:
         env.update({"LC_ALL": CONTROL["LC_ALL"], "LANG": CONTROL["LANG"]})

@@ -565,6 +565,7 @@ def replay_cmd(
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@_store_option
 @click.option(
     "--sequential",
     is_flag=True,
@@ -577,6 +578,7 @@ def check_cmd(
     variations: str,
     as_json: bool,
     quiet: bool,
+    store_path: Path | None,
     sequential: bool,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -603,6 +605,7 @@ def check_cmd(
         insecure=insecure_allow_unsigned,
         say=say,
         concurrent=None if not sequential else False,
+        store_path=store_path,
     )
     if as_json:
         click.echo(_dump(result.to_json()))

@@ -129,3 +129,27 @@ def test_a_killed_check_leaves_nothing(hostile_dir: Path, tmp_path: Path) -> Non
     # No inner build survives it (they run in their own process groups).
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmpdir) not in ps
+
+
+def test_check_takes_packages_from_the_users_store(hostile_dir: Path, tmp_path: Path) -> None:
+    """With the mirror gone, check's fresh stores get the signed indexes and the
+    packages from the user's store (by sha256), not from the network."""
+    from tests.support.cli import reprobuild
+    from tests.support.mirror import free_port
+
+    store = tmp_path / "user-store"
+    r = reprobuild(hostile_dir, "build", "-q", "--store", str(store), "--mirror", f"debian={MIRROR_URL}", "net.repro")
+    assert r.returncode == 0, r.stderr
+    dead = f"http://127.0.0.1:{free_port()}/"
+    r = reprobuild(
+        hostile_dir,
+        "check",
+        "--variations",
+        "umask",
+        "--store",
+        str(store),
+        "net.repro",
+        env={"REPROBUILD_MIRROR_DEBIAN": dead, "REPROBUILD_FETCH_RETRIES": "0"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "reproducible" in r.stdout
