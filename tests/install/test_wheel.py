@@ -66,6 +66,7 @@ def test_the_package_links_to_the_snapshots_directory() -> None:
     assert (ROOT / "reprobuild" / "archives" / "definitions").resolve() == ROOT / "snapshots"
 
 
+@pytest.mark.slow  # building the wheel and its venv takes a minute: `make test-slow` (CI)
 def test_installed_package_locks_the_demo_as_committed(installed: Path, tmp_path: Path) -> None:
     site = next((installed.parent.parent / "lib").glob("python3*/site-packages"))
     definitions = site / "reprobuild" / "archives" / "definitions"
@@ -85,6 +86,7 @@ def test_installed_package_locks_the_demo_as_committed(installed: Path, tmp_path
     assert json.loads(r.stdout)["tools"], r.stderr
 
 
+@pytest.mark.slow
 def test_installed_package_builds(installed: Path, tmp_path: Path) -> None:
     (tmp_path / "net.repro").write_text(NETBASE_RECIPE)
     r = run(installed, tmp_path, "build", "--store", str(tmp_path / "s"), "--mirror", MIRROR, "net.repro")
@@ -120,7 +122,8 @@ def _user_archive(directory: Path, name: str, keyring: str) -> None:
     )
 
 
-@pytest.mark.parametrize("where", ["xdg", pytest.param("flag", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["xdg", "flag"])
 def test_user_archives_are_found(installed: Path, tmp_path: Path, where: str) -> None:
     """A company's archive, defined outside the package, signed by a shipped keyring."""
     recipe = NETBASE_RECIPE.replace('archive = "debian"', 'archive = "company"')
