@@ -119,6 +119,13 @@ class _Resolver:
                 self.add(i, p, "requested")
                 continue
             i, p = self.find(dep, f"a dependency of {pkg.name}")
+            have = self.chosen.get(p.name)
+            if have is not None:  # another version of that name is already chosen
+                raise ResolveError(
+                    f"cannot satisfy '{dep}' (a dependency of {pkg.name}): "
+                    f"{p.name} {have[1].version} is already chosen, as pacman would refuse",
+                    hint="the snapshot's repositories offer no version that meets both",
+                )
             self.add(i, p, f"depends of {pkg.name} ({dep})")
 
     def targets(self, names: Sequence[str]) -> list[tuple[int, SyncPackage, str]]:
