@@ -6,7 +6,9 @@ empty system chooses (libalpm's ``_alpm_resolvedeps``):
 * a dependency is met by a package already chosen, else by the package of
   that exact name in the first repository that has a satisfying version, else
   by the first provider in repository order then name order (pacman asks, and
-  ``--noconfirm`` takes the first);
+  ``--noconfirm`` takes the first); a package whose name is already chosen is
+  never taken again (another version of it cannot be), so the next provider
+  is, or the request is refused;
 * dependencies are resolved depth first, in the order the package lists them;
 * two chosen packages that conflict are an error naming both.
 
@@ -16,7 +18,7 @@ empty system chooses (libalpm's ``_alpm_resolvedeps``):
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reprobuild.archives.arch import Depend, SyncPackage, parse_depend
@@ -92,14 +94,26 @@ class _Resolver:
     def satisfied(self, dep: Depend) -> bool:
         return any(_provides(p, dep) for _, p in self.chosen.values())
 
-    def find(self, dep: Depend, why: str) -> tuple[int, SyncPackage]:
+    def find(self, dep: Depend, why: str, exclude: Collection[str] = ()) -> tuple[int, SyncPackage]:
+        """libalpm's resolvedep: exact name first, then providers, in repository
+        order, skipping any package whose name is already chosen (``exclude``)."""
         for i, names in enumerate(self.u.by_name):
             p = names.get(dep.name)
-            if p is not None and dep.satisfied_by(p.version):
+            if p is not None and p.name not in exclude and dep.satisfied_by(p.version):
                 return i, p
         for i, p in self.u.providers.get(dep.name, []):
-            if p.name != dep.name and _provides(p, dep):
+            if p.name != dep.name and p.name not in exclude and _provides(p, dep):
                 return i, p
+        taken = sorted(
+            {p.name for _, p in self.u.providers.get(dep.name, []) if p.name in exclude}
+            | ({dep.name} & set(exclude))
+        )
+        if taken:
+            raise ResolveError(
+                f"cannot satisfy '{dep}' ({why}): only another version of "
+                f"{', '.join(taken)} would, and {', '.join(taken)} is already chosen",
+                hint="pacman refuses this request too ('unable to satisfy dependency')",
+            )
         raise ResolveError(
             f"cannot satisfy '{dep}' ({why}): no package in the snapshot provides it",
             hint=_suggest(dep.name, self.u),
@@ -118,14 +132,7 @@ class _Resolver:
                 i, p = target
                 self.add(i, p, "requested")
                 continue
-            i, p = self.find(dep, f"a dependency of {pkg.name}")
-            have = self.chosen.get(p.name)
-            if have is not None:  # another version of that name is already chosen
-                raise ResolveError(
-                    f"cannot satisfy '{dep}' (a dependency of {pkg.name}): "
-                    f"{p.name} {have[1].version} is already chosen, as pacman would refuse",
-                    hint="the snapshot's repositories offer no version that meets both",
-                )
+            i, p = self.find(dep, f"a dependency of {pkg.name}", exclude=self.chosen.keys())
             self.add(i, p, f"depends of {pkg.name} ({dep})")
 
     def targets(self, names: Sequence[str]) -> list[tuple[int, SyncPackage, str]]:

@@ -175,6 +175,13 @@ def check(repos: dict[str, list[Pkg]], targets: list[str]) -> None:
            "extra": [("a", "2-1", (), ())]},
     targets=["d"],
 )  # fmt: skip
+# A provider whose name is already chosen (core/b) is skipped for the next
+# one (extra/e), as libalpm's resolvedep excludes names in the transaction.
+@example(
+    repos={"core": [("b", "1-1", ("a",), ())],
+           "extra": [("b", "1-1", (), ("v",)), ("a", "1-1", ("v",), ()), ("e", "1-1", (), ("v",))]},
+    targets=["b"],
+)  # fmt: skip
 def test_two_repositories_several_versions_match_pacman(
     repos: dict[str, list[Pkg]], targets: list[str]
 ) -> None:
