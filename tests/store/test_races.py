@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from dulwich.objects import ShaFile
 
 from reprobuild.store import Output, StepRecord, Store
@@ -161,3 +162,53 @@ def test_an_export_cut_short_leaves_the_previous_file_whole(tmp_path: Path) -> N
     _cut_short(path, str(dest), 4096)
     assert dest.read_bytes() == b"the previous output, whole\n"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["image.tar"]  # no temp left
+
+
+# -------------------------------------------------------- errors while reading packs
+
+
+def test_an_error_inside_a_pack_read_is_raised_as_itself_not_as_a_buffererror(
+    tmp_path: Path,
+) -> None:
+    """The flaky Dask failure 'cannot close exported pointers exist', made deterministic.
+
+    When dulwich fails while inflating a pack object, its frame (kept alive by
+    the traceback) still holds a memoryview of the pack's mmap; leaving the
+    ``with Store`` block then closed the pack under it, and BufferError
+    replaced the real error. Here a pack fetched from a remote has bytes of
+    its (incompressible, so stored) zlib streams flipped: reading the object
+    fails inside dulwich's inflate, and that failure must be what comes out.
+    """
+    import random
+
+    from reprobuild import cache
+
+    source = Store.open_store(tmp_path / "source")
+    keys = []
+    rng = random.Random(7)
+    for i in range(4):
+        blob = source.put_bytes(b"x")
+        k = key(100 + i)
+        rec = StepRecord(
+            kind="t", key=k, outputs=(Output("o", blob.sha256, blob.size),),
+            versions={"noise": rng.randbytes(30_000).hex()},  # large, incompressible records
+        )  # fmt: skip
+        source.record_step(k, rec)
+        keys.append(k)
+    cache.push(source, str(tmp_path / "remote.git"), keys)
+    source.close()
+    with Store.open_store(tmp_path / "damaged") as fresh:
+        assert len(cache.fetch(fresh, str(tmp_path / "remote.git"), keys).fetched) == 4
+    (pack,) = (tmp_path / "damaged" / "objects" / "pack").glob("*.pack")
+    data = bytearray(pack.read_bytes())
+    for off in range(12, len(data) - 20, 4096):  # a byte in every 4 KiB: every stream
+        data[off] ^= 0x55
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    with pytest.raises(Exception) as caught, Store.open_store(tmp_path / "damaged") as store:
+        for sha in sorted(store.repo.object_store):
+            store.repo.object_store[sha].as_raw_string()
+    assert not isinstance(caught.value, BufferError), caught.value
+    assert "exported pointers" not in str(caught.value)
+    with Store.open_store(tmp_path / "damaged") as store:  # and the store still opens
+        assert not store.verify().ok
