@@ -401,10 +401,6 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in sorted(lock.embedded):
         if rel in parents or any(p.startswith(rel + "/") for p in parents):
             raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
-    for name, output in lock.outputs.items():
-        recorded = output.get("sha256") if isinstance(output, Mapping) else None
-        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
-            raise _refuse(what, f"output {name!r}: no valid sha256 recorded: {output!r}")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"
