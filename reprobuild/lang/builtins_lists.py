@@ -33,7 +33,7 @@ def _map(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
 @builtin("filter", "f", "list", group=G)
 def _filter(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     """The elements of *list* for which *f* returns `true`."""
-    fn = ev.force(f)
+    fn = force_function(ev, f, span)
     out = []
     for x in ev.force_list(xs, span).items:
         keep = ev.apply(fn, x, span)
@@ -172,12 +172,10 @@ class _Key:
 @builtin("sort", "comparator", "list", group=G)
 def _sort(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     """*list* sorted by *comparator* (`a: b: a < b` sorts ascending); stable, like Nix's."""
+    fn = force_function(ev, f, span)
     items = ev.force_list(xs, span).items
-    if not items:
-        return ListValue([])
     for t in items:
         ev.force(t)
-    fn = ev.force(f)
     keys = sorted(_Key(ev, fn, span, t) for t in items)
     return ListValue([k.thunk for k in keys])
 

@@ -142,6 +142,6 @@ def _hash_string(ev: Evaluator, span: SourceSpan, ty: Thunk, x: Thunk) -> Value:
     kind = ev.force_str(ty, span)
     if kind not in HASHES:
         raise ev.error(
-            f"unknown hash type '{kind}'", span, hint="use one of: " + ", ".join(HASHES)
+            f"unknown hash algorithm '{kind}'", span, hint="use one of: " + ", ".join(HASHES)
         )
     return hashlib.new(kind, utf8(ev.force_str(x, span))).hexdigest()

@@ -176,9 +176,10 @@ def _mul(ev: Evaluator, span: SourceSpan, a: Thunk, b: Thunk) -> Value:
 @builtin("div", "e1", "e2", group=G)
 def _div(ev: Evaluator, span: SourceSpan, a: Thunk, b: Thunk) -> Value:
     """`e1 / e2` for numbers; integer division truncates toward zero."""
-    x, y = _number(ev, a, span), _number(ev, b, span)
+    y = _number(ev, b, span)  # first, as Nix: `div "x" 0` is a division by zero
     if y == 0:
         raise ev.error("division by zero", span)
+    x = _number(ev, a, span)
     if isinstance(x, int) and isinstance(y, int):
         q = abs(x) // abs(y)
         return _int_result(ev, q if (x >= 0) == (y >= 0) else -q, span)

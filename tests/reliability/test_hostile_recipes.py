@@ -223,9 +223,10 @@ def test_a_step_in_a_recipe_runs_nothing_at_evaluation(tmp_path: Path) -> None:
     ("text", "limit", "line", "col"),
     [
         # deep non-tail recursion (the example)
-        ("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000", "MAX_DEPTH", 1, 40),
+        # (a call in tail position takes no level, so the limit is met forcing `n - 1`)
+        ("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000", "MAX_DEPTH", 1, 41),
         # infinite recursion through a builtin and through a functor
-        ("let f = n: builtins.head (map (x: 1 + f n) [1]); in f 0", "MAX_DEPTH", 1, 20),
+        ("let f = n: builtins.head (map (x: 1 + f n) [1]); in f 0", "MAX_DEPTH", 1, 12),
         ("let f = { __functor = s: x: 1 + f 1; }; in f 1", "MAX_DEPTH", 1, 29),
         # deep data, compared, printed, converted
         ("let f = n: [ (f (n + 1)) ]; in f 0 == f 0", "MAX_DEPTH", 1, 15),
@@ -396,7 +397,7 @@ def test_cli_reports_limits_and_escapes_cleanly(tmp_path: Path) -> None:
     (tmp_path / "esc.repro").write_text("{ motd = file { path = ./pw; }; }\n")
     env = {"REPROBUILD_MAX_DEPTH": "3000"}
     for name, expect, hint in [
-        ("deep.repro", "deep.repro:1:40: error: evaluation nested more than 3000 levels",
+        ("deep.repro", "deep.repro:1:41: error: evaluation nested more than 3000 levels",
          "REPROBUILD_MAX_DEPTH=3000"),
         ("nest.repro", "nest.repro:1:401: error: expression nested more than 400 levels",
          "REPROBUILD_MAX_NESTING=400"),
