@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-long lint bench clean
+.PHONY: demo test test-long lint bench clean nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Nix's own language tests against Nix 2.8's answers (tests/lang/nix/README.md).
+nix-conformance: $(STAMP)
+	$(BIN)/python tests/lang/nix_conformance.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check reprobuild tests bench
