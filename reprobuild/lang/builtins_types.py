@@ -213,3 +213,19 @@ def _rounding(name: str) -> None:
 
 _rounding("ceil")
 _rounding("floor")
+
+
+@builtin("functionArgs", "f", group=G)
+def _function_args(ev: Evaluator, span: SourceSpan, f: Thunk) -> Value:
+    """The named arguments of the function *f*, each `true` if it has a default:
+    `functionArgs ({ a, b ? 1 }: a)` is `{ a = false; b = true; }`; `{ }` for
+    `x: ...` and for builtins."""
+    fn = ev.force(f)
+    if isinstance(fn, PrimOp):
+        return AttrsValue({})
+    if not isinstance(fn, Closure):
+        raise ev.error("'functionArgs' requires a function", span)
+    formals = fn.node.formals
+    if formals is None:
+        return AttrsValue({})
+    return AttrsValue({x.name: Thunk.of(x.default is not None) for x in formals.formals})

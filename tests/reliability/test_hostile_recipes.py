@@ -148,7 +148,8 @@ PURE_BUILTINS = {
     "catAttrs", "typeOf", "isAttrs", "isList", "isString", "isInt", "isBool", "isFunction",
     "isNull", "seq", "deepSeq", "tryEval", "lessThan", "baseNameOf", "dirOf", "hashString",
     "partition", "groupBy", "zipAttrsWith", "add", "sub", "mul", "div", "bitAnd", "bitOr",
-    "bitXor", "isFloat", "isPath", "ceil", "floor",
+    "bitXor", "isFloat", "isPath", "ceil", "floor", "genericClosure", "functionArgs",
+    "compareVersions", "splitVersion", "parseDrvName",
     # read files, but only inside the recipe's tree (test_file_builtins_stay_in_the_tree)
     "readFile", "pathExists",
 }  # fmt: skip
