@@ -32,14 +32,14 @@ import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import regex
-
 from reprobuild.errors import SourceSpan
 from reprobuild.lang.builtins_strings import from_utf8, utf8
 from reprobuild.lang.primops import WORK_PER_STEP, builtin
 from reprobuild.lang.values import ListValue, Thunk, Value
 
 if TYPE_CHECKING:
+    import regex
+
     from reprobuild.lang.evaluate import Evaluator
 
 G = "strings"
@@ -54,7 +54,6 @@ CLASSES = {
 }
 # What a backslash may escape in an ERE (libstdc++: anything else is an error).
 ESCAPABLE = frozenset("^$\\.*+?()[{|")
-FLAGS = regex.POSIX | regex.DOTALL | regex.ASCII | regex.VERSION0
 
 
 class BadRegex(ValueError):
@@ -195,9 +194,12 @@ def translate(p: str) -> str:
 @functools.lru_cache(maxsize=256)
 def compile_ere(pattern: str) -> regex.Pattern[str]:
     """The compiled form of an ERE given as text (raises :class:`BadRegex`)."""
+    import regex  # here: importing it takes 20 ms, which every command would pay
+
     latin = utf8(pattern).decode("latin-1")
+    flags = regex.POSIX | regex.DOTALL | regex.ASCII | regex.VERSION0
     try:
-        return regex.compile(translate(latin), FLAGS)
+        return regex.compile(translate(latin), flags)
     except regex.error as exc:
         raise BadRegex(str(exc)) from None
 
