@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from reprobuild.errors import EvalError, ImportEscapes, SourceSpan
 from reprobuild.lang import (  # noqa: F401 - each fills the table of builtins
@@ -220,6 +221,12 @@ def _step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
         span = step.args.spans.get(a.name, step.span)
         with ev.frame(f"checking the argument '{a.name}' of the {step.kind} step at {step.span}"):
             out[a.name] = _check_arg(ev, a, ev.force(t), span, step.kind)
+    if step.kind == "fetchurl" and urlsplit(out["url"]).scheme not in ("http", "https"):
+        raise ev.error(
+            f"fetchurl takes http or https URLs only, not {out['url'].split(':', 1)[0]!r}: "
+            "files beside the recipe are read with the file step (file { path = ./x; })",
+            step.args.spans.get("url", step.span),
+        )
     if step.kind == "fetchurl" and not HEX64.match(out["sha256"]):
         raise ev.error(
             "fetchurl's sha256 must be 64 lowercase hexadecimal digits",
