@@ -249,6 +249,11 @@ def test_a_step_in_a_recipe_runs_nothing_at_evaluation(tmp_path: Path) -> None:
         # exponential time, no deep recursion, no big value
         ("let f = n: if n == 0 then 0 else f (n - 1) + f (n - 1); in f 64", "MAX_STEPS",
          1, 1),
+        # a regular expression with exponential search (as in libstdc++), and one
+        # recursing once per character of a long string
+        ('builtins.match "((a?)*)*b" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"', "MAX_STEPS", 1, 1),
+        ('builtins.match "(.*)" (builtins.concatStringsSep "" (builtins.genList (i: "ab") '
+         "5000))", "MAX_DEPTH", 1, 1),
         # exponential data through sharing: [a a] 64 times over
         ("let f = a: n: if n == 0 then a else f [ a a ] (n - 1); in builtins.toJSON (f [1] 64)",
          "MAX_STRING", 1, 59),
