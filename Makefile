@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-long golden test-golden lint bench clean deps test-deps
+.PHONY: demo test test-slow test-long golden test-golden lint bench clean deps test-deps nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test-slow: test-deps $(STAMP)
 
 test-long: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Nix's own language tests against Nix 2.8's answers (tests/lang/nix/README.md).
+nix-conformance: $(STAMP)
+	$(BIN)/python tests/lang/nix_conformance.py
 
 # Golden digests: `make test-golden` checks every golden recipe (slow ones too);
 # `make golden` rewrites the digests recorded in their lockfiles on purpose

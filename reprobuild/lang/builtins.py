@@ -398,6 +398,11 @@ def _to_json(
         if isinstance(v, ListValue):
             return [_to_json(ev, ev.force(t), span, budget, level + 1) for t in v.items]
         if isinstance(v, AttrsValue):
+            # As Nix: a set with __toString is that string, one with outPath that value.
+            if "__toString" in v.attrs:
+                return ev.coerce_to_string(v, span, more=False)
+            if "outPath" in v.attrs:
+                return _to_json(ev, ev.force(v.attrs["outPath"]), span, budget, level + 1)
             budget[0] -= sum(len(k) for k in v.attrs)
             return {
                 k: _to_json(ev, ev.force(v.attrs[k]), span, budget, level + 1)
