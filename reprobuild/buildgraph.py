@@ -78,6 +78,13 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 f"the lockfile has no entry for snapshot '{name}'",
                 hint="run 'reprobuild lock' (or build without --locked)",
             )
+        wanted = plan.steps[plan_key].param_data().get("archive")
+        if snap.archive != wanted:
+            raise LockfileError(
+                f"snapshot '{name}': the lockfile says archive {snap.archive!r} but the recipe "
+                f"says {wanted!r} (a lockfile never chooses where packages come from)",
+                hint="lock the recipe anew",
+            )
         snap_by_step[plan_key] = snap
     rootfs_locks = {}
     for name, step, _, rkey in rootfs_requests(plan):

@@ -258,6 +258,24 @@ def _store_option(f: Any) -> Any:
     "instead of running the steps.",
 )
 @click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="NAME:KEY",
+    help="A public key whose signatures on cache records are accepted (repeatable; "
+    "also REPROBUILD_TRUSTED_KEYS).",
+)
+@click.option(
+    "--cache-secret-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign the records --push-cache sends with this key (REPROBUILD_CACHE_SECRET_KEY).",
+)
+@click.option(
+    "--allow-unsigned-cache",
+    is_flag=True,
+    help="Use cache records no trusted key signed, and push unsigned ones (unsafe).",
+)
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -273,6 +291,9 @@ def build_cmd(
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
+    trusted_keys: tuple[str, ...],
+    cache_secret_key: Path | None,
+    allow_unsigned_cache: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -281,6 +302,12 @@ def build_cmd(
 ) -> None:
     """Fetch, verify, build and export every output of RECIPE."""
     from reprobuild.locking import Sources
+
+    policy = None
+    if cache:
+        from reprobuild.cache_sign import CachePolicy
+
+        policy = CachePolicy.from_settings(trusted_keys, cache_secret_key, allow_unsigned_cache)
     from reprobuild.progress import make_progress
 
     sources = Sources.from_env(
@@ -301,6 +328,7 @@ def build_cmd(
             cache=cache,
             push_cache=push_cache,
             worker_remote=worker_remote,
+            cache_policy=policy,
         )
     extra: dict[str, Any] = {}
     if executor == "dask":
@@ -356,6 +384,16 @@ def build_cmd(
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The recipe to replay (default: the one beside the lockfile).",
+)
+@click.option(
+    "--embedded-recipe",
+    is_flag=True,
+    help="Replay the recipe the lockfile embeds instead of a recipe file.",
+)
 @_store_option
 @_mirror_options
 def replay_cmd(
@@ -363,6 +401,8 @@ def replay_cmd(
     out_dir: Path | None,
     jobs: int | None,
     as_json: bool,
+    recipe: Path | None,
+    embedded_recipe: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -380,7 +420,16 @@ def replay_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    result = replay(target, store_path=store_path, sources=sources, out_dir=out_dir, jobs=jobs)
+    result = replay(
+        target,
+        store_path=store_path,
+        sources=sources,
+        out_dir=out_dir,
+        jobs=jobs,
+        recipe=recipe,
+        embedded_recipe=embedded_recipe,
+        on_note=lambda text: click.echo(f"note: {text}", err=True),
+    )
     if as_json:
         click.echo(_dump(result.to_json()))
     else:
@@ -620,6 +669,17 @@ def store_log(store_path: Path | None, build: str | None) -> None:
         click.echo(f"{info.ref}  {when}  commit {info.commit[:12]}")
         for o in info.record.outputs:
             click.echo(f"    {o.name:<12} sha256:{o.sha256}  {_size(o.size)}")
+
+
+@store_group.command("keygen")
+@click.argument("name")
+@click.argument("secret_file", type=click.Path(path_type=Path, dir_okay=False))
+def store_keygen(name: str, secret_file: Path) -> None:
+    """Make a signing key NAME for a step cache: the secret goes to SECRET_FILE
+    (mode 0600), the public key NAME:KEY is printed, for --trusted-key."""
+    from reprobuild.cache_sign import generate
+
+    click.echo(generate(name, secret_file))
 
 
 @store_group.command("verify")

@@ -276,11 +276,15 @@ class Lockfile:
                 snapshots=snapshots,
                 packages=packages,
                 rootfs=rootfs,
-                outputs=dict(data.get("outputs", {})),
+                outputs={
+                    str(k): dict(v) if isinstance(v, dict) else v
+                    for k, v in dict(data.get("outputs", {})).items()
+                },
                 insecure="insecure" in data,
                 version=version,
                 embedded={str(k): str(v) for k, v in data.get("embedded", {}).items()},
             )
+            validate(lock, what=what)  # inside: a field of the wrong type is refused, too
         except LockfileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -288,7 +292,6 @@ class Lockfile:
                 f"{what}: malformed lockfile ({type(exc).__name__}: {exc})",
                 hint="regenerate it with 'reprobuild lock --update'",
             ) from None
-        validate(lock, what=what)
         return lock
 
 
@@ -335,8 +338,53 @@ def _host(url: str) -> str | None:
     return parts.hostname or ""
 
 
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+
+
+def _check_types(lock: Lockfile, what: str) -> None:
+    """Every field has the type the code reading it expects: a hostile lockfile
+    gets an error naming the field, never a crash further on."""
+    for snap in lock.snapshots:
+        where = f"snapshot {snap.name!r}"
+        for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
+            value = getattr(snap, name)
+            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
+                raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
+        if not _TIMESTAMP.fullmatch(snap.timestamp):
+            raise _refuse(
+                what, f"{where}: field 'timestamp' is not YYYYMMDDTHHMMSSZ: {snap.timestamp!r}"
+            )
+        if not _strings(snap.components):
+            raise _refuse(what, f"{where}: field 'components' is not a list of names")
+        for su in snap.suites:
+            if not isinstance(su.date, str) or not isinstance(su.indexes, Mapping):
+                raise _refuse(what, f"{where}, suite {su.suite!r}: malformed 'date' or 'indexes'")
+    for p in lock.packages:
+        if not isinstance(p.snapshot, str):
+            raise _refuse(what, f"package {p.name!r}: field 'snapshot' is not a name")
+    for r in lock.rootfs:
+        for name in ("snapshots", "request", "packages"):
+            if not _strings(getattr(r, name)):
+                raise _refuse(what, f"rootfs {r.name!r}: field {name!r} is not a list of strings")
+        if not r.snapshots:
+            raise _refuse(what, f"rootfs {r.name!r}: field 'snapshots' is empty")
+        if not isinstance(r.key, str) or not isinstance(r.variant, str):
+            raise _refuse(what, f"rootfs {r.name!r}: fields 'key' and 'variant' must be strings")
+    for name, out in lock.outputs.items():
+        if not isinstance(out, Mapping) or not (
+            isinstance(out.get("sha256"), str) and _SHA256.fullmatch(out["sha256"])
+        ):
+            raise _refuse(what, f"outputs: {name!r} has no valid sha256")
+
+
 def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     """Refuse a lockfile that would make reprobuild fetch or trust the wrong thing."""
+    _check_types(lock, what)
     if not _SHA256.fullmatch(str(lock.recipe)):
         raise _refuse(
             what, f"field 'recipe' is not a sha256 (64 lowercase hex digits): {lock.recipe!r}"
@@ -347,6 +395,16 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in lock.embedded:
         if rel.startswith("/") or ".." in rel.split("/"):
             raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
+        if any(part in ("", ".") for part in rel.split("/")):
+            raise _refuse(what, f"embedded: {rel!r} is not a plain path of a recipe file")
+    parents = {rel.rsplit("/", 1)[0] for rel in lock.embedded if "/" in rel}
+    for rel in sorted(lock.embedded):
+        if rel in parents or any(p.startswith(rel + "/") for p in parents):
+            raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
+    for name, output in lock.outputs.items():
+        recorded = output.get("sha256") if isinstance(output, Mapping) else None
+        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
+            raise _refuse(what, f"output {name!r}: no valid sha256 recorded: {output!r}")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"

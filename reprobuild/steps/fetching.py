@@ -109,13 +109,42 @@ def _intact(ctx: StepContext, sha256: str) -> bool:
     return False
 
 
+FETCHURL_MAX_SIZE = ("REPROBUILD_FETCHURL_MAX_SIZE", 1 << 30)
+
+
+def fetchurl_limit() -> int:
+    """Largest download a fetchurl without ``size`` may bring (the setting, 1 GiB)."""
+    import os
+
+    var, default = FETCHURL_MAX_SIZE
+    value = os.environ.get(var, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise UsageError(f"{var}={value!r} is not a positive byte count")
+    return int(value)
+
+
 def run_fetchurl(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    """A file from the network: http(s) only (a host file is the file step's job),
+    at most its declared size (else :func:`fetchurl_limit`), verified before use."""
+    from urllib.parse import urlsplit
+
     p = step.data["params"]
-    name = p.get("name") or PurePosixPath(p["url"].split("?", 1)[0]).name or "download"
+    url = p["url"]
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise UsageError(f"fetchurl takes http or https URLs only, not {url.split(':', 1)[0]!r}")
+    name = p.get("name") or PurePosixPath(url.split("?", 1)[0]).name or "download"
     if ctx.store.has(p["sha256"]):
         return (Output(name, p["sha256"], ctx.store.size(p["sha256"])),)
     dest = ctx.workdir / "download"
-    ctx.fetcher.download(p["url"], dest, sha256=p["sha256"], size=p.get("size"))
+    size = p.get("size")
+    try:
+        ctx.fetcher.download(
+            url, dest, sha256=p["sha256"], size=size, max_size=size or fetchurl_limit()
+        )
+    finally:  # a failed download leaves nothing behind
+        dest.with_name(dest.name + ".part").unlink(missing_ok=True)
     blob = ctx.store.put_file(dest, expected_sha256=p["sha256"])
     return (Output(name, blob.sha256, blob.size),)
 
