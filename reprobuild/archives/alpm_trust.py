@@ -27,9 +27,10 @@ are signed by keys the 2023 keyring lists as revoked).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprobuild.archives.openpgp import (
     KeyringIndex,
@@ -39,10 +40,14 @@ from reprobuild.archives.openpgp import (
 )
 from reprobuild.errors import SignatureError
 
+if TYPE_CHECKING:
+    from reprobuild.lockfile import LockedPackage
+
 __all__ = [
     "ArchKeyring",
     "PackageSigner",
     "check_locked_package",
+    "check_locked_signers",
     "load_keyring",
     "signer_of",
     "verify_package",
@@ -197,3 +202,39 @@ def check_locked_package(
         what=what,
         allow_revoked=allow_revoked,
     )
+
+
+def check_locked_signers(
+    packages: Sequence[LockedPackage],
+    keyring: Callable[[], Path],
+    *,
+    insecure: bool,
+    allow_revoked: bool,
+) -> None:
+    """Before anything is fetched: every Arch package a lockfile pins carries a
+    signature naming a key of the keyring, the key the lockfile pins for it.
+
+    The package's bytes are verified against that signature when they are
+    used (:func:`check_locked_package`); this refuses a lockfile that could
+    never pass, naming the package, before any download.
+    """
+    ring: ArchKeyring | None = None
+    for p in packages:
+        what = f"package {p.name} {p.version} ({p.filename})"
+        if p.pgpsig is None or p.fingerprint is None:
+            if insecure:
+                continue
+            raise SignatureError(
+                f"{what}: the lockfile pins no signature for it (it was locked with "
+                "--insecure-allow-unsigned)",
+                hint="pass --insecure-allow-unsigned to use it anyway, or lock again without it",
+            )
+        ring = ring or load_keyring(keyring())
+        signer = signer_of(p.pgpsig, ring, what=what, allow_revoked=allow_revoked)
+        if signer.fingerprint != p.fingerprint.upper():
+            raise SignatureError(
+                f"{what}: signed by {_describe(signer.key_id, signer.fingerprint)}, but the "
+                f"lockfile pins key {p.fingerprint}",
+                hint="the lockfile was edited; lock again ('reprobuild lock --update') "
+                "from a mirror you trust",
+            )
