@@ -20,10 +20,15 @@ module checks it against what the archive signed:
 InRelease files and indexes are kept in the store (by sha256), so a later
 build or replay works from the store alone, as the packages do.
 
-Arch Linux databases are not signed upstream; their package signatures are
-checked elsewhere. :data:`VERIFIERS` is the hook a format registers its own
-check in (``VERIFIERS["alpm"] = ...``); a format without one is accepted as
-the lockfile says, which SECURITY.md states.
+Arch Linux databases are not signed upstream: each package is, and the
+lockfile pins its signature and signing key. :data:`VERIFIERS` is the hook a
+format registers its own check in: for ``alpm``, every pinned signature must
+name the key the lockfile pins, a key of the archive's keyring
+(:func:`reprobuild.archives.alpm_trust.check_locked_signers`), before
+anything is fetched; each package's bytes are then verified against its
+signature whenever they are used (fetched, or taken from the store). A
+format without a verifier is accepted as the lockfile says, which
+SECURITY.md states.
 """
 
 from __future__ import annotations
@@ -265,3 +270,21 @@ def verify_debian(
 
 VERIFIERS["deb"] = verify_debian
 
+
+def verify_arch(
+    snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
+) -> list[SignedFile]:
+    """Arch packages carry their own signatures: check the lockfile's are usable."""
+    from reprobuild.archives.alpm_trust import check_locked_signers
+
+    archive = _archive(snap)
+    check_locked_signers(
+        packages,
+        lambda: ctx.sources.keyring(archive),
+        insecure=ctx.sources.insecure,
+        allow_revoked=ctx.sources.allow_expired,
+    )
+    return []
+
+
+VERIFIERS["alpm"] = verify_arch

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["check_package_signature", "run_fetch", "run_fetchurl", "run_file", "run_snapshot"]
 
 DEB = "application/vnd.debian.binary-package"
+# Which of Sources.base_urls held the last package of an archive (a mirror given
+# as the archive's root): later packages try it first instead of a 404 each.
+_MIRROR_LAYOUT: dict[str, int] = {}
 ALPM = "application/x-alpm-package"
 
 
@@ -46,13 +49,16 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         return (Output(name, seeded, pkg["size"], media),)
     archive = load_archive(snap["archive"])
     dest = ctx.workdir / name
-    bases = ctx.sources.base_urls(archive, snap["timestamp"])
+    candidates = ctx.sources.base_urls(archive, snap["timestamp"])
+    last = min(_MIRROR_LAYOUT.get(archive.name, 0), len(candidates) - 1)
+    bases = [candidates[last], *(b for i, b in enumerate(candidates) if i != last)]
     tried: list[str] = []
     for base in bases:
         url = base + pkg["filename"]
         tried.append(url)
         try:
             ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
+            _MIRROR_LAYOUT[archive.name] = candidates.index(base)
             break
         except NotFound:
             if len(tried) < len(bases):
