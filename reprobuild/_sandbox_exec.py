@@ -24,6 +24,7 @@ import ctypes
 import os
 import platform
 import resource
+import signal
 import sys
 
 CLONE_NEWUSER = 0x10000000
@@ -92,6 +93,11 @@ def main(argv: list[str]) -> None:
         sys.exit(125)
     if userns:
         _user_namespace(libc)
+    # Python ignores these at start-up; what runs next must get the defaults, as
+    # subprocess's restore_signals gives a child (a pipeline's writer dies of SIGPIPE).
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     os.execv(command[0], command)
 
 

@@ -377,8 +377,9 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise _refuse(what, f"sources: {rel!r} has no valid sha256: {digest!r}")
     for rel in lock.embedded:
-        if rel.startswith("/") or ".." in rel.split("/"):
-            raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
+        parts = rel.split("/")
+        if rel.startswith("/") or "\0" in rel or any(p in ("", ".", "..") for p in parts):
+            raise _refuse(what, f"embedded: {rel!r} is not a file inside the recipe tree")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"
@@ -480,6 +481,10 @@ def load(path: Path) -> Lockfile:
         raise LockfileError(
             f"{path}: no lockfile", hint=f"run 'reprobuild lock {path.name[:-5]}' first"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise LockfileError(f"{path}: not a lockfile (not UTF-8 text: {exc.reason})") from None
+    except OSError as exc:
+        raise LockfileError(f"{path}: cannot read the lockfile: {exc.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
