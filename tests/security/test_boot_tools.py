@@ -25,10 +25,7 @@ from reprobuild.tree import write_canonical_tar
 from tests.security.conftest import busybox_tree
 
 EPOCH = 1_700_000_000
-MODULES = (
-    "part_gpt part_msdos iso9660 ext2 fat search search_fs_uuid linux boot echo serial "
-    "terminal biosdisk all_video"
-).split()
+MODULES = ["part_gpt", "part_msdos", "iso9660", "ext2", "fat", "search", "search_fs_uuid", "linux", "boot", "echo", "serial", "terminal", "biosdisk", "all_video"]
 CAPS = {"CAP_SYS_ADMIN": 21, "CAP_MKNOD": 27, "CAP_SYS_RAWIO": 17, "CAP_SYS_MODULE": 16,
         "CAP_SYS_PTRACE": 19}  # fmt: skip
 HOSTILE = {

@@ -7,14 +7,30 @@ untrusted key, it is refused, the step runs, and the output is genuine.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from pathlib import Path
 
-from reprobuild.cache_sign import generate
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from reprobuild.store import Output, StepRecord, Store
 from tests.security.conftest import mirror_arg
 from tests.support.cli import reprobuild
 from tests.support.recipes import NETBASE_RECIPE
+
+
+def generate(name: str, secret_file: Path) -> str:
+    """A cache key pair in the documented format (NAME:BASE64), made here with the
+    library directly: the secret to *secret_file*, the public key returned."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    raw = serialization.Encoding.Raw
+    seed = key.private_bytes(raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    public = key.public_key().public_bytes(raw, serialization.PublicFormat.Raw)
+    secret_file.write_text(f"{name}:{base64.b64encode(seed).decode()}\n")
+    os.chmod(secret_file, 0o600)
+    return f"{name}:{base64.b64encode(public).decode()}"
 
 
 def _build(work: Path, store: Path, mirror: Path, *args: str, env: dict[str, str]) -> dict:  # type: ignore[type-arg]
