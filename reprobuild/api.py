@@ -142,6 +142,7 @@ class LockResult:
     lockfile: Lockfile
     changed: bool
     packages: int
+    warnings: tuple[str, ...] = ()  # what the resolvers warned about (as pacman does)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ def lock(
         state = pr.staleness(current)
         if not state.stale and bool(current.embedded) == embed_recipe:
             return LockResult(out, current, False, len(current.packages))
+    warnings: list[str] = []
     new = build_lock(
         p,
         recipe_sha256=top,
@@ -230,6 +232,7 @@ def lock(
         fetcher=fetcher or Fetcher(),
         sources=sources or Sources.from_env(),
         date=date,
+        warn=warnings.append,
     )
     if embed_recipe:
         from dataclasses import replace
@@ -246,7 +249,7 @@ def lock(
 
         with no_space_named(out, "lockfile"):
             lf.write(out, new)
-    return LockResult(out, new, changed, len(new.packages))
+    return LockResult(out, new, changed, len(new.packages), tuple(warnings))
 
 
 @dataclass(frozen=True)

@@ -124,11 +124,14 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                         kind="fetch",
                         name=f"{p.name}_{p.version}_{p.architecture}",
                         inputs=(),
-                        data={"package": _package_json(p), "snapshot": _snapshot_json(snap)},
+                        data={
+                            "package": _package_json(p, snap),
+                            "snapshot": _snapshot_json(snap),
+                        },
                     )
                 )
                 fetch_keys.append(fkey)
-            data["packages"] = [_package_json(p) for p in pkgs]
+            data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
             inputs += fetch_keys
         ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
@@ -161,8 +164,8 @@ def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:
     return x
 
 
-def _package_json(p: LockedPackage) -> dict[str, Any]:
-    return {
+def _package_json(p: LockedPackage, snap: SnapshotLock) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "name": p.name,
         "version": p.version,
         "architecture": p.architecture,
@@ -171,6 +174,10 @@ def _package_json(p: LockedPackage) -> dict[str, Any]:
         "sha256": p.sha256,
         "snapshot": p.snapshot,
     }
+    if snap.format == "alpm":  # Arch packages carry the signature they are verified against
+        data["fingerprint"] = p.fingerprint
+        data["pgpsig"] = p.pgpsig
+    return data
 
 
 def _snapshot_json(s: SnapshotLock) -> dict[str, Any]:

@@ -128,12 +128,14 @@ def _mirror_options(f: Any) -> Any:
         "--allow-expired",
         is_flag=True,
         help="Accept a Release whose Valid-Until passed after the snapshot was taken "
-        "(old snapshots; apt's Check-Valid-Until=false). Also REPROBUILD_ALLOW_EXPIRED=1.",
+        "(old snapshots; apt's Check-Valid-Until=false), and Arch packages signed by keys "
+        "the keyring lists as revoked since. Also REPROBUILD_ALLOW_EXPIRED=1.",
     )(f)
     f = click.option(
         "--insecure-allow-unsigned",
         is_flag=True,
-        help="Do not check index signatures (recorded in the lockfile).",
+        help="Do not check index signatures, nor Arch Linux package signatures (recorded "
+        "in the lockfile; needed again to build what such a lockfile pins).",
     )(f)
     f = click.option(
         "--keyring",
@@ -182,6 +184,8 @@ def lock_cmd(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
     result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
     if as_json:
         click.echo(
@@ -191,6 +195,7 @@ def lock_cmd(
                     "changed": result.changed,
                     "packages": result.packages,
                     "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                    "warnings": list(result.warnings),
                 }
             )
         )
@@ -483,6 +488,7 @@ def check_cmd(
         mirrors=mirrors,
         keyrings=keyrings,
         allow_expired=allow_expired,
+        insecure=insecure_allow_unsigned,
     )
     if as_json:
         click.echo(_dump(result.to_json()))
