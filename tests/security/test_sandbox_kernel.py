@@ -41,7 +41,7 @@ def test_a_seccomp_filter_refuses_mount_namespaces_and_keyrings(busybox_root: Pa
         assert code != 0 and ("not permitted" in out or "permission denied" in out), (script, out)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="as another user bwrap always makes a user namespace")
+@pytest.mark.skipif(os.geteuid() != 0, reason="only as root: as another user bwrap always makes a user namespace")
 def test_as_root_the_sandbox_has_its_own_user_namespace(busybox_root: Path) -> None:
     code, out = sh(busybox_root, "readlink /proc/self/ns/user; cat /proc/self/uid_map")
     assert code == 0, out
