@@ -12,6 +12,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from reprobuild import attest
+from reprobuild import lockfile as lf
 from tests.security.conftest import mirror_arg
 from tests.support.cli import reprobuild
 from tests.support.recipes import NETBASE_DEB, NETBASE_RECIPE
@@ -61,6 +63,19 @@ def test_a_package_absent_from_the_signed_index_is_never_built(
         assert "Traceback" not in r.stderr
     assert not any(p.name == sha for p in store.rglob("*")), "the planted package was fetched"
     assert not (tmp_path / "out").exists() and not (tmp_path / "out-replay").exists()
+    # verify: an attestation made from the planted lockfile names it, but the
+    # lockfile itself is checked against the signed index too.
+    artifact = work / "image.tar"
+    artifact.write_bytes(b"an image built from the planted lockfile")
+    planted = lf.load(work / "r.repro.lock")
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    statement = attest.statement(planted, planted.identity(), "r", "t", digest, 0)
+    (work / "t.intoto.json").write_text(attest.dumps(statement))
+    r = reprobuild(
+        work, "verify-attestation", "--store", str(store), "--mirror", mirror_arg(demo_mirror),
+        "--lockfile", "r.repro.lock", "t.intoto.json", "image.tar",
+    )  # fmt: skip
+    assert r.returncode in (1, 2) and "netbase 6.4" in r.stderr, r.stdout + r.stderr
 
 
 def test_a_lockfiles_archive_never_sends_fetches_past_the_mirror(
