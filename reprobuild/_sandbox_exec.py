@@ -79,8 +79,11 @@ def main(argv: list[str]) -> None:
             userns = True
         elif opt == "--cgroup":
             i += 1
-            with open(os.path.join(options[i], "cgroup.procs"), "w") as handle:
-                handle.write(f"{os.getpid()}\n")
+            try:
+                with open(os.path.join(options[i], "cgroup.procs"), "w") as handle:
+                    handle.write(f"{os.getpid()}\n")
+            except OSError as exc:  # the limit is then not enforced; the build goes on
+                sys.stderr.write(f"reprobuild: cannot join the pids cgroup: {exc}\n")
         elif opt == "--rlimit":
             i += 1
             name, _, value = options[i].partition("=")
