@@ -353,7 +353,11 @@ def _check_types(lock: Lockfile, what: str) -> None:
         where = f"snapshot {snap.name!r}"
         for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
             value = getattr(snap, name)
-            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
+            if not isinstance(value, str):
+                raise _refuse(
+                    what, f"malformed lockfile: {where}: field {name!r} is not a string: {value!r}"
+                )
+            if not _WORD.fullmatch(value.replace(":", "")):
                 raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
         if not _TIMESTAMP.fullmatch(snap.timestamp):
             raise _refuse(
@@ -366,7 +370,9 @@ def _check_types(lock: Lockfile, what: str) -> None:
                 raise _refuse(what, f"{where}, suite {su.suite!r}: malformed 'date' or 'indexes'")
     for p in lock.packages:
         if not isinstance(p.snapshot, str):
-            raise _refuse(what, f"package {p.name!r}: field 'snapshot' is not a name")
+            raise _refuse(
+                what, f"malformed lockfile: package {p.name!r}: field 'snapshot' is not a name"
+            )
     for r in lock.rootfs:
         for name in ("snapshots", "request", "packages"):
             if not _strings(getattr(r, name)):
