@@ -660,6 +660,21 @@ def build(
     )
 
 
+def verify_lockfile(
+    path: Path, *, store_path: Path | None = None, sources: Sources | None = None
+) -> None:
+    """Check a lockfile against the archives' signed indexes (see index_trust.py)."""
+    from reprobuild import lockfile as lf
+    from reprobuild.fetch import Fetcher
+    from reprobuild.index_trust import TrustContext, verify_lock
+    from reprobuild.locking import Sources
+    from reprobuild.store import Store
+
+    lock = lf.load(path)
+    with Store.open_store(store_path) as store:
+        verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
+
+
 def export_outputs(
     store: Any, outputs: tuple[tuple[str, str], ...], records: Any, out_dir: Path
 ) -> list[BuiltOutput]:

@@ -697,13 +697,32 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
 @click.option(
     "--lockfile",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Also check that the statement was made from this lockfile.",
+    help="Also check that the statement was made from this lockfile, and the lockfile "
+    "against the archive's signed index (from the store, else the mirror).",
 )
-def verify_attestation_cmd(attestation: Path, output: Path, lockfile: Path | None) -> None:
+@_store_option
+@_mirror_options
+def verify_attestation_cmd(
+    attestation: Path,
+    output: Path,
+    lockfile: Path | None,
+    store_path: Path | None,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+    allow_expired: bool,
+) -> None:
     """Check that ATTESTATION's subject is OUTPUT (and its lockfile LOCKFILE)."""
     from reprobuild.attest import verify
 
     info = verify(attestation, output, lockfile)
+    if lockfile is not None:
+        from reprobuild.locking import Sources
+
+        sources = Sources.from_env(
+            mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+        )
+        api.verify_lockfile(lockfile, store_path=store_path, sources=sources)
     click.echo(f"ok: sha256:{info['subject']} from recipe {info['recipe']['name']}")
 
 

@@ -299,7 +299,11 @@ def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
     try:
         run(
             SandboxSpec(
-                root=tree, command=("/bin/sh", "-c", "\n".join(lines) + "\n"), epoch=epoch, env=env
+                root=tree,
+                command=("/bin/sh", "-c", "\n".join(lines) + "\n"),
+                epoch=epoch,
+                env=env,
+                what="the maintainer scripts (dpkg --configure -a)",
             ),
             timeout=CONFIGURE_TIMEOUT,
         )
@@ -370,7 +374,14 @@ def _accounts(
             args += ["-r"] if u.get("system") else []
             cmds.append([*args, u["name"]])
         script = "set -e\n" + "\n".join(" ".join(shlex.quote(a) for a in c) for c in cmds) + "\n"
-        run(SandboxSpec(root=tree, command=("/bin/sh", "-c", script), epoch=epoch))
+        run(
+            SandboxSpec(
+                root=tree,
+                command=("/bin/sh", "-c", script),
+                epoch=epoch,
+                what="groupadd/useradd of the rootfs",
+            )
+        )
         return
     days = epoch // 86400
     lines: dict[str, list[str]] = {"group": [], "gshadow": [], "passwd": [], "shadow": []}

@@ -56,6 +56,7 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             env=env,
             binds=tuple(binds),
             workdir="/build",
+            what=f"run step '{step.name}'",
         ),
         timeout=RUN_TIMEOUT,
     )
