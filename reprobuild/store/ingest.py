@@ -1,0 +1,104 @@
+"""Cutting large content into chunks (and derived regions): one pass over a mapped file.
+
+Content-defined chunking is FastCDC 2020 from ``pyfastcdc`` (Cython; measured
+here at ~2.8 GB/s on a buffer, ~1.4 GB/s on a stream, against ~1.0 GB/s for
+the ``fastcdc`` package's Cython path, which also has no streaming API).
+Cut points depend on the bytes alone, so an edit moves only the chunks
+around it and everything else deduplicates against earlier versions.
+
+The sha256 of the content is computed over exactly the bytes the manifest
+re-makes (chunk copies and re-made streams), never over the file again, so
+a file changed while being read cannot yield a manifest that lies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyfastcdc
+
+from reprobuild.store import derive
+from reprobuild.store.chunks import ChunkStore
+from reprobuild.store.manifest import CDC_AVG, CDC_MAX, CDC_MIN, ChunkRef, Derived, Segment
+
+_CDC = pyfastcdc.FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+
+
+def cutter() -> pyfastcdc.FastCDC:
+    """A chunker with the store's parameters (one per thread: they are not shared-safe)."""
+    return pyfastcdc.FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+
+
+def chunk_bytes(data: bytes | memoryview) -> Iterator[memoryview]:
+    """The content-defined chunks of ``data`` (for tests and small tools)."""
+    for c in cutter().cut_buf(data):
+        yield c.data
+
+
+def chunk_file(
+    chunks: ChunkStore, path: Path, *, derive_regions: bool = True
+) -> tuple[tuple[Segment, ...], str, int]:
+    """Store ``path`` as chunks; returns (segments, sha256, size) of what they make."""
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        buf = memoryview(mm)
+        try:
+            return _chunk_buffer(chunks, buf, derive_regions)
+        finally:
+            buf.release()
+
+
+def _chunk_buffer(
+    chunks: ChunkStore, buf: memoryview, derive_regions: bool
+) -> tuple[tuple[Segment, ...], str, int]:
+    h = hashlib.sha256()
+    segments: list[Segment] = []
+    pos = 0
+    found = derive.candidates(buf) if derive_regions else iter(())
+    for start, method, params in found:
+        if start < pos or len(buf) - start < derive._MIN_REGION:
+            continue
+        trial = h.copy()
+        before = _plain(chunks, buf[pos:start], trial)
+        region = _try_region(chunks, buf, start, method, params, trial)
+        if region is None:
+            continue  # the bytes before it are cut again with what follows
+        segments.extend(before)
+        h = trial  # it hashed the re-made stream, equal byte for byte to the original
+        derived, end = region
+        segments.append(derived)
+        pos = end
+    segments.extend(_plain(chunks, buf[pos:], h))
+    return tuple(segments), h.hexdigest(), len(buf)
+
+
+def _plain(chunks: ChunkStore, buf: memoryview, h: hashlib._Hash) -> list[ChunkRef]:
+    out = []
+    for c in _CDC.cut_buf(buf):
+        data = bytes(c.data)
+        h.update(data)
+        out.append(chunks.put_chunk(data))
+    return out
+
+
+def _try_region(
+    chunks: ChunkStore,
+    buf: memoryview,
+    start: int,
+    method: str,
+    params: dict[str, str],
+    hasher: hashlib._Hash,
+) -> tuple[Derived, int] | None:
+    """Keep ``buf[start:]``'s stream as its decompressed chunks if re-making it matches."""
+    try:
+        reader = derive.RegionReader(buf, start, method, params, hasher)
+        inner = [chunks.put_chunk(bytes(c.data)) for c in cutter().cut_stream(reader)]
+    except derive.Mismatch:
+        return None
+    except (ValueError, OSError, MemoryError):
+        return None
+    if reader.end < 0 or reader.end - start < derive._MIN_REGION:
+        return None
+    return Derived(method, reader.end - start, tuple(inner), params), reader.end
