@@ -52,7 +52,9 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             hint="pull a store that has it ('reprobuild store pull REMOTE') or point "
             f"--mirror {archive.name}=URL at a mirror that keeps this snapshot",
         ) from None
-    blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
+    blob = ctx.store.put_file(
+        dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"], whole=True
+    )
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
 
@@ -62,6 +64,8 @@ def _intact(ctx: StepContext, sha256: str) -> bool:
     it can be fetched again) rather than built into an image."""
     from reprobuild.fetch import sha256_file
 
+    if not ctx.store.is_whole(sha256):
+        return ctx.store.intact(sha256)  # chunked (a migrated store): chunk by chunk
     path = ctx.store.path_of(sha256)
     if sha256_file(path)[0] == sha256:
         return True

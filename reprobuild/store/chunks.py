@@ -18,11 +18,9 @@ import contextlib
 import ctypes
 import hashlib
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
-
-import zstandard
+from typing import Any
 
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store._fs import atomic_write_bytes, fsync_dir, temp_file
@@ -61,8 +59,18 @@ class ChunkStore:
         self.manifests = root / "manifests"
         self.tmp = tmp
         self._unsynced: list[Path] = []
-        self._cctx = zstandard.ZstdCompressor(level=ZSTD_CHUNK_LEVEL)
-        self._dctx = zstandard.ZstdDecompressor()
+        self._zstd: Any = None  # (compressor, decompressor), made on first use
+
+    def _codec(self) -> Any:
+        if self._zstd is None:
+            import zstandard
+
+            self._zstd = (
+                zstandard.ZstdCompressor(level=ZSTD_CHUNK_LEVEL),
+                zstandard.ZstdDecompressor(),
+                zstandard.ZstdError,
+            )
+        return self._zstd
 
     def create(self) -> None:
         self.chunks.mkdir(parents=True, exist_ok=True)
@@ -93,7 +101,7 @@ class ChunkStore:
             pass
         except PermissionError:
             return ref
-        packed = self._cctx.compress(data)
+        packed = self._codec()[0].compress(data)
         body = b"Z" + packed if len(packed) < len(data) * 0.97 else b"R" + data
         dest.parent.mkdir(parents=True, exist_ok=True)
         with temp_file(self.tmp, prefix="chunk-") as (out, tmp):
@@ -142,12 +150,13 @@ class ChunkStore:
         return data
 
     def decode(self, body: bytes, sha256: str) -> bytes:
+        _, dctx, zstd_error = self._codec()
         try:
             if body[:1] == b"Z":
-                return bytes(self._dctx.decompress(body[1:], max_output_size=CDC_MAX))
+                return bytes(dctx.decompress(body[1:], max_output_size=CDC_MAX))
             if body[:1] == b"R":
                 return body[1:]
-        except zstandard.ZstdError:
+        except zstd_error:
             pass
         raise IntegrityError(
             f"chunk sha256:{sha256} is corrupt (undecodable)",
@@ -243,4 +252,4 @@ def older_than(path: Path, cutoff: float) -> bool:
         return False
 
 
-__all__ = ["ChunkStore", "git_blob_id", "older_than", "time"]
+__all__ = ["ChunkStore", "git_blob_id", "older_than"]

@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from reprobuild.errors import IntegrityError, StoreError
-from reprobuild.store import derive
 from reprobuild.store._fs import fsync_dir, no_space_named, remove_stale, temp_file
 from reprobuild.store.chunks import ChunkStore
-from reprobuild.store.ingest import chunk_file
 from reprobuild.store.manifest import SMALL_MAX, ChunkRef, Manifest
 from reprobuild.store.records import Blob, check_sha256
 
@@ -100,6 +98,8 @@ class _ManifestRaw(io.RawIOBase):
             if isinstance(seg, ChunkRef):
                 yield chunks.read_chunk(seg)
             else:
+                from reprobuild.store import derive
+
                 inner = (chunks.read_chunk(c) for c in seg.inner)
                 made = 0
                 for out in derive.remake(seg.method, seg.params, seg.inner_size, inner):
@@ -194,8 +194,11 @@ class ContentStore:
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
+        whole: bool = False,
     ) -> Blob:
-        """Copy ``fileobj`` in, hashing as it streams; visible only once verified."""
+        """Copy ``fileobj`` in, hashing as it streams; visible only once verified.
+
+        Content over ``small_max`` is chunked unless ``whole``."""
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
         h = hashlib.sha256()
@@ -233,7 +236,7 @@ class ContentStore:
                 raise IntegrityError(
                     f"content hashes to sha256:{actual}, expected sha256:{expected_sha256}",
                 )
-            if size > self.small_max:
+            if size > self.small_max and not whole and not self.is_whole(actual):
                 out.close()
                 return self._put_chunked(tmp, Blob(actual, size))
             dest = self.path(actual)
@@ -267,6 +270,8 @@ class ContentStore:
             return None
         if size <= self.small_max or not os.path.isfile(path):
             return None
+        from reprobuild.store.ingest import chunk_file
+
         with self._publish_lock():
             segments, sha, size = chunk_file(self.chunks, path)
             if expected_size is not None and size != expected_size:
@@ -284,6 +289,8 @@ class ContentStore:
 
     def _put_chunked(self, tmp: Path, blob: Blob) -> Blob:
         """Publish a verified, fully written temp file as chunks plus a manifest."""
+        from reprobuild.store.ingest import chunk_file
+
         with self._publish_lock():
             if self.freshen(blob.sha256):
                 return blob

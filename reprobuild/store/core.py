@@ -233,6 +233,7 @@ class Store:
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
+        whole: bool = False,
     ) -> Blob:
         """Store bytes read from ``fileobj`` (streamed, 1 MiB at a time).
 
@@ -241,7 +242,7 @@ class Store:
         """
         with self._writing():
             return self.content.put_stream(
-                fileobj, expected_sha256=expected_sha256, expected_size=expected_size
+                fileobj, expected_sha256=expected_sha256, expected_size=expected_size, whole=whole
             )
 
     def put_file(
@@ -250,16 +251,25 @@ class Store:
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
+        whole: bool = False,
     ) -> Blob:
-        """Store a file's bytes; see :meth:`put_stream`. A large file is chunked in place."""
-        with self._writing():
-            blob = self.content.put_path(
-                Path(path), expected_sha256=expected_sha256, expected_size=expected_size
-            )
-        if blob is not None:
-            return blob
+        """Store a file's bytes; see :meth:`put_stream`. A large file is chunked in place.
+
+        ``whole``: keep it as one file whatever its size (already-compressed
+        inputs that never change, such as packages: chunks would save nothing,
+        and a whole file is read with no copy).
+        """
+        if not whole:
+            with self._writing():
+                blob = self.content.put_path(
+                    Path(path), expected_sha256=expected_sha256, expected_size=expected_size
+                )
+            if blob is not None:
+                return blob
         with open(path, "rb") as f:
-            return self.put_stream(f, expected_sha256=expected_sha256, expected_size=expected_size)
+            return self.put_stream(
+                f, expected_sha256=expected_sha256, expected_size=expected_size, whole=whole
+            )
 
     def put_bytes(self, data: bytes) -> Blob:
         """Store a small in-memory value."""
@@ -307,6 +317,14 @@ class Store:
         chunked content.
         """
         return self.content.materialized(sha256)
+
+    def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
+        """Write the content to ``dest`` (a scratch file a step then owns), verified."""
+        if self.content.is_whole(sha256):
+            shutil.copyfile(self.content.path(sha256), dest)  # copy_file_range: no user copy
+            return
+        with self.open_blob(sha256) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
 
     def is_whole(self, sha256: str) -> bool:
         """True if the content is one file (``path_of`` then costs nothing)."""
