@@ -259,9 +259,12 @@ def gc(
     Builds: with ``keep_builds`` N, a build ref is kept if it is one of the
     newest N of its recipe or (with ``keep_days`` too) younger than that; the
     others are removed. Without ``keep_builds`` every build is kept.
-    Steps: a step ref is removed when no kept build lists it, its stamp (last
-    recorded or looked up) is older than the grace period, and either a build
-    removed now listed it or ``keep_days`` is given and the stamp is older.
+    Steps (only when a policy is given): a step ref is removed when no kept
+    build lists it and its stamp (last recorded or looked up) is older than
+    the grace period and than ``keep_days`` (if given). So ``--keep-builds``
+    also drops cached steps no kept build uses (a kill between removing builds
+    and steps is finished by the next gc); ``--keep-days`` alone keeps every
+    build and the steps they list, as before.
     Then content (whole objects, manifests, chunks) and git objects that no
     remaining ref reaches are deleted, except those younger than the grace period.
     """
@@ -285,26 +288,23 @@ def gc(
                     recent = keep_days is not None and info.time >= now - keep_days * 86400
                     if not recent:
                         drop.add(info.ref)
-        dropped_steps: set[str] = set()
         kept_steps: set[str] = set()
         for info in builds:
             if info.ref in drop:
                 sha = store._get_ref(info.ref.encode())
                 if sha is not None and store._remove_ref(info.ref.encode(), sha):
                     removed_refs.append(info.ref)
-                    dropped_steps.update(info.record.steps)
                     continue
             kept_steps.update(info.record.steps)
         _phase("builds-removed")
-        if keep_days is not None or dropped_steps:
-            step_cutoff = min(cutoff, now - keep_days * 86400) if keep_days is not None else cutoff
+        if keep_days is not None or keep_builds is not None:
+            days_cutoff = now - keep_days * 86400 if keep_days is not None else None
             for ref, sha in sorted(store._refs_under(STEPS_PREFIX).items()):
                 key = ref[len(STEPS_PREFIX) :].decode()
-                if key in kept_steps or store._stamp_time(key) >= cutoff:
+                if key in kept_steps:
                     continue
-                if key not in dropped_steps and (
-                    keep_days is None or store._stamp_time(key) >= step_cutoff
-                ):
+                used = store._stamp_time(key)
+                if used >= cutoff or (days_cutoff is not None and used >= days_cutoff):
                     continue
                 if store._remove_ref(ref, sha):
                     removed_refs.append(ref.decode())
