@@ -38,13 +38,20 @@ def _chunk_files(store: Store) -> set[str]:
     return {name for name, _ in store.content.chunks.iter_chunks()}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     seed=st.integers(0, 2**32 - 1),
     size=st.integers(SMALL + 1, 512 << 10),
-    edits=st.lists(st.tuples(st.floats(0, 1), st.binary(min_size=0, max_size=64), st.integers(0, 64)), max_size=4),
+    edits=st.lists(
+        st.tuples(st.floats(0, 1), st.binary(min_size=0, max_size=64), st.integers(0, 64)),
+        max_size=4,
+    ),
 )
-def test_round_trip_random_contents_and_edits(tmp_path_factory, seed: int, size: int, edits) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip_random_contents_and_edits(
+    tmp_path_factory, seed: int, size: int, edits
+) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(seed)
     data = rng.randbytes(size // 2) + _text(rng, size - size // 2)
     with Store.open(tmp_path_factory.mktemp("s") / "store") as store:

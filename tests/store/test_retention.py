@@ -151,8 +151,9 @@ def test_chunked_push_sends_only_missing_chunks(tmp_path: Path) -> None:
         _variant(store, 2, base, 2)
         second = store.push(str(remote))
         assert 0 < second.sent_bytes < len(base) // 10
-    fsck = subprocess.run(["git", "--git-dir", str(remote), "fsck", "--strict"],
-                          capture_output=True, text=True)
+    fsck = subprocess.run(
+        ["git", "--git-dir", str(remote), "fsck", "--strict"], capture_output=True, text=True
+    )
     assert fsck.returncode == 0, fsck.stderr
     with Store.open(tmp_path / "other") as other:
         other.pull(str(remote), refs=["r/2"])
@@ -181,7 +182,7 @@ def test_corrupt_chunk_refused_by_push_and_by_pull(tmp_path: Path) -> None:
     with Repo(str(remote)) as r:
         ref = next(k for k in r.refs.allkeys() if k.startswith(b"refs/content/"))
         tree = r[r[r.refs[ref]].tree]
-        name, _mode, sha = next(e for e in tree.items() if e.path.startswith(b"c-"))
+        name, _mode, _sha = next(e for e in tree.items() if e.path.startswith(b"c-"))
         bad = GitBlob.from_string(b"not the chunk")
         r.object_store.add_object(bad)
         tree[name] = (0o100644, bad.id)
