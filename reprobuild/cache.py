@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reprobuild.cache_sign import CachePolicy, push_signatures, read_signature, signature_refs
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store import Store, TransferReport
 from reprobuild.store.core import STEPS_PREFIX
@@ -35,11 +36,20 @@ class CacheReport:
     content_bytes: int
 
 
-def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) -> CacheReport:
+def fetch(
+    store: Store,
+    url: str,
+    keys: Iterable[str],
+    *,
+    create: bool = False,
+    policy: CachePolicy | None = None,
+) -> CacheReport:
     """Bring in the records of ``keys`` the local store lacks and the remote has.
 
     ``create`` makes a missing local-path remote (an empty cache that the
-    build will push to) instead of refusing it.
+    build will push to) instead of refusing it. With a *policy*, a record is
+    used only if a key it trusts signed it (see cache_sign.py); its content
+    is not even fetched otherwise.
     """
     from reprobuild.store import transport
 
@@ -58,7 +68,10 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
     refused: list[tuple[str, str]] = []
     objects = size = 0
     with store._publishing():
-        shas = (remote_refs.get(STEPS_PREFIX + k.encode()) for k in wanted)
+        shas = [remote_refs.get(STEPS_PREFIX + k.encode()) for k in wanted]
+        if policy is not None:  # the signatures of the wanted records come along
+            for k in wanted:
+                shas.extend(signature_refs(remote_refs, k).values())
         try:
             transport.fetch_records(store, client, path, url, [s for s in shas if s is not None])
         except StoreError as exc:
@@ -75,6 +88,16 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
                 record = store._read_step(sha)
                 if record.key != key:
                     raise IntegrityError(f"it holds the record of step {record.key}")
+                if policy is not None:
+                    signatures = {
+                        name: sig
+                        for name, sha_ in signature_refs(remote_refs, key).items()
+                        if (sig := read_signature(store.repo, sha_)) is not None
+                    }
+                    problem = policy.check(record, signatures)
+                    if problem is not None:
+                        refused.append((key, f"refused: {problem}"))
+                        continue
                 _, pointers = store._reachable({ref: sha})
                 needed = [b for b in pointers.values() if not store.has(b.sha256)]
                 got, got_bytes = transport.fetch_content(
@@ -96,22 +119,36 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
     return CacheReport(url, tuple(fetched), tuple(refused), objects, size)
 
 
-def push(store: Store, url: str, keys: Iterable[str], *, retry: bool = False) -> TransferReport:
+def push(
+    store: Store,
+    url: str,
+    keys: Iterable[str],
+    *,
+    retry: bool = False,
+    policy: CachePolicy | None = None,
+) -> TransferReport:
     """Send the records of ``keys`` present here, with their content, to the cache.
 
     ``retry``: try once more after a refusal, for remotes several machines push
     to at once (another may have created the same content ref meanwhile; the
-    second try sees it and sends only what is still missing).
+    second try sees it and sends only what is still missing). A *policy*
+    with a secret key signs every record sent (see cache_sign.py).
     """
     from reprobuild.store import transport
 
+    keys = list(keys)
     refs = {STEPS_PREFIX + k.encode() for k in keys}
     try:
-        return transport.push(store, url, only=refs)
+        report = transport.push(store, url, only=refs)
     except StoreError:
         if not retry:
             raise
-        return transport.push(store, url, only=refs)
+        report = transport.push(store, url, only=refs)
+    if policy is not None and policy.secret is not None:
+        records = [r for r in (store.lookup_step(k) for k in sorted(set(keys))) if r is not None]
+        client, path = transport._client(url, create=False)
+        push_signatures(store, client, path, records, policy.secret)
+    return report
 
 
 def _sorted(blobs: list[Blob]) -> list[Blob]:
