@@ -25,6 +25,11 @@ from reprobuild.store.chunks import ChunkStore
 from reprobuild.store.manifest import CDC_AVG, CDC_MAX, CDC_MIN, ChunkRef, Derived, Segment
 
 _CDC = pyfastcdc.FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
+# gzip (level 9) is re-made at ~20-40 MB/s: OCI layers are kept as their tars.
+# zstd level 19 re-makes at a few MB/s, and on every read: not worth it by
+# default (a zstd output costs its compressed size per variant). Readers
+# handle both, whatever a manifest (or a remote's) holds.
+DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)
 
 
 def cutter() -> pyfastcdc.FastCDC:
@@ -39,26 +44,29 @@ def chunk_bytes(data: bytes | memoryview) -> Iterator[memoryview]:
 
 
 def chunk_file(
-    chunks: ChunkStore, path: Path, *, derive_regions: bool = True
+    chunks: ChunkStore, path: Path, *, methods: tuple[str, ...] = DERIVE_BY_DEFAULT
 ) -> tuple[tuple[Segment, ...], str, int]:
-    """Store ``path`` as chunks; returns (segments, sha256, size) of what they make."""
+    """Store ``path`` as chunks; returns (segments, sha256, size) of what they make.
+
+    ``methods``: the compressed regions to keep as their decompressed chunks.
+    """
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         buf = memoryview(mm)
         try:
-            return _chunk_buffer(chunks, buf, derive_regions)
+            return _chunk_buffer(chunks, buf, methods)
         finally:
             buf.release()
 
 
 def _chunk_buffer(
-    chunks: ChunkStore, buf: memoryview, derive_regions: bool
+    chunks: ChunkStore, buf: memoryview, methods: tuple[str, ...]
 ) -> tuple[tuple[Segment, ...], str, int]:
     h = hashlib.sha256()
     segments: list[Segment] = []
     pos = 0
-    found = derive.candidates(buf) if derive_regions else iter(())
+    found = derive.candidates(buf) if methods else iter(())
     for start, method, params in found:
-        if start < pos or len(buf) - start < derive._MIN_REGION:
+        if method not in methods or start < pos or len(buf) - start < derive._MIN_REGION:
             continue
         trial = h.copy()
         before = _plain(chunks, buf[pos:start], trial)
