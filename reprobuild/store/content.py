@@ -50,6 +50,18 @@ class ContentCorrupt(IntegrityError):
         self.sha256 = sha256
 
 
+class ChunkDamaged(ContentCorrupt):
+    """A chunk of a content object is missing or does not decode or hash right."""
+
+    def __init__(self, sha256: str, cause: Exception) -> None:
+        IntegrityError.__init__(
+            self,
+            f"content sha256:{sha256} is corrupt: {cause}",
+            hint="run `reprobuild store verify`; building again replaces the object",
+        )
+        self.sha256 = sha256
+
+
 class _VerifyingRaw(io.RawIOBase):
     """Reads a content file, hashing as it goes; checks the hash at EOF."""
 
@@ -119,7 +131,12 @@ class _ManifestRaw(io.RawIOBase):
         if not len(out):
             return 0
         while not self._buf:
-            piece = next(self._pieces, None)
+            try:
+                piece = next(self._pieces, None)
+            except ContentCorrupt:
+                raise
+            except (IntegrityError, StoreError) as exc:  # a chunk missing or damaged
+                raise ChunkDamaged(self._manifest.sha256, exc) from None
             if piece is None:
                 if not self._checked:
                     self._checked = True

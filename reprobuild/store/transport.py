@@ -236,7 +236,14 @@ def copy_content(src: Store, dst: Store, blob: Blob) -> int:
     with dst._publishing():
         for sha, ref in manifest.unique_chunks().items():
             if not dst.content.chunks.has_chunk(sha):
-                dst.content.chunks.put_chunk(src.content.chunks.read_chunk(ref, check=True), sha)
+                try:
+                    data = src.content.chunks.read_chunk(ref)
+                    dst.content.chunks.put_chunk(data, sha)
+                except (IntegrityError, StoreError) as exc:
+                    raise IntegrityError(
+                        f"refusing content sha256:{blob.sha256}: {exc}",
+                        hint="run `reprobuild store verify` where it comes from",
+                    ) from None
                 copied += ref.size
     from reprobuild.store.content import _ManifestRaw
 
