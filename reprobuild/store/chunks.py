@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,18 +60,20 @@ class ChunkStore:
         self.manifests = root / "manifests"
         self.tmp = tmp
         self._unsynced: list[Path] = []
-        self._zstd: Any = None  # (compressor, decompressor), made on first use
+        self._lock = threading.Lock()  # steps run on several threads
+        self._local = threading.local()  # zstd (de)compressors are not thread-safe
 
     def _codec(self) -> Any:
-        if self._zstd is None:
+        codec = getattr(self._local, "codec", None)
+        if codec is None:
             import zstandard
 
-            self._zstd = (
+            codec = self._local.codec = (
                 zstandard.ZstdCompressor(level=ZSTD_CHUNK_LEVEL),
                 zstandard.ZstdDecompressor(),
                 zstandard.ZstdError,
             )
-        return self._zstd
+        return codec
 
     def create(self) -> None:
         self.chunks.mkdir(parents=True, exist_ok=True)
@@ -109,12 +112,14 @@ class ChunkStore:
             out.close()
             os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
-        self._unsynced.append(dest)
+        with self._lock:
+            self._unsynced.append(dest)
         return ref
 
     def sync(self) -> None:
         """Make the chunks written since the last call durable."""
-        new, self._unsynced = self._unsynced, []
+        with self._lock:
+            new, self._unsynced = self._unsynced, []
         if not new:
             return
         if len(new) > _SYNCFS_OVER and _syncfs(self.chunks):

@@ -24,7 +24,6 @@ from reprobuild.store import derive
 from reprobuild.store.chunks import ChunkStore
 from reprobuild.store.manifest import CDC_AVG, CDC_MAX, CDC_MIN, ChunkRef, Derived, Segment
 
-_CDC = pyfastcdc.FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
 # gzip (level 9) is re-made at ~20-40 MB/s: OCI layers are kept as their tars.
 # zstd level 19 re-makes at a few MB/s, and on every read: not worth it by
 # default (a zstd output costs its compressed size per variant). Readers
@@ -33,7 +32,7 @@ DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)
 
 
 def cutter() -> pyfastcdc.FastCDC:
-    """A chunker with the store's parameters (one per thread: they are not shared-safe)."""
+    """A chunker with the store's parameters (one per call: they are not thread-safe)."""
     return pyfastcdc.FastCDC(CDC_AVG, min_size=CDC_MIN, max_size=CDC_MAX)
 
 
@@ -84,7 +83,7 @@ def _chunk_buffer(
 
 def _plain(chunks: ChunkStore, buf: memoryview, h: hashlib._Hash) -> list[ChunkRef]:
     out = []
-    for c in _CDC.cut_buf(buf):
+    for c in cutter().cut_buf(buf):
         data = bytes(c.data)
         h.update(data)
         out.append(chunks.put_chunk(data))

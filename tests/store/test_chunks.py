@@ -161,3 +161,20 @@ def test_materialized_and_streaming_reads(tmp_path: Path) -> None:
         small = store.put_bytes(b"small")
         with store.materialized(small.sha256) as p:
             assert p == store.content.path(small.sha256)  # whole: no copy
+
+
+def test_threads_share_a_store(tmp_path: Path) -> None:
+    """Steps run on threads: chunk codecs and chunkers must not be shared between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with Store.open(tmp_path / "store") as store:
+        _small_threshold(store)
+        datas = [_text(random.Random(i), 300 << 10) for i in range(4)]
+
+        def work(data: bytes) -> bool:
+            blob = store.put_bytes(data)
+            return all(store.read_bytes(blob.sha256) == data for _ in range(2))
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(work, datas))
+        assert store.verify().ok
