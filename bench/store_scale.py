@@ -95,17 +95,7 @@ def build(work: Path, store: Path, n: int, *extra: str) -> tuple[float, int, dic
     (work / "r.repro").write_text(RECIPE.format(n=n))
     mirror = f"debian={SHARED.as_uri()}/"
     secs, peak, out = cli(
-        work,
-        "build",
-        "--json",
-        "--store",
-        str(store),
-        "--mirror",
-        mirror,
-        "-o",
-        str(work / "out"),
-        *extra,
-        "r.repro",
+        work, "build", "--json", "--store", str(store), "--mirror", mirror, *extra, "r.repro"
     )
     return secs, peak, json.loads(out)
 
@@ -251,7 +241,9 @@ def main() -> int:
             for _ in range(2):
                 fresh = tmp / f"cache-{label}"
                 shutil.rmtree(fresh, ignore_errors=True)
-                secs, peak, res = build(work, fresh, args.variants, "--cache", str(url))
+                secs, peak, res = build(
+                    work, fresh, args.variants, "--cache", str(url), "-o", str(work / "out")
+                )
                 runs.append((secs, peak, res["steps"]))
             results[label] = (min(r[0] for r in runs), min(r[1] for r in runs), runs[0][2])
         (t1, m1, s1), (t2, m2, _s2) = results["only"], results["big"]
