@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from reprobuild.cache_sign import CachePolicy, push_signatures, read_signature, signature_refs
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store import Store, TransferReport
-from reprobuild.store.core import STEPS_PREFIX
+from reprobuild.store.history import STEPS_PREFIX
 from reprobuild.store.records import Blob
 
 

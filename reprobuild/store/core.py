@@ -57,10 +57,10 @@ from dulwich.repo import Repo
 from reprobuild.errors import StoreError
 from reprobuild.store._fs import atomic_write_bytes, flocked, no_space_named
 from reprobuild.store.content import ContentMissing, ContentStore
+from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX, BuildHistory
 from reprobuild.store.migrate import MigrateReport
 from reprobuild.store.records import (
     Blob,
-    BuildRecord,
     Output,
     StepRecord,
     TransferReport,
@@ -72,8 +72,6 @@ from reprobuild.store.records import (
 from reprobuild.store.reports import BuildInfo, GcReport, ListEntry, Problem, VerifyReport
 
 STORE_FORMAT = "2"
-STEPS_PREFIX = b"refs/steps/"
-BUILDS_PREFIX = b"refs/builds/"
 IDENTITY = b"reprobuild <reprobuild@localhost>"
 DEFAULT_GRACE_SECONDS = 3600.0
 _MODE_FILE = 0o100644
@@ -131,7 +129,7 @@ class _OpenBlobFn(Protocol):
     def __call__(self, sha256: str) -> BinaryIO: ...
 
 
-class Store:
+class Store(BuildHistory):
     """A reprobuild store; see the module docstring for the layout and invariants."""
 
     def __init__(self, path: Path, repo: Repo) -> None:
@@ -572,134 +570,6 @@ class Store:
             self._touch_stamp(key)  # unknown age (e.g. pulled): start counting now
             return time.time()
 
-    # ---------------------------------------------------------------- builds
-
-    def record_build(
-        self, recipe_name: str, record: BuildRecord, *, timestamp: int | None = None
-    ) -> str:
-        """Append a build to the recipe's history; returns ``refs/builds/<recipe>/<n>``.
-
-        ``n`` counts from 1 per recipe, and the commit's parent is build n-1,
-        so ``git log refs/builds/NAME/<n>`` reads as the recipe's history.
-        """
-        check_ref_component(recipe_name, "recipe name")
-        if record.recipe != recipe_name:
-            raise StoreError(f"build record of {record.recipe!r} recorded as {recipe_name!r}")
-        when = int(time.time()) if timestamp is None else int(timestamp)
-        with self._writing(), self._publishing():
-            self._require_content(record.outputs + record.sources)
-            entries = {b"build.json": (_MODE_FILE, self._blob(record.to_bytes()))}
-            if record.outputs:
-                entries[b"outputs"] = (_MODE_TREE, self._pointer_tree(record.outputs))
-            if record.sources:
-                entries[b"sources"] = (_MODE_TREE, self._pointer_tree(record.sources))
-            tree = self._tree(entries)
-            prefix = BUILDS_PREFIX + recipe_name.encode() + b"/"
-            with flocked(self._refs_lock):
-                numbered = self._numbered(prefix)
-                n = max(numbered, default=0) + 1
-                parent = numbered.get(n - 1)
-                # history goes on from the last build, unless that ref dangles
-                parents = (
-                    [parent] if parent is not None and parent in self.repo.object_store else []
-                )
-                lines = [f"build {recipe_name} #{n}", ""]
-                lines += [f"{o.name} sha256:{o.sha256} {o.size}" for o in record.outputs]
-                commit = self._commit(tree, ("\n".join(lines) + "\n").encode(), parents, when)
-                ref = prefix + str(n).encode()
-                self._clear_stale_lock(ref)
-                if self._get_ref(ref) is not None:
-                    raise StoreError(f"{ref.decode()} appeared while recording the build")
-                self._put_ref(ref, commit)
-        return ref.decode()
-
-    def _numbered(self, prefix: bytes) -> dict[int, ObjectID]:
-        out: dict[int, ObjectID] = {}
-        for ref, sha in self._refs_under(prefix).items():
-            tail = ref[len(prefix) :]
-            if tail.isdigit():
-                out[int(tail)] = sha
-        return out
-
-    def _build_info(self, ref: str, commit_id: ObjectID) -> BuildInfo:
-        commit = self._commit_obj(commit_id)
-        record = BuildRecord.from_bytes(self._read_blob(commit.tree, b"build.json"))
-        m = _BUILD_MSG_RE.match(commit.message)
-        number = int(m.group(2)) if m else 0
-        return BuildInfo(
-            ref=ref,
-            recipe=record.recipe,
-            number=number,
-            commit=commit_id.decode(),
-            time=int(commit.commit_time),
-            record=record,
-        )
-
-    def list_builds(self, recipe: str | None = None) -> list[BuildInfo]:
-        """Every build ref (or those of ``recipe``), by recipe then number."""
-        prefix = BUILDS_PREFIX + (recipe.encode() + b"/" if recipe else b"")
-        infos = [self._build_info(r.decode(), sha) for r, sha in self._refs_under(prefix).items()]
-        return sorted(infos, key=lambda i: (i.recipe, i.number))
-
-    def resolve_build(self, spec: str) -> str:
-        """``refs/builds/R/n``, ``R/n`` or ``R`` (its latest build) -> the full ref name."""
-        if spec.startswith("refs/"):
-            ref = spec.encode()
-        elif "/" in spec:
-            ref = BUILDS_PREFIX + spec.encode()
-        else:
-            numbered = self._numbered(BUILDS_PREFIX + spec.encode() + b"/")
-            if not numbered:
-                raise StoreError(f"no builds of {spec!r} in the store")
-            ref = BUILDS_PREFIX + f"{spec}/{max(numbered)}".encode()
-        if self._get_ref(ref) is None:
-            raise StoreError(f"no build {ref.decode()} in the store")
-        return ref.decode()
-
-    def read_build(self, spec: str) -> BuildInfo:
-        ref = self.resolve_build(spec)
-        sha = self._get_ref(ref.encode())
-        assert sha is not None
-        return self._build_info(ref, sha)
-
-    def log(self, build_ref: str) -> list[BuildInfo]:
-        """The build and its ancestors, newest first (``git log`` of the ref)."""
-        ref = self.resolve_build(build_ref)
-        by_commit = {sha: r.decode() for r, sha in self._refs_under(BUILDS_PREFIX).items()}
-        sha = self._get_ref(ref.encode())
-        out: list[BuildInfo] = []
-        seen: set[ObjectID] = set()
-        while sha is not None and sha not in seen:
-            seen.add(sha)
-            info = self._build_info(by_commit.get(sha, ""), sha)
-            out.append(info)
-            parents = self._commit_obj(sha).parents
-            sha = parents[0] if parents else None
-        return out
-
-    # -------------------------------------------------------------------- ls
-
-    def ls(self) -> list[ListEntry]:
-        """Builds then steps, each with the total size of its outputs."""
-        entries = [
-            ListEntry(
-                "build",
-                b.ref,
-                b.recipe,
-                sum(o.size for o in b.record.outputs),
-                b.record.outputs,
-            )
-            for b in self.list_builds()
-        ]
-        for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
-            rec = self._read_step(sha)
-            entries.append(
-                ListEntry(
-                    "step", ref.decode(), rec.kind, sum(o.size for o in rec.outputs), rec.outputs
-                )
-            )
-        return entries
-
     # ------------------------------------------------- walk, verify, gc (maintenance.py)
 
     def _reachable(
@@ -755,14 +625,6 @@ class Store:
                 self, keep_days=keep_days, keep_builds=keep_builds, grace_seconds=grace_seconds
             )
 
-    def remove_build(self, spec: str) -> str:
-        """``store rm REF``: delete one build ref (its content goes at the next gc)."""
-        ref = self.resolve_build(spec)
-        sha = self._get_ref(ref.encode())
-        if sha is None or not self._remove_ref(ref.encode(), sha):
-            raise StoreError(f"{ref} changed while being removed; try again")
-        return ref
-
     # -------------------------------------------------------------- transfer
 
     def push(self, remote_url: str) -> TransferReport:
@@ -781,6 +643,8 @@ class Store:
 
 
 __all__ = [
+    "BUILDS_PREFIX",
+    "STEPS_PREFIX",
     "Blob",
     "BuildInfo",
     "GcReport",

@@ -160,7 +160,7 @@ def verify(store: Store, *, deep: bool = False) -> VerifyReport:
     chunk it lists hashes to its name; ``deep`` also re-assembles it (re-making
     derived regions) and hashes the whole.
     """
-    from reprobuild.store.core import BUILDS_PREFIX, STEPS_PREFIX
+    from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX
 
     content = store.content
     problems: list[Problem] = []
@@ -231,7 +231,7 @@ def _check_stream(store: Store, sha256: str, problems: list[Problem]) -> None:
 
 
 def _check_record_ref(store: Store, ref: bytes, sha: ObjectID, problems: list[Problem]) -> None:
-    from reprobuild.store.core import STEPS_PREFIX
+    from reprobuild.store.history import STEPS_PREFIX
 
     try:
         commit = store._commit_obj(sha)
@@ -273,7 +273,7 @@ def gc(
     Then content (whole objects, manifests, chunks) and git objects that no
     remaining ref reaches are deleted, except those younger than the grace period.
     """
-    from reprobuild.store.core import STEPS_PREFIX
+    from reprobuild.store.history import STEPS_PREFIX
 
     now = time.time()
     cutoff = now - grace_seconds
