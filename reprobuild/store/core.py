@@ -274,7 +274,10 @@ class Store(BuildHistory):
         return self.put_stream(io.BytesIO(data))
 
     def has(self, sha256: str) -> bool:
-        return self.content.has(sha256)
+        """True if the content is here; it is then freshened, so a concurrent gc
+        keeps it through its grace period (a caller that finds content usually
+        goes on to use or record it: a cached package, a stored InRelease)."""
+        return self.content.freshen(sha256)
 
     def intact(self, sha256: str) -> bool:
         """Re-hash one object; a damaged one is removed (see ContentStore.intact)."""

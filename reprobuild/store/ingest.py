@@ -13,6 +13,7 @@ a file changed while being read cannot yield a manifest that lies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 from collections.abc import Iterator
@@ -49,12 +50,17 @@ def chunk_file(
 
     ``methods``: the compressed regions to keep as their decompressed chunks.
     """
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         buf = memoryview(mm)
         try:
             return _chunk_buffer(chunks, buf, methods)
         finally:
-            buf.release()
+            # after an error (a full disk) a traceback frame may still hold a view of
+            # the map: then it is unmapped when collected, and the error is what counts
+            with contextlib.suppress(BufferError):
+                buf.release()
+                mm.close()
 
 
 def _chunk_buffer(
