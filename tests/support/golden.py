@@ -15,15 +15,14 @@ bytes changed in the commit message.
 Where the packages come from (never the network for the Debian snapshot
 itself): the demo from its embedded snapshot (``snapshots/demo``);
 debian-minimal from the shared bookworm mirror (``../shared``) as a
-``file://`` mirror; go-hello from the shared mirror plus the golang packages
-the lockfile names, fetched with ``apt-get download NAME=VERSION`` and
-placed where the lockfile says (their sha256 is checked by the build).
+``file://`` mirror; go-hello from the signed test mirror it was locked
+against (the shared mirror plus golang from ``apt-get download``, signed
+with the fixed test key: the same packages give the same ``InRelease``).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -55,7 +54,7 @@ class Golden:
 
     name: str
     recipe: Path  # relative to ROOT
-    mirror: Callable[[Path, Path], str]  # (lockfile, scratch dir) -> --mirror debian=URL value
+    mirror: Callable[[Path, Path], Mirror]  # (lockfile, scratch dir) -> where its packages are
     slow: bool  # marked slow: run by `make test-slow` / `make test-long`, not `make test`
 
     @property
@@ -67,80 +66,54 @@ class Golden:
         return self.path.with_name(self.path.name + ".lock")
 
 
-def demo_mirror(lockfile: Path, scratch: Path) -> str:
-    return (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
+@dataclass(frozen=True)
+class Mirror:
+    """``--mirror debian=URL``, and ``--keyring debian=PATH`` for a test mirror's own key."""
+
+    url: str
+    keyring: Path | None = None
+
+    def args(self) -> list[str]:
+        where = ["--mirror", f"debian={self.url}"]
+        return where + (["--keyring", f"debian={self.keyring}"] if self.keyring else [])
 
 
-def shared_mirror(lockfile: Path, scratch: Path) -> str:
+def demo_mirror(lockfile: Path, scratch: Path) -> Mirror:
+    return Mirror((ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/")
+
+
+def shared_mirror(lockfile: Path, scratch: Path) -> Mirror:
     if not SHARED_ARCHIVE.is_dir():
         raise GoldenUnavailable(f"the shared Debian mirror is missing ({SHARED_ARCHIVE})")
-    return SHARED_ARCHIVE.as_uri() + "/"
+    return Mirror(SHARED_ARCHIVE.as_uri() + "/")
 
 
-def shared_plus_apt_mirror(lockfile: Path, scratch: Path) -> str:
-    """The shared mirror's pool plus what the lockfile names beyond it, from apt.
+def test_mirror(lockfile: Path, scratch: Path) -> Mirror:
+    """The signed test mirror (tests/support/debmirror.py) the lockfile was made with.
 
-    Only the pool is needed: ``build --locked`` fetches each package by the
-    lockfile's path and checks its size and sha256; the index was checked
-    when the lockfile was made.
+    ``build --locked`` checks every package against the signed index the
+    lockfile names, so the mirror must serve that very ``InRelease``: the test
+    mirror is deterministic (a fixed test key, signed at the Release's date),
+    so the same packages from apt give the same bytes.
     """
-    shared_url = shared_mirror(lockfile, scratch)  # raises when ../shared is missing
-    lock = json.loads(lockfile.read_text())
-    ((_, snap),) = lock["snapshots"].items()
-    shared_snapshot = SHARED_ARCHIVE / snap["timestamp"]
-    archive = scratch / "mirror" / "archive" / "debian"
-    dest = archive / snap["timestamp"]
-    missing = []
-    for pkg in lock["packages"]:
-        src = shared_snapshot / pkg["filename"]
-        target = dest / pkg["filename"]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_file():
-            _link(src, target)
-        else:
-            missing.append(pkg)
-    if not missing:
-        return shared_url
-    from tests.support.debmirror import MirrorUnavailable, apt_download
+    if not SHARED_ARCHIVE.is_dir():
+        raise GoldenUnavailable(f"the shared Debian mirror is missing ({SHARED_ARCHIVE})")
+    from tests.support.debmirror import MirrorUnavailable, build_mirror
 
-    downloads = scratch / "apt"
-    wanted = [f"{p['name']}:{p['architecture']}={p['version']}" for p in missing]
-    wanted = [w.replace(":all=", "=") for w in wanted]
+    lock = json.loads(lockfile.read_text())
+    shared = {p.name for p in SHARED_ARCHIVE.rglob("*.deb")}
+    extra = sorted(p["name"] for p in lock["packages"] if Path(p["filename"]).name not in shared)
     try:
-        files = apt_download(wanted, downloads)
+        m = build_mirror(scratch / "mirror", extra)
     except MirrorUnavailable as exc:
         raise GoldenUnavailable(str(exc)) from None
-    by_sha = {_sha256(f): f for f in files}
-    for pkg in missing:
-        got = by_sha.get(pkg["sha256"])
-        if got is None:
-            raise GoldenUnavailable(
-                f"apt-get download {pkg['name']}={pkg['version']} did not give the file the "
-                f"lockfile names (sha256 {pkg['sha256']}); has apt's archive moved on?"
-            )
-        os.replace(got, dest / pkg["filename"])
-    return archive.as_uri() + "/"
-
-
-def _link(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    return Mirror(m.url, m.keyring)
 
 
 GOLDEN: tuple[Golden, ...] = (
     Golden("demo", Path("recipes/demo.repro"), demo_mirror, slow=False),
     Golden("debian-minimal", Path("recipes/debian-minimal.repro"), shared_mirror, slow=True),
-    Golden("go-hello", Path("recipes/go-hello/go-hello.repro"), shared_plus_apt_mirror, slow=True),
+    Golden("go-hello", Path("recipes/go-hello/go-hello.repro"), test_mirror, slow=True),
 )
 
 # Committed lockfiles deliberately outside the golden set, with the reason.
@@ -174,7 +147,7 @@ def build(golden: Golden, scratch: Path, args: Sequence[str] = CHECK_ARGS) -> Go
         [
             sys.executable, "-m", "reprobuild", *args, "--json",
             "--store", str(scratch / "store"),
-            "--mirror", f"debian={mirror}",
+            *mirror.args(),
             "-o", str(scratch / "out"),
             golden.path.name,
         ],
