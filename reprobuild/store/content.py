@@ -218,6 +218,10 @@ class ContentStore:
         Content over ``small_max`` is chunked unless ``whole``."""
         if expected_sha256 is not None:
             check_sha256(expected_sha256)
+        if not whole and isinstance(fileobj, io.BytesIO):
+            blob = self._put_memory(fileobj, expected_sha256, expected_size)
+            if blob is not None:
+                return blob
         h = hashlib.sha256()
         size = 0
         buf = bytearray(BUFSIZE)
@@ -302,6 +306,29 @@ class ContentStore:
                 )
             if not self.freshen(sha):
                 self.chunks.put_manifest(Manifest(sha, size, segments))
+        return Blob(sha, size)
+
+    def _put_memory(
+        self, fileobj: io.BytesIO, expected_sha256: str | None, expected_size: int | None
+    ) -> Blob | None:
+        """Chunk a large in-memory value straight from its buffer (None if small)."""
+        from reprobuild.store.ingest import chunk_buffer
+
+        start = fileobj.tell()
+        with fileobj.getbuffer() as whole_view, whole_view[start:] as view:
+            if view.nbytes <= self.small_max:
+                return None
+            with self._publish_lock():
+                segments, sha, size = chunk_buffer(self.chunks, view)
+                if expected_size is not None and size != expected_size:
+                    raise IntegrityError(f"content has {size} bytes, expected {expected_size}")
+                if expected_sha256 is not None and sha != expected_sha256:
+                    raise IntegrityError(
+                        f"content hashes to sha256:{sha}, expected sha256:{expected_sha256}"
+                    )
+                if not self.freshen(sha):
+                    self.chunks.put_manifest(Manifest(sha, size, segments))
+        fileobj.seek(start + size)
         return Blob(sha, size)
 
     def _put_chunked(self, tmp: Path, blob: Blob) -> Blob:

@@ -63,6 +63,13 @@ def chunk_file(
                 mm.close()
 
 
+def chunk_buffer(
+    chunks: ChunkStore, buf: memoryview, methods: tuple[str, ...] = DERIVE_BY_DEFAULT
+) -> tuple[tuple[Segment, ...], str, int]:
+    """Store an in-memory buffer as chunks (no temp copy: a full disk needs no room twice)."""
+    return _chunk_buffer(chunks, buf, methods)
+
+
 def _chunk_buffer(
     chunks: ChunkStore, buf: memoryview, methods: tuple[str, ...]
 ) -> tuple[tuple[Segment, ...], str, int]:
