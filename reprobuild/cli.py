@@ -854,11 +854,17 @@ def store_keygen(name: str, secret_file: Path) -> None:
 
 @store_group.command("verify")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also re-make every re-compressed region (gzip/zstd layers kept decompressed) "
+    "and check the whole content's sha256 (slower).",
+)
 @_store_option
-def store_verify(store_path: Path | None, as_json: bool) -> None:
+def store_verify(store_path: Path | None, as_json: bool, deep: bool) -> None:
     """Recompute every object's hash and check every ref; exit 1 on damage."""
     with _open_store(store_path) as store:
-        report = store.verify()
+        report = store.verify(deep=deep)
     if as_json:
         click.echo(_dump({"ok": report.ok, "problems": [str(p) for p in report.problems]}))
     else:
@@ -870,19 +876,63 @@ def store_verify(store_path: Path | None, as_json: bool) -> None:
 
 
 @store_group.command("gc")
-@click.option("--keep-days", type=click.IntRange(min=0), help="Keep step records this young.")
+@click.option(
+    "--keep-builds",
+    type=click.IntRange(min=0),
+    help="Keep the newest N builds of each recipe (with --keep-days, also builds that young); "
+    "remove the others, and the step records only they listed.",
+)
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    help="Keep step records used this recently (and, with --keep-builds, builds this young).",
+)
+@click.option(
+    "--grace",
+    "grace_seconds",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds during which new content and just-used steps are kept whatever the "
+    "policy (a running build may not have recorded them yet).",
+)
 @_store_option
-def store_gc(store_path: Path | None, keep_days: int | None) -> None:
-    """Delete what no ref reaches."""
+def store_gc(
+    store_path: Path | None, keep_builds: int | None, keep_days: int | None, grace_seconds: float
+) -> None:
+    """Apply the retention policy, then delete what no ref reaches."""
     with _open_store(store_path) as store:
-        report = store.gc(keep_days=keep_days)
+        report = store.gc(keep_days=keep_days, keep_builds=keep_builds, grace_seconds=grace_seconds)
     click.echo(
-        f"removed {len(report.removed_refs)} refs, {report.removed_content} content objects "
+        f"removed {len(report.removed_refs)} refs, {report.removed_content} content objects, "
+        f"{report.removed_chunks} chunks "
         f"and {report.removed_git_objects} git objects; freed {_size(report.freed_bytes)}"
         + (f"; kept {report.kept_young} young objects" if report.kept_young else "")
     )
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@store_group.command("rm")
+@click.argument("refs", nargs=-1, required=True)
+@_store_option
+def store_rm(store_path: Path | None, refs: tuple[str, ...]) -> None:
+    """Remove builds (refs/builds/R/N, R/N); `store gc` then frees what only they used."""
+    with _open_store(store_path) as store:
+        for ref in refs:
+            click.echo(f"removed {store.remove_build(ref)}")
+
+
+@store_group.command("migrate")
+@_store_option
+def store_migrate(store_path: Path | None) -> None:
+    """Convert a store of an older format in place (also done by its first write)."""
+    with _open_store(store_path) as store:
+        report = store.migrate()
+    click.echo(
+        f"store format {report.from_format} -> {report.to_format}: {report.objects} objects "
+        f"chunked, {_size(report.bytes_before)} -> {_size(report.bytes_after)}"
+    )
 
 
 @store_group.command("push")
@@ -897,11 +947,16 @@ def store_push(store_path: Path | None, remote: str) -> None:
 
 @store_group.command("pull")
 @click.argument("remote")
+@click.argument("refs", nargs=-1)
 @_store_option
-def store_pull(store_path: Path | None, remote: str) -> None:
-    """Fetch builds, steps and their content from a git remote (path or URL)."""
+def store_pull(store_path: Path | None, remote: str, refs: tuple[str, ...]) -> None:
+    """Fetch builds, steps and their content from a git remote (path or URL).
+
+    With REFS (refs/builds/R/N, R/N, refs/steps/KEY), only those records, the
+    steps a build lists, and their content are fetched.
+    """
     with _open_store(store_path, create=True) as store:
-        report = store.pull(remote)
+        report = store.pull(remote, refs=refs or None)
     _transfer(report, "pulled from")
 
 

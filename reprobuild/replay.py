@@ -260,7 +260,8 @@ def _summarise(store: Any, expected: str, actual: str, out_dir: Path, name: str)
     exp = out_dir / f".{name}.expected"
     store.export(expected, exp)
     try:
-        difference = compare(exp, store.path_of(actual))
+        with store.materialized(actual) as act:
+            difference = compare(exp, act)
     except ReprobuildError as exc:
         return f"could not compare: {exc.message}"
     finally:

@@ -78,7 +78,9 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     except BaseException:
         dest.unlink(missing_ok=True)  # never stored: a refused package is not kept
         raise
-    blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
+    blob = ctx.store.put_file(
+        dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"], whole=True
+    )
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
 
@@ -159,6 +161,8 @@ def _intact(ctx: StepContext, sha256: str) -> bool:
     it can be fetched again) rather than built into an image."""
     from reprobuild.fetch import sha256_file
 
+    if not ctx.store.is_whole(sha256):
+        return ctx.store.intact(sha256)  # chunked (a migrated store): chunk by chunk
     path = ctx.store.path_of(sha256)
     if sha256_file(path)[0] == sha256:
         return True

@@ -320,7 +320,7 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
             dest.write_bytes(value.encode("utf-8"))
         elif isinstance(value, dict) and "step" in value:
             record = ctx.input(value["step"])
-            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
+            ctx.store.copy_to(record.outputs[0].sha256, dest)
         elif isinstance(value, dict) and "sha256" in value:
             shutil.copyfile(ctx.recipe_dir / value["path"], dest)
         else:

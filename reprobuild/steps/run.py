@@ -84,7 +84,7 @@ def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(value, dict) and "step" in value:
             record = ctx.input(value["step"])
-            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
+            ctx.store.copy_to(record.outputs[0].sha256, dest)
         elif isinstance(value, dict) and "sha256" in value:
             copy_file(ctx.recipe_dir / value["path"], dest, "a run step's input")
         elif isinstance(value, dict) and "tree-sha256" in value:
