@@ -269,6 +269,8 @@ class BuildResult:
     ran_on: Mapping[str, str] = field(default_factory=dict)  # step key -> Dask worker
     cache: CacheReport | None = None  # what --cache brought in
     pushed: int = 0  # step records --push-cache added to the cache
+    # per-machine secrets left in a tree: "rootfs 'NAME': /PATH: why" (see steps/firstboot.py)
+    secrets: tuple[str, ...] = ()
 
 
 def _check_build_options(
@@ -469,7 +471,18 @@ def build(
         dict(step_executor.ran_on) if step_executor is not None else {},
         cache_report,
         pushed,
+        step_secrets(graph, records),
     )
+
+
+def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the steps of this build reported as left-over per-machine secrets."""
+    out = []
+    for step in graph.order():
+        record = records.get(step.key)
+        for secret in (record.params.get("secrets") or []) if record is not None else ():
+            out.append(f"{step.kind} '{step.name}': {secret}")
+    return tuple(out)
 
 
 def export_outputs(

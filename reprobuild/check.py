@@ -60,15 +60,22 @@ class CheckResult:
     applied: tuple[str, ...]
     unavailable: tuple[tuple[str, str], ...]  # (variation, why)
     outputs: tuple[OutputVerdict, ...] = field(default_factory=tuple)
+    # per-machine secrets a build left in a tree (identical or not, a failure)
+    secrets: tuple[str, ...] = ()
 
     @property
     def reproducible(self) -> bool:
         return all(o.identical for o in self.outputs)
 
+    @property
+    def passed(self) -> bool:
+        return self.reproducible and not self.secrets
+
     def to_json(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
             "reproducible": self.reproducible,
+            "secrets": list(self.secrets),
             "variations": list(self.applied),
             "unavailable": {v: why for v, why in self.unavailable},
             "outputs": {
@@ -132,8 +139,9 @@ def check(
     )
     with tempfile.TemporaryDirectory(prefix="reprobuild-check-") as tmp:
         work = Path(tmp)
-        control = _build(recipe, work / "control", (), extra)
-        varied = _build(recipe, work / "varied", applied, extra)
+        secrets: list[str] = []
+        control = _build(recipe, work / "control", (), extra, secrets)
+        varied = _build(recipe, work / "varied", applied, extra, secrets)
         verdicts = []
         suspects: dict[str, tuple[str, ...]] = {}
         differing = [n for n in control if control[n]["sha256"] != varied[n]["sha256"]]
@@ -163,11 +171,24 @@ def check(
                     summary,
                 )
             )
-    return CheckResult(recipe.name.removesuffix(".repro"), applied, unavailable, tuple(verdicts))
+    return CheckResult(
+        recipe.name.removesuffix(".repro"),
+        applied,
+        unavailable,
+        tuple(verdicts),
+        tuple(dict.fromkeys(secrets)),
+    )
 
 
-def _build(recipe: Path, base: Path, varied: Sequence[str], extra: Sequence[str]) -> dict[str, Any]:
-    """One build in a fresh copy of the recipe tree and a fresh store."""
+def _build(
+    recipe: Path,
+    base: Path,
+    varied: Sequence[str],
+    extra: Sequence[str],
+    secrets: list[str] | None = None,
+) -> dict[str, Any]:
+    """One build in a fresh copy of the recipe tree and a fresh store; the
+    per-machine secrets it reports are added to *secrets*."""
     src_root = recipe.resolve().parent
     deep = "build/under/a/much/longer/path" if "build_path" in varied else "b"
     tree = base / deep / "recipe"
@@ -232,11 +253,14 @@ def _build(recipe: Path, base: Path, varied: Sequence[str], extra: Sequence[str]
             f"check: the build with variations {', '.join(varied) or 'none (control)'} failed:\n"
             + proc.stderr.strip()[-2000:]
         )
-    outputs: dict[str, Any] = json.loads(proc.stdout)["outputs"]
+    result = json.loads(proc.stdout)
+    outputs: dict[str, Any] = result["outputs"]
     for info in outputs.values():
         info["path"] = (
             str(tree / info["path"]) if not Path(info["path"]).is_absolute() else info["path"]
         )
+    if secrets is not None:
+        secrets.extend(result.get("secrets") or [])
     return outputs
 
 

@@ -219,6 +219,10 @@ def make_base_env(ev: Evaluator) -> Env:
     def _import(span: SourceSpan, p: Thunk) -> Value:
         return import_file(ev, ev.force(p), span)
 
+    @prim("readFile", 1)
+    def _read_file(span: SourceSpan, p: Thunk) -> Value:
+        return read_file(ev, ev.force(p), span)
+
     for kind in STEP_KINDS:
         prims[kind] = PrimOp(kind, 1, _step_constructor(ev, kind))
 
@@ -290,6 +294,41 @@ def import_file(ev: Evaluator, target: Value, span: SourceSpan) -> Value:
     return ev.force(thunk)
 
 
+def read_file(ev: Evaluator, target: Value, span: SourceSpan) -> str:
+    """``builtins.readFile ./file``: a file of the recipe tree as UTF-8 text.
+
+    Like ``import``, only paths (never strings) and never outside the tree;
+    the text is bounded by ``max_string``.
+    """
+    if not isinstance(target, PathValue):
+        raise ev.error(
+            f"value is {type_name(target)} while a path was expected (readFile takes a path "
+            "such as ./packages.list)",
+            span,
+        )
+    real = (Path(target.root) / target.rel).resolve()
+    if not real.is_relative_to(ev.root_dir):
+        raise ev.error(
+            f"readFile of '{target.display()}' leaves the directory tree of the top-level "
+            "recipe (through a symbolic link)",
+            span,
+            ImportEscapes,
+        )
+    if not real.is_file():
+        raise ev.error(f"cannot read '{target.display()}': no such file", span)
+    with real.open("rb") as handle:
+        data = handle.read(ev.limits.max_string * 4 + 1)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ev.error(
+            f"cannot read '{target.display()}': not UTF-8 text (byte {exc.start})", span
+        ) from None
+    ev.check_str_len(len(text), span)
+    ev.tick(span, len(text) // 1024)
+    return text
+
+
 def _step_constructor(ev: Evaluator, kind: str) -> Callable[..., Value]:
     spec = STEP_KINDS[kind]
 
@@ -347,11 +386,18 @@ def _step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
     for a in spec.args:
         t = step.args.attrs.get(a.name)
         if t is None:
-            out[a.name] = a.default
+            if not a.only_when_given:
+                out[a.name] = a.default
             continue
         span = step.args.spans.get(a.name, step.span)
         with ev.frame(f"checking the argument '{a.name}' of the {step.kind} step at {step.span}"):
             out[a.name] = _check_arg(ev, a, ev.force(t), span, step.kind)
+    if step.kind == "rootfs" and out.get("packages_from") is not None:
+        span = step.args.spans.get("packages_from", step.span)
+        listed = package_list(ev, out["packages_from"], span)
+        out["packages"] = list(out["packages"] or []) + [
+            p for p in listed if p not in (out["packages"] or [])
+        ]
     if step.kind == "fetchurl" and not HEX64.match(out["sha256"]):
         raise ev.error(
             "fetchurl's sha256 must be 64 lowercase hexadecimal digits",
@@ -451,12 +497,7 @@ def _check_arg(
                     raise ev.error(
                         f"'{a.name}' of {kind}: '{name}' must be an absolute path in the image", sp
                     )
-                if not isinstance(x, str | PathValue | StepValue):
-                    raise ev.error(
-                        f"'{a.name}.\"{name}\"' of {kind} must be a string, a path or a file "
-                        f"step, not {type_name(x)}",
-                        sp,
-                    )
+                x = file_entry(ev, x, f"'{a.name}.\"{name}\"' of {kind}", sp)
             if a.type == "inputs" and not isinstance(x, PathValue | StepValue):
                 raise ev.error(
                     f"'{a.name}.{name}' of {kind} must be a path or a step, not {type_name(x)}", sp
@@ -476,6 +517,87 @@ def _check_arg(
             span,
         )
     return result
+
+
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?$")
+
+
+def package_list(ev: Evaluator, path: PathValue, span: SourceSpan) -> list[str]:
+    """``packages_from``: names one a line (several a line allowed), ``#`` comments."""
+    names: list[str] = []
+    for number, line in enumerate(read_file(ev, path, span).splitlines(), 1):
+        for word in line.split("#", 1)[0].split():
+            if not PACKAGE_RE.match(word):
+                raise ev.error(
+                    f"{path.display()}:{number}: '{word}' is not a package name", span
+                )
+            if word not in names:
+                names.append(word)
+    return names
+
+
+FILE_KINDS = ("text", "source", "symlink", "directory")
+FILE_MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
+OWNER_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]*(:[a-z0-9_][a-z0-9_.-]*)?$")
+
+
+def file_entry(ev: Evaluator, x: Value, what: str, span: SourceSpan) -> Any:
+    """One ``files`` entry: a string, a path, a file step, or a set saying what
+    to make: ``{ text | source | symlink | directory; mode ?; owner ?; }``.
+
+    A file step's own ``mode`` is kept with it (it was once dropped: 0644).
+    """
+    if isinstance(x, str | PathValue):
+        return x
+    if isinstance(x, StepValue):
+        if x.kind == "file" and "mode" in x.args.attrs:
+            mode = ev.force(x.args.attrs["mode"])
+            if not isinstance(mode, str) or not FILE_MODE_RE.match(mode):
+                raise ev.error(f"{what}: the file step's mode must be octal like \"0755\"", span)
+            return {"source": x, "mode": mode}
+        return x
+    if not isinstance(x, AttrsValue):
+        raise ev.error(
+            f"{what} must be a string, a path, a file step or a set "
+            f"{{ text | source | symlink | directory; mode; owner; }}, not {type_name(x)}",
+            span,
+        )
+    unknown = sorted(set(x.attrs) - {*FILE_KINDS, "mode", "owner"})
+    if unknown:
+        raise ev.error(
+            f"{what}: unknown attribute '{unknown[0]}' (expected "
+            + ", ".join([*FILE_KINDS, "mode", "owner"])
+            + ")",
+            x.spans.get(unknown[0], span),
+        )
+    kinds = [k for k in FILE_KINDS if k in x.attrs]
+    if len(kinds) != 1:
+        raise ev.error(f"{what} needs exactly one of {', '.join(FILE_KINDS)}", span)
+    kind = kinds[0]
+    entry: dict[str, Any] = {}
+    for key in sorted(x.attrs):
+        v = ev.force(x.attrs[key])
+        sp = x.spans.get(key, span)
+        if key == "source":
+            if not isinstance(v, PathValue | StepValue) or (
+                isinstance(v, StepValue) and v.kind not in ("file", "fetchurl")
+            ):
+                raise ev.error(f"{what}: source must be a path or a file step", sp)
+        elif key == "directory":
+            if v is not True:
+                raise ev.error(f"{what}: directory must be true", sp)
+        elif not isinstance(v, str):
+            raise ev.error(f"{what}: {key} must be a string, not {type_name(v)}", sp)
+        elif key == "mode" and not FILE_MODE_RE.match(v):
+            raise ev.error(f'{what}: mode must be octal like "0755", not "{v}"', sp)
+        elif key == "owner" and not OWNER_RE.match(v):
+            raise ev.error(f'{what}: owner must be "USER", "USER:GROUP" or "UID:GID"', sp)
+        elif key == "symlink" and (not v or "\0" in v):
+            raise ev.error(f"{what}: symlink must name a target", sp)
+        if kind == "symlink" and key == "mode":
+            raise ev.error(f"{what}: a symlink has no mode", sp)
+        entry[key] = v
+    return entry
 
 
 # -- JSON ------------------------------------------------------------------------
