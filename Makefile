@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-long lint bench clean
+.PHONY: demo test test-long test-boot lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The VM and live recipes built twice and booted every way under QEMU (slow).
+test-boot: $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/boot
 
 lint: $(STAMP)
 	$(BIN)/ruff check reprobuild tests bench

@@ -66,8 +66,8 @@ def write_files(
             else:
                 dest = replaceable(tree, path)
                 dest.mkdir()
+            os.chown(dest, 0, 0)  # before chmod: chown clears set-id bits
             os.chmod(dest, int(entry.get("mode") or "0755", 8))
-            os.chown(dest, 0, 0)
         elif kind == "symlink":
             dest = replaceable(tree, path)
             dest.symlink_to(entry["symlink"])
@@ -78,8 +78,8 @@ def write_files(
                 dest.write_bytes(str(entry["text"]).encode("utf-8"))
             else:
                 shutil.copyfile(source_of(entry["source"]), dest)
-            os.chmod(dest, int(entry.get("mode") or "0644", 8))
             os.chown(dest, 0, 0)
+            os.chmod(dest, int(entry.get("mode") or "0644", 8))
         if entry.get("owner"):
             mode = None if kind == "symlink" else os.lstat(dest).st_mode & 0o7777
             owned.append(Owned(path, str(entry["owner"]), mode))

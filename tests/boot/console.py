@@ -7,6 +7,7 @@ after what was already matched, as expect(1) does.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -69,7 +70,7 @@ class Vm:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         while True:
-            chunk = self.proc.stdout.read1(65536)
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
             if not chunk:
                 return
             with self._lock:
