@@ -100,24 +100,26 @@ def overlay(tree: Path, files: Sequence[Added], *, epoch: int) -> list[bytes]:
     epoch; directories that were there keep their times.
     """
     touched: list[bytes] = []
+    top = os.stat(tree)
     for item in files:
         rel = item.path.strip("/")
         if not rel or ".." in rel.split("/"):
             raise ExportError(f"cannot add {item.path!r} to the image")
         parts = rel.split("/")
         directory = tree
-        kept: list[tuple[Path, os.stat_result]] = []
+        # directories and the times they keep
+        kept: list[tuple[Path, int, int]] = [(tree, top.st_atime_ns, top.st_mtime_ns)]
         for i, part in enumerate(parts[:-1]):
             directory = directory / part
             if directory.is_symlink():
                 raise ExportError(f"/{'/'.join(parts[: i + 1])} is a symlink in the tree")
             if directory.is_dir():
-                kept.append((directory, os.stat(directory)))
+                st = os.stat(directory)
+                kept.append((directory, st.st_atime_ns, st.st_mtime_ns))
                 continue
-            kept.append((directory.parent, os.stat(directory.parent)))
             directory.mkdir()
             os.chmod(directory, 0o755)
-            os.utime(directory, (epoch, epoch))
+            kept.append((directory, epoch * 10**9, epoch * 10**9))
             touched.append(os.fsencode("/".join(parts[: i + 1])))
         dest = tree / rel
         if dest.is_symlink() or dest.is_file():
@@ -132,8 +134,8 @@ def overlay(tree: Path, files: Sequence[Added], *, epoch: int) -> list[bytes]:
             os.chmod(dest, item.mode)
             os.utime(dest, (epoch, epoch))
         touched.append(os.fsencode(rel))
-        for d, st in reversed(kept):
-            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+        for d, atime, mtime in reversed(kept):  # deepest first: each utime touches no parent
+            os.utime(d, ns=(atime, mtime))
     return touched
 
 
