@@ -63,14 +63,14 @@ def disk_files(tree: Path, *, fs_uuid: str, grow_root: bool) -> list[Added]:
     if grow_root:
         missing = [
             tool
-            for tool in ("growpart", "resize2fs", "findmnt")
+            for tool in ("sfdisk", "partx", "resize2fs", "findmnt")
             if not any((tree / d / tool).exists() for d in ("usr/bin", "usr/sbin"))
         ]
         if missing or not (tree / "usr/lib/systemd/systemd").exists():
             raise ExportError(
-                "grow_root needs systemd, growpart and resize2fs in the tree"
+                "grow_root needs systemd, sfdisk, partx and resize2fs in the tree"
                 + (f" (missing: {', '.join(missing)})" if missing else ""),
-                hint='add "cloud-guest-utils" (growpart) to the rootfs packages',
+                hint='add "fdisk" (sfdisk) to the rootfs packages',
             )
         added += [
             Added(GROWROOT, _GROWROOT_SH.encode(), 0o755),
@@ -142,19 +142,21 @@ def overlay(tree: Path, files: Sequence[Added], *, epoch: int) -> list[bytes]:
 _GROWROOT_SH: Final = """\
 #!/bin/sh
 # Added by reprobuild (disk_image grow_root = true): grow the root partition
-# to the end of its disk (growpart, from cloud-guest-utils), then its ext4.
+# to the end of its disk, as growpart does with sfdisk, then its ext4 online.
 set -eu
 dev=$(findmnt -n -o SOURCE /)
 name=${dev##*/}
 part=$(cat "/sys/class/block/$name/partition")
 disk=/dev/$(basename "$(readlink -f "/sys/class/block/$name/..")")
-rc=0
-growpart "$disk" "$part" || rc=$?
-case $rc in
-0) resize2fs "$dev" ;;
-1) ;;  # NOCHANGE: already as large as it can be
-*) exit "$rc" ;;
-esac
+# the backup GPT to the disk's (new) end
+sfdisk --no-reread --no-tell-kernel --relocate gpt-bak-std "$disk"
+# free space after the partitions, in runs of more than 1 MiB
+free=$(sfdisk --list-free "$disk" | awk '$1 ~ /^[0-9]+$/ && $3 > 2048 { n++ } END { print n + 0 }')
+if [ "$free" -gt 0 ]; then
+    echo ", +" | sfdisk --no-reread --no-tell-kernel -N "$part" "$disk"
+    partx --update --nr "$part" "$disk"
+fi
+resize2fs "$dev"
 """
 _GROWROOT_UNIT_TEXT: Final = f"""\
 # Added by reprobuild (disk_image grow_root = true).
