@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-long golden test-golden lint bench clean deps test-deps nix-conformance
+.PHONY: demo test test-slow test-long test-boot golden test-golden lint bench clean deps test-deps nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ test-long: test-deps $(STAMP)
 # Nix's own language tests against Nix 2.8's answers (tests/lang/nix/README.md).
 nix-conformance: $(STAMP)
 	$(BIN)/python tests/lang/nix_conformance.py
+
+# The VM and live recipes built twice and booted every way under QEMU (slow).
+test-boot: test-deps $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/boot
 
 # Golden digests: `make test-golden` checks every golden recipe (slow ones too);
 # `make golden` rewrites the digests recorded in their lockfiles on purpose

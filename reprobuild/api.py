@@ -429,6 +429,8 @@ class BuildResult:
     cache: CacheReport | None = None  # what --cache brought in
     pushed: int = 0  # step records --push-cache added to the cache
     lock_notes: tuple[str, ...] = ()  # what was written to the lockfile, for people
+    # per-machine secrets left in a tree: "rootfs 'NAME': /PATH: why" (see steps/firstboot.py)
+    secrets: tuple[str, ...] = ()
 
 
 def _check_build_options(
@@ -657,6 +659,7 @@ def build(
         cache_report,
         pushed,
         tuple(notes),
+        step_secrets(graph, records),
     )
 
 
@@ -673,6 +676,16 @@ def verify_lockfile(
     lock = lf.load(path)
     with Store.open_store(store_path) as store:
         verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
+
+
+def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the steps of this build reported as left-over per-machine secrets."""
+    out = []
+    for step in graph.order():
+        record = records.get(step.key)
+        for secret in (record.params.get("secrets") or []) if record is not None else ():
+            out.append(f"{step.kind} '{step.name}': {secret}")
+    return tuple(out)
 
 
 def export_outputs(

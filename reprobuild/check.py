@@ -60,15 +60,22 @@ class CheckResult:
     applied: tuple[str, ...]
     unavailable: tuple[tuple[str, str], ...]  # (variation, why)
     outputs: tuple[OutputVerdict, ...] = field(default_factory=tuple)
+    # per-machine secrets a build left in a tree (identical or not, a failure)
+    secrets: tuple[str, ...] = ()
 
     @property
     def reproducible(self) -> bool:
         return all(o.identical for o in self.outputs)
 
+    @property
+    def passed(self) -> bool:
+        return self.reproducible and not self.secrets
+
     def to_json(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe,
             "reproducible": self.reproducible,
+            "secrets": list(self.secrets),
             "variations": list(self.applied),
             "unavailable": {v: why for v, why in self.unavailable},
             "outputs": {
@@ -198,7 +205,13 @@ def check(
                     summary,
                 )
             )
-    return CheckResult(recipe.name.removesuffix(".repro"), applied, unavailable, tuple(verdicts))
+    return CheckResult(
+        recipe.name.removesuffix(".repro"),
+        applied,
+        unavailable,
+        tuple(verdicts),
+        tuple(dict.fromkeys(runner.secrets)),
+    )
 
 
 def inputs_read(pr: Any) -> tuple[str, ...]:
@@ -267,6 +280,7 @@ class _Runner:
         self.root, self.recipe, self.files, self.extra = root, recipe, files, extra
         self.children, self.say, self.jobs = children, say, jobs
         self.input_store = input_store
+        self.secrets: list[str] = []  # per-machine secrets the builds reported
 
     def pair(self, work: Path, applied: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The control and the varied build at once; the first failure stops both."""
@@ -384,12 +398,14 @@ def _build(run: _Runner, base: Path, varied: Sequence[str], label: str) -> dict[
                 "larger file system; nothing was kept",
             )
         raise ReprobuildError(f"check: {what} failed:\n{tail}")
-    outputs: dict[str, Any] = json.loads(stdout)["outputs"]
+    result = json.loads(stdout)
+    outputs: dict[str, Any] = result["outputs"]
     for info in outputs.values():
         info["path"] = (
             str(tree / info["path"]) if not Path(info["path"]).is_absolute() else info["path"]
         )
     run.say(f"[{label}] done")
+    run.secrets.extend(result.get("secrets") or [])
     return outputs
 
 

@@ -397,6 +397,14 @@ def build_cmd(
         }
         for key, why in result.cache.refused:
             click.echo(f"warning: cache entry for step {key} refused: {why}", err=True)
+    for secret in result.secrets:
+        click.echo(
+            f"warning: {secret}; every image would share it "
+            "(remove it and generate it on first boot)",
+            err=True,
+        )
+    if result.secrets:
+        extra["secrets"] = list(result.secrets)
     if as_json:
         click.echo(
             _dump(
@@ -588,7 +596,8 @@ def check_cmd(
     """Build RECIPE twice, the second time under reprotest's variations; compare.
 
     Exit 0 when every output is identical; 1 naming, for each differing output,
-    the variation(s) responsible and what differs.
+    the variation(s) responsible and what differs, or when a build left a
+    per-machine secret (an SSH host key, ...) in an image.
     """
     from reprobuild.check import check, parse_variations
 
@@ -624,7 +633,9 @@ def check_cmd(
             click.echo(f"    caused by: {', '.join(o.causes)}")
             if o.diff:
                 click.echo("    " + o.diff.replace("\n", "\n    "))
-    if not result.reproducible:
+        for secret in result.secrets:
+            click.echo(f"generated secret: {secret}")
+    if not result.passed:
         sys.exit(1)
 
 

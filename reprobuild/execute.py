@@ -71,6 +71,9 @@ class StepContext:
     sources: Sources
     recipe_dir: Path
     log: Callable[[str], None] = lambda msg: None
+    # per-machine secrets the step left in its tree ("/PATH: why"): kept in
+    # its record, so a cached step still reports them
+    secrets: list[str] = field(default_factory=list)
 
     def input(self, key: str) -> StepRecord:
         return self.inputs[key]
@@ -392,7 +395,11 @@ def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]
         inputs=step.inputs,
         outputs=outputs,
         versions=step_versions(step),
-        params={"name": step.name, "plan_key": step.plan_key or ""},
+        params={
+            "name": step.name,
+            "plan_key": step.plan_key or "",
+            **({"secrets": list(ctx.secrets)} if ctx.secrets else {}),
+        },
     )
     shutil.rmtree(ctx.workdir, ignore_errors=True)
     return record, ctx.store.record_step(step.key, record)

@@ -190,6 +190,7 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 partition_table=p.get("partition_table") or "gpt",
                 format=fmt,
                 boot=p.get("boot"),
+                grow_root=bool(p.get("grow_root")),
             )
         ),
     )
