@@ -175,35 +175,8 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
                 f"cannot push: content sha256:{blob.sha256} is referenced but missing locally",
                 hint="run `reprobuild store verify`",
             )
-    remote_store = _local_store_dir(url)
-    if remote_store is not None and remote_store.resolve() == store.path.resolve():
-        raise StoreError("cannot push a store to itself")
-
     client, path = _client(url, create=True)
-    sent: list[Blob] = []
-    sent_bytes = 0
-    if remote_store is not None:  # another store: give it manifests, chunks and files
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(remote_store, create=False) as other, other._writing():
-            for blob in sorted(pointers.values(), key=lambda b: b.sha256):
-                if not other.has(blob.sha256):
-                    sent_bytes += copy_content(store, other, blob)
-                    sent.append(blob)
-    else:
-        remote_refs = _remote_refs(client, path, url)
-        known = _known_chunks(store, remote_refs)
-        missing = sorted(
-            (b for b in pointers.values() if carrier_ref(b.sha256) not in remote_refs),
-            key=lambda b: b.sha256,
-        )
-        for batch in _batches(store, missing, known):
-            refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
-            sent_bytes += _send(store, client, path, url, _set_refs(refs), batch, known)
-            sent.extend(c.blob for c in batch)
-            for c in batch:
-                known.update(c.chunks)
-
+    sent, sent_bytes = _push_carriers(store, client, path, url, pointers.values())
     updated: list[str] = []
     conflicts: list[str] = []
     unchanged = 0
@@ -232,6 +205,69 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
         sum(b.size for b in sent),
         sent_bytes,
     )
+
+
+def push_content(store: Store, url: str, blobs: Iterable[Blob]) -> int:
+    """Send content only (no record): what a cluster's worker returns for checking.
+
+    Tried twice: several machines may create the same carrier at once, and
+    the second try sees it there. Returns the bytes sent.
+    """
+    blobs = sorted(set(blobs), key=lambda b: b.sha256)
+    for blob in blobs:
+        if not store.has(blob.sha256):
+            raise StoreError(f"cannot push: content sha256:{blob.sha256} is missing locally")
+    client, path = _client(url, create=True)
+    try:
+        return _push_carriers(store, client, path, url, blobs)[1]
+    except StoreError:
+        client, path = _client(url, create=True)
+        return _push_carriers(store, client, path, url, blobs)[1]
+
+
+def pull_content(store: Store, url: str, blobs: Iterable[Blob]) -> set[str]:
+    """Bring in content by sha256 alone (re-hashed); returns the sha256s now here."""
+    needed = sorted({b for b in blobs if not store.has(b.sha256)}, key=lambda b: b.sha256)
+    have = {b.sha256 for b in blobs} - {b.sha256 for b in needed}
+    if not needed:
+        return have
+    client, path = _client(url, create=False)
+    remote_refs = _remote_refs(client, path, url)
+    with store._writing(), store._publishing():
+        got, _ = fetch_content(store, client, path, url, needed, remote_refs)
+    return have | got
+
+
+def _push_carriers(
+    store: Store, client: Any, path: str, url: str, blobs: Iterable[Blob]
+) -> tuple[list[Blob], int]:
+    """Send the carriers of ``blobs`` the remote lacks; returns them and the bytes sent."""
+    sent: list[Blob] = []
+    sent_bytes = 0
+    remote_store = _local_store_dir(url)
+    if remote_store is not None and remote_store.resolve() == store.path.resolve():
+        raise StoreError("cannot push a store to itself")
+    if remote_store is not None:  # another store: give it manifests, chunks and files
+        from reprobuild.store.core import Store as _Store
+
+        with _Store.open_store(remote_store, create=False) as other, other._writing():
+            for blob in sorted(blobs, key=lambda b: b.sha256):
+                if not other.has(blob.sha256):
+                    sent_bytes += copy_content(store, other, blob)
+                    sent.append(blob)
+        return sent, sent_bytes
+    remote_refs = _remote_refs(client, path, url)
+    known = _known_chunks(store, remote_refs)
+    missing = sorted(
+        (b for b in blobs if carrier_ref(b.sha256) not in remote_refs), key=lambda b: b.sha256
+    )
+    for batch in _batches(store, missing, known):
+        refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
+        sent_bytes += _send(store, client, path, url, _set_refs(refs), batch, known)
+        sent.extend(c.blob for c in batch)
+        for c in batch:
+            known.update(c.chunks)
+    return sent, sent_bytes
 
 
 def copy_content(src: Store, dst: Store, blob: Blob) -> int:
