@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -60,6 +61,7 @@ from reprobuild.store.packscan import PackGuard
 from reprobuild.store.records import Blob, BuildRecord, TransferReport
 from reprobuild.store.remotes import (
     RemoteLimits,
+    RemoteTimeout,
     check_object_size,
     check_room,
     git_object_cap,
@@ -210,19 +212,25 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
 def push_content(store: Store, url: str, blobs: Iterable[Blob]) -> int:
     """Send content only (no record): what a cluster's worker returns for checking.
 
-    Tried twice: several machines may create the same carrier at once, and
-    the second try sees it there. Returns the bytes sent.
+    Several machines may create the same carrier at once (a quorum's workers
+    make the same bytes): a refused ref is tried again, a few times, and the
+    next try finds it there. Returns the bytes sent.
     """
     blobs = sorted(set(blobs), key=lambda b: b.sha256)
     for blob in blobs:
         if not store.has(blob.sha256):
             raise StoreError(f"cannot push: content sha256:{blob.sha256} is missing locally")
-    client, path = _client(url, create=True)
-    try:
-        return _push_carriers(store, client, path, url, blobs)[1]
-    except StoreError:
+    for attempt in range(4):
         client, path = _client(url, create=True)
-        return _push_carriers(store, client, path, url, blobs)[1]
+        try:
+            return _push_carriers(store, client, path, url, blobs)[1]
+        except RemoteTimeout:
+            raise
+        except StoreError:
+            if attempt == 3:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def pull_content(store: Store, url: str, blobs: Iterable[Blob]) -> set[str]:
