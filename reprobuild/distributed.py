@@ -307,9 +307,7 @@ class DaskExecutor:
                 )
                 pending.runs.append((task, worker))
             for task, worker in pending.runs:
-                task.add_done_callback(
-                    lambda t, w=worker: self._checker.submit(self._finished, pending, t, w)
-                )
+                task.add_done_callback(lambda t, w=worker: self._dispatch(pending, t, w))
         except ReprobuildError as exc:
             self._fail(pending, exc)
         except Exception as exc:
@@ -340,6 +338,12 @@ class DaskExecutor:
         return chosen
 
     # ------------------------------------------------------------------ results
+
+    def _dispatch(self, pending: _Pending, task: Any, pinned: str | None) -> None:
+        """Dask's callback thread (one for all futures) only hands the check over."""
+        with contextlib.suppress(RuntimeError):  # closed: the build is over
+            if not self._closed:
+                self._checker.submit(self._finished, pending, task, pinned)
 
     def _finished(self, pending: _Pending, task: Any, pinned: str | None) -> None:
         """A run ended: check its claim; with all runs in, agree and record. Never raises."""
