@@ -214,10 +214,28 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+class _Charged(io.RawIOBase):
+    """A file whose writes are counted against the comparison's scratch limit."""
+
+    def __init__(self, handle: IO[bytes], ctx: Context, what: str) -> None:
+        self.handle, self.ctx, self.what = handle, ctx, what
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.ctx.charge(len(data), self.what)
+        return self.handle.write(data)
+
+
 def _extract(ctx: Context, what: str, write: Callable[[IO[bytes]], None]) -> Path:
     out = ctx.scratch(what) / "data"
-    with open(out, "wb") as handle:
-        write(handle)
+    try:
+        with open(out, "wb") as handle:
+            write(_Charged(handle, ctx, what))  # type: ignore[arg-type]
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return out
 
 

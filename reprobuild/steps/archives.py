@@ -27,8 +27,9 @@ def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         # Trees travel as canonical tars: an uncompressed tarball is the very
         # same bytes, already in the store. No copy, no second hash.
         return (Output(f"rootfs{SUFFIX['none']}", tree.sha256, tree.size, MEDIA["none"]),)
-    src = ctx.store.path_of(tree.sha256)
     dest = ctx.workdir / f"rootfs{SUFFIX[compression]}"
-    export_tarball(src, dest, compression)
+    ctx.log(f"compressing ({compression})")
+    with ctx.store.materialized(tree.sha256) as src:
+        export_tarball(src, dest, compression)
     blob = ctx.store.put_file(dest)
     return (Output(dest.name, blob.sha256, blob.size, MEDIA[compression]),)
