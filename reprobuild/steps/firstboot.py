@@ -222,7 +222,7 @@ def find_secrets(tree: Path) -> list[str]:
         except OSError:
             continue
         if any(marker in head for marker in _MARKERS):
-            found["/" + rel] = "a private key no package ships (generated at build time)"
+            found["/" + rel] = "a private key no package ships (made at build time or by the recipe)"
     return [f"{path}: {why}" for path, why in sorted(found.items())]
 
 
