@@ -133,6 +133,9 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
+            sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
+            if sources:
+                data["apt_sources"] = sources
             inputs += fetch_keys
         ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
         effective[pstep.key] = ekey
@@ -152,6 +155,24 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
         graph=g,
         epoch=epoch,
     )
+
+
+def _apt_sources(
+    params: Mapping[str, Any], pkgs: list[LockedPackage], snaps: list[SnapshotLock]
+) -> list[dict[str, Any]]:
+    """What /etc/apt/sources.list names: the snapshots' canonical URLs (never a
+    mirror), when apt is in the set and the recipe did not opt out."""
+    if params.get("apt_sources") is False or not any(p.name == "apt" for p in pkgs):
+        return []
+    return [
+        {
+            "url": s.url,
+            "suites": [suite.suite for suite in s.suites],
+            "components": list(s.components),
+        }
+        for s in snaps
+        if s.format == "deb"
+    ]
 
 
 def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:

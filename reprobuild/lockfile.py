@@ -366,7 +366,9 @@ def _check_types(lock: Lockfile, what: str) -> None:
                 raise _refuse(what, f"{where}, suite {su.suite!r}: malformed 'date' or 'indexes'")
     for p in lock.packages:
         if not isinstance(p.snapshot, str):
-            raise _refuse(what, f"package {p.name!r}: field 'snapshot' is not a name")
+            raise _refuse(
+                what, f"malformed lockfile: package {p.name!r}: field 'snapshot' is not a name"
+            )
     for r in lock.rootfs:
         for name in ("snapshots", "request", "packages"):
             if not _strings(getattr(r, name)):
@@ -375,16 +377,20 @@ def _check_types(lock: Lockfile, what: str) -> None:
             raise _refuse(what, f"rootfs {r.name!r}: field 'snapshots' is empty")
         if not isinstance(r.key, str) or not isinstance(r.variant, str):
             raise _refuse(what, f"rootfs {r.name!r}: fields 'key' and 'variant' must be strings")
-    for name, out in lock.outputs.items():
-        if not isinstance(out, Mapping) or not (
-            isinstance(out.get("sha256"), str) and _SHA256.fullmatch(out["sha256"])
-        ):
+
+
+def _check_outputs(lock: Lockfile, what: str) -> None:
+    """Recorded outputs are what replay and build --locked compare with."""
+    for name, output in lock.outputs.items():
+        recorded = output.get("sha256") if isinstance(output, Mapping) else None
+        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
             raise _refuse(what, f"outputs: {name!r} has no valid sha256")
 
 
 def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     """Refuse a lockfile that would make reprobuild fetch or trust the wrong thing."""
     _check_types(lock, what)
+    _check_outputs(lock, what)
     if not _SHA256.fullmatch(str(lock.recipe)):
         raise _refuse(
             what, f"field 'recipe' is not a sha256 (64 lowercase hex digits): {lock.recipe!r}"
@@ -393,7 +399,7 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
         if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise _refuse(what, f"sources: {rel!r} has no valid sha256: {digest!r}")
     for rel in lock.embedded:
-        if rel.startswith("/") or ".." in rel.split("/"):
+        if rel.startswith("/") or ".." in rel.split("/") or "\0" in rel:
             raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
         if any(part in ("", ".") for part in rel.split("/")):
             raise _refuse(what, f"embedded: {rel!r} is not a plain path of a recipe file")
@@ -401,10 +407,11 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in sorted(lock.embedded):
         if rel in parents or any(p.startswith(rel + "/") for p in parents):
             raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
-    for name, output in lock.outputs.items():
-        recorded = output.get("sha256") if isinstance(output, Mapping) else None
-        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
-            raise _refuse(what, f"output {name!r}: no valid sha256 recorded: {output!r}")
+    for name, out in lock.outputs.items():  # compared by build --locked and replay
+        if not isinstance(out, Mapping) or not (
+            isinstance(out.get("sha256"), str) and _SHA256.fullmatch(out["sha256"])
+        ):
+            raise _refuse(what, f"outputs: {name!r} has no valid sha256")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"
@@ -537,6 +544,10 @@ def load(path: Path) -> Lockfile:
         raise LockfileError(
             f"{path}: no lockfile", hint=f"run 'reprobuild lock {path.name[:-5]}' first"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise LockfileError(f"{path}: not a lockfile (not UTF-8 text: {exc.reason})") from None
+    except OSError as exc:
+        raise LockfileError(f"{path}: cannot read the lockfile: {exc.strerror}") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -19,7 +19,7 @@ from typing import Any
 import networkx as nx
 
 from reprobuild import FORMAT_VERSION
-from reprobuild.errors import PlanError
+from reprobuild.errors import PlanError, SourceSpan
 from reprobuild.lang.builtins import step_args
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import AttrsValue, PathValue, StepValue, Value
@@ -44,6 +44,8 @@ class Step:
     params: str
     inputs: tuple[str, ...]
     location: str
+    # Where each argument was written (for errors found after evaluation).
+    spans: Mapping[str, SourceSpan] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def short(self) -> str:
@@ -94,8 +96,10 @@ def file_digest(path: PathValue) -> dict[str, str]:
 
 
 def _hash_file(p: Path) -> str:
+    from reprobuild.safecopy import open_regular
+
     h = hashlib.sha256()
-    with p.open("rb") as f:
+    with open_regular(p, "a recipe's file input") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -114,7 +118,9 @@ def _hash_tree(root: Path) -> str:
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if os.path.islink(full):
                 entry = f"l {rel} {os.readlink(full)}"
-            else:
+            elif os.path.isdir(full):
+                continue  # a link to a directory was handled above; a directory is walked
+            else:  # a regular file; a device node, FIFO or socket is refused unread
                 mode = "x" if os.access(full, os.X_OK) else "-"
                 entry = f"f {rel} {mode} {_hash_file(Path(full))}"
             h.update(entry.encode() + b"\n")
@@ -188,6 +194,7 @@ class _Planner:
                 params=canonical_json(params),
                 inputs=inputs,
                 location=str(step.span),
+                spans={"": step.span, **step.args.spans},
             )
         return out
 

@@ -40,6 +40,9 @@ class Arg:
     choices: tuple[object, ...] = ()
     steps: tuple[str, ...] = ()  # accepted step kinds for step-typed arguments
     doc: str = ""
+    # Left out of the step's parameters unless given: an argument added later
+    # changes no existing step key (a disk's identifiers derive from its key).
+    only_when_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,13 @@ class StepKind:
     @property
     def arg_names(self) -> tuple[str, ...]:
         return tuple(a.name for a in self.args)
+
+
+def _later(name: str, type: ArgType, doc: str, default: object = None) -> Arg:
+    """An argument added after recipes were locked: left out of the step's
+    parameters unless given, so no existing step key (or disk identifier
+    derived from one) changes."""
+    return Arg(name, type, default=default, doc=doc, only_when_given=True)
 
 
 TREES = ("rootfs", "run")  # steps whose result is a file-system tree
@@ -93,11 +103,36 @@ STEP_KINDS: dict[str, StepKind] = {
                     choices=("none", "essential", "required", "minbase", "important"),
                 ),
                 Arg("packages", "strings", default=[]),
+                _later(
+                    "packages_from",
+                    "path",
+                    "a file naming more packages, one a line (# comments), read at evaluation",
+                ),
                 Arg("files", "files", default={}),
                 Arg("remove", "strings", default=[]),
-                Arg("users", "attrs_list", default=[]),
+                Arg(
+                    "users",
+                    "attrs_list",
+                    default=[],
+                    doc="{ name; uid?; password_hash?; ssh_authorized_keys?; groups?; ... }",
+                ),
                 Arg("groups", "attrs_list", default=[]),
                 Arg("hostname", "string"),
+                _later("hosts", "string_attrs", "/etc/hosts: address -> names (hostname added)"),
+                _later("root_password_hash", "string", "a crypt(3) hash; default: root locked"),
+                _later("autologin", "string", "a user logged in on the consoles (test images)"),
+                _later("locale", "string", 'LANG, e.g. "en_US.UTF-8" (made with locale-gen)'),
+                _later("timezone", "string", 'e.g. "Europe/Berlin" (needs tzdata)'),
+                _later("keymap", "string", 'console keymap for /etc/vconsole.conf, e.g. "de"'),
+                _later("enable_units", "strings", "systemd units enabled by preset", []),
+                _later("disable_units", "strings", "systemd units disabled by preset", []),
+                _later("mask_units", "strings", "systemd units masked (linked to /dev/null)", []),
+                _later(
+                    "apt_sources",
+                    "bool",
+                    "write /etc/apt/sources.list pointing at the snapshot (when apt is in)",
+                    True,
+                ),
                 Arg("configure", "bool", doc="run maintainer scripts (default: when dpkg is in)"),
                 Arg("base", "step", steps=TREES, doc="a tree to install on top of"),
             ),
@@ -174,6 +209,12 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("kernel", "string", doc="path in the tree (default /boot/vmlinuz)"),
                 Arg("initrd", "string", doc="path in the tree (default /boot/initrd.img)"),
                 Arg("cmdline", "string", doc="default: console=ttyS0"),
+                _later(
+                    "grow_root",
+                    "bool",
+                    "grow the root partition and file system to the disk on boot",
+                    False,
+                ),
             ),
             "a partitioned VM disk image",
             "artifact",

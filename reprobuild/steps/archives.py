@@ -28,6 +28,7 @@ def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         # same bytes, already in the store. No copy, no second hash.
         return (Output(f"rootfs{SUFFIX['none']}", tree.sha256, tree.size, MEDIA["none"]),)
     dest = ctx.workdir / f"rootfs{SUFFIX[compression]}"
+    ctx.log(f"compressing ({compression})")
     with ctx.store.materialized(tree.sha256) as src:
         export_tarball(src, dest, compression)
     blob = ctx.store.put_file(dest)

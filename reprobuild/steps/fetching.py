@@ -9,7 +9,7 @@ later build and replay, with or without the mirror.
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
 from reprobuild.errors import FetchError, UsageError
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 __all__ = ["check_package_signature", "run_fetch", "run_fetchurl", "run_file", "run_snapshot"]
 
 DEB = "application/vnd.debian.binary-package"
+# Which of Sources.base_urls held the last package of an archive (a mirror given
+# as the archive's root): later packages try it first instead of a 404 each.
+_MIRROR_LAYOUT: dict[str, int] = {}
 ALPM = "application/x-alpm-package"
 
 
@@ -40,15 +43,22 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
             return (Output(name, pkg["sha256"], pkg["size"], media),)
         ctx.log(f"{name}: the stored copy is damaged; fetching it again")
+    seeded = _from_input_store(ctx, pkg)
+    if seeded is not None:
+        check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
+        return (Output(name, seeded, pkg["size"], media),)
     archive = load_archive(snap["archive"])
     dest = ctx.workdir / name
-    bases = ctx.sources.base_urls(archive, snap["timestamp"])
+    candidates = ctx.sources.base_urls(archive, snap["timestamp"])
+    last = min(_MIRROR_LAYOUT.get(archive.name, 0), len(candidates) - 1)
+    bases = [candidates[last], *(b for i, b in enumerate(candidates) if i != last)]
     tried: list[str] = []
     for base in bases:
         url = base + pkg["filename"]
         tried.append(url)
         try:
             ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
+            _MIRROR_LAYOUT[archive.name] = candidates.index(base)
             break
         except NotFound:
             if len(tried) < len(bases):
@@ -91,6 +101,59 @@ def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> No
         insecure=sources.insecure,
         allow_revoked=sources.allow_expired,
     )
+
+
+INPUT_STORE = "REPROBUILD_INPUT_STORE"
+_input_stores: dict[str, Any] = {}
+
+
+def input_store() -> Any:
+    """The store ``REPROBUILD_INPUT_STORE`` names, opened once (None: none)."""
+    import os
+
+    from reprobuild.errors import ReprobuildError
+
+    where = os.environ.get(INPUT_STORE)
+    if not where:
+        return None
+    if where not in _input_stores:
+        from reprobuild.store import Store
+
+        try:
+            _input_stores[where] = Store.open_store(where, create=False)
+        except ReprobuildError:
+            _input_stores[where] = None
+    return _input_stores[where]
+
+
+def read_input_store(sha256: str, limit: int) -> bytes | None:
+    """Small signed files (InRelease, indexes) from the input store, hash-checked."""
+    import hashlib
+
+    other = input_store()
+    if other is None or not other.has(sha256) or other.size(sha256) > limit:
+        return None
+    data: bytes = other.read_bytes(sha256)
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def _from_input_store(ctx: StepContext, pkg: dict[str, Any]) -> str | None:
+    """A package from another store named by ``REPROBUILD_INPUT_STORE`` (read
+    only; ``check`` points its fresh stores at the user's, so packages are not
+    fetched again). Copied in by sha256 and size, checked while copied; None
+    when that store lacks it (or holds a damaged copy)."""
+    from reprobuild.errors import IntegrityError
+
+    other = input_store()
+    if other is None or not other.has(pkg["sha256"]):
+        return None
+    try:
+        blob = ctx.store.put_file(
+            other.path_of(pkg["sha256"]), expected_sha256=pkg["sha256"], expected_size=pkg["size"]
+        )
+    except (IntegrityError, OSError):
+        return None
+    return str(blob.sha256)
 
 
 def _intact(ctx: StepContext, sha256: str) -> bool:

@@ -64,6 +64,7 @@ def _oci_image(
         tag=p.get("tag"),
     )
     layout = ctx.workdir / "layout"
+    ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")
     image = write_oci_layout(
         layers, config, layout, compression=p.get("compression") or "gzip", epoch=ctx.epoch
     )
@@ -148,6 +149,7 @@ def _one_file(
 def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     p = step.data["params"]
     volume_id = p.get("volume_id") or "REPROBUILD"
+    ctx.log("writing the ISO image (xorriso)")
     return _one_file(
         step,
         ctx,
@@ -170,6 +172,7 @@ def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     p = step.data["params"]
     fmt: DiskFormat = p.get("format") or "raw"
+    ctx.log("partitioning and making the file system")
     return _one_file(
         step,
         ctx,
@@ -187,6 +190,7 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 partition_table=p.get("partition_table") or "gpt",
                 format=fmt,
                 boot=p.get("boot"),
+                grow_root=bool(p.get("grow_root")),
             )
         ),
     )

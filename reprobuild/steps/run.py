@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.safecopy import copy_file, copy_tree
 from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
 from reprobuild.store import Output
 from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
@@ -55,6 +56,7 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             env=env,
             binds=tuple(binds),
             workdir="/build",
+            what=f"run step '{step.name}'",
         ),
         timeout=RUN_TIMEOUT,
     )
@@ -84,9 +86,9 @@ def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
             record = ctx.input(value["step"])
             ctx.store.copy_to(record.outputs[0].sha256, dest)
         elif isinstance(value, dict) and "sha256" in value:
-            shutil.copyfile(ctx.recipe_dir / value["path"], dest)
+            copy_file(ctx.recipe_dir / value["path"], dest, "a run step's input")
         elif isinstance(value, dict) and "tree-sha256" in value:
-            shutil.copytree(ctx.recipe_dir / value["path"], dest, symlinks=True)
+            copy_tree(ctx.recipe_dir / value["path"], dest, "a run step's input")
         else:
             raise UsageError(f"run: input {name!r} must be a path or a step")
         binds.append(Bind(dest, f"/inputs/{name}", "ro"))
@@ -132,7 +134,9 @@ def _select(tree: Path, outputs: list[str], dest: Path) -> Path:
             d.mkdir()
             os.chmod(d, 0o755)
         if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, target, symlinks=True)
-        else:
+            copy_tree(src, target, "a run step's outputs")
+        elif src.is_symlink():
             shutil.copy2(src, target, follow_symlinks=False)
+        else:
+            copy_file(src, target, "a run step's outputs")
     return dest

@@ -212,12 +212,22 @@ class Store(BuildHistory):
             raise StoreError(f"cannot use store {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        self.repo.close()
+        try:
+            self.repo.close()
+        except BufferError:
+            # A view into a pack's mmap is still referenced, typically from a
+            # traceback cycle not yet collected; collect it and close again.
+            import gc
+
+            gc.collect()
+            self.repo.close()
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            _release_frames(exc)
         self.close()
 
     def __repr__(self) -> str:
@@ -658,3 +668,23 @@ __all__ = [
     "check_sha256",
     "default_store_path",
 ]
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames an exception (and its causes) holds.
+
+    When dulwich fails while inflating a pack object (a damaged or half-replaced
+    pack), its frame still holds a memoryview slice of the pack's mmap; closing
+    the store during that exception's propagation then fails with BufferError
+    ("cannot close exported pointers exist"), which replaced the real error.
+    """
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+

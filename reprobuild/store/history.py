@@ -122,6 +122,8 @@ class BuildHistory:
 
     def resolve_build(self, spec: str) -> str:
         """``refs/builds/R/n``, ``R/n`` or ``R`` (its latest build) -> the full ref name."""
+        if not spec.startswith("refs/"):
+            spec = self._recipe_alias(spec)
         if spec.startswith("refs/"):
             ref = spec.encode()
         elif "/" in spec:
@@ -134,6 +136,27 @@ class BuildHistory:
         if self._get_ref(ref) is None:
             raise StoreError(f"no build {ref.decode()} in the store")
         return ref.decode()
+
+    def _recipe_alias(self, spec: str) -> str:
+        """``STEM[/N]`` for ``STEM-<8 hex>[/N]`` when one recipe of that stem has
+        builds (build names carry a hash of the recipe's path, see buildref.py)."""
+        name, sep, tail = spec.partition("/")
+        if self._refs_under(BUILDS_PREFIX + name.encode() + b"/"):
+            return spec
+        pattern = re.compile(re.escape(name) + r"-[0-9a-f]{8}")
+        found = sorted(
+            {
+                r[len(BUILDS_PREFIX) :].decode().rsplit("/", 1)[0]
+                for r in self._refs_under(BUILDS_PREFIX)
+            }
+        )
+        matches = [n for n in found if pattern.fullmatch(n)]
+        if len(matches) > 1:
+            raise StoreError(
+                f"{name!r} names the builds of several recipes: {', '.join(matches)}",
+                hint="name one of them (reprobuild store log lists them)",
+            )
+        return matches[0] + sep + tail if matches else spec
 
     def read_build(self, spec: str) -> BuildInfo:
         ref = self.resolve_build(spec)
@@ -159,25 +182,27 @@ class BuildHistory:
     # -------------------------------------------------------------------- ls
 
     def ls(self) -> list[ListEntry]:
-        """Builds then steps, each with the total size of its outputs."""
+        """Builds then steps, each with the total size of its outputs: an output's
+        whole size (an OCI image's archive, not only its 400-byte manifest)."""
+        steps = []
+        whole: dict[str, int] = {}  # an output's digest -> all its step wrote
+        for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
+            rec = self._read_step(sha)
+            total = sum(o.size for o in rec.outputs)
+            if rec.outputs:
+                whole[rec.outputs[0].sha256] = total
+            steps.append(ListEntry("step", ref.decode(), rec.kind, total, rec.outputs))
         entries = [
             ListEntry(
                 "build",
                 b.ref,
                 b.recipe,
-                sum(o.size for o in b.record.outputs),
+                sum(whole.get(o.sha256, o.size) for o in b.record.outputs),
                 b.record.outputs,
             )
             for b in self.list_builds()
         ]
-        for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
-            rec = self._read_step(sha)
-            entries.append(
-                ListEntry(
-                    "step", ref.decode(), rec.kind, sum(o.size for o in rec.outputs), rec.outputs
-                )
-            )
-        return entries
+        return entries + steps
 
     def remove_build(self, spec: str) -> str:
         """``store rm REF``: delete one build ref (its content goes at the next gc)."""

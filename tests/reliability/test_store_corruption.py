@@ -109,7 +109,9 @@ def test_verify_names_each_damage_and_the_build_repairs_what_it_uses(copy: Built
     flip_byte(store, rootfs.sha256, 12345)
     remove_object(store, tarball.sha256)
     (store / snapshot_ref).write_text(MISSING_COMMIT + "\n")  # a step ref to nothing
-    (store / "refs" / "builds" / "r" / "7").write_text(MISSING_COMMIT + "\n")
+    dangling = store / "refs" / "builds" / "r" / "7"  # a made-up build ref to nothing
+    dangling.parent.mkdir(parents=True, exist_ok=True)
+    dangling.write_text(MISSING_COMMIT + "\n")
 
     code, report = verify(store)
     assert code == 1, report
