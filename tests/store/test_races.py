@@ -184,21 +184,28 @@ def test_an_error_inside_a_pack_read_is_raised_as_itself_not_as_a_buffererror(
 
     from reprobuild import cache
 
-    rng = random.Random(7)
+    source = Store.open_store(tmp_path / "source")
     keys = []
-    with Store.open_store(tmp_path / "source") as source:
-        for i in range(3):
-            blob = source.put_bytes(rng.randbytes(300_000))  # incompressible: stored blocks
-            k = key(100 + i)
-            source.record_step(
-                k, StepRecord(kind="t", key=k, outputs=(Output("o", blob.sha256, blob.size),))
-            )
-            keys.append(k)
-        cache.push(source, str(tmp_path / "remote.git"), keys)
-    pack = max(
-        (tmp_path / "remote.git" / "objects" / "pack").glob("*.pack"),
-        key=lambda p: p.stat().st_size,
+    rng = random.Random(7)
+    for i in range(4):
+        blob = source.put_bytes(b"x")
+        k = key(100 + i)
+        rec = StepRecord(
+            kind="t", key=k, outputs=(Output("o", blob.sha256, blob.size),),
+            versions={"noise": rng.randbytes(30_000).hex()},  # large, incompressible records
+        )  # fmt: skip
+        source.record_step(k, rec)
+        keys.append(k)
+    cache.push(source, str(tmp_path / "remote.git"), keys)
+    source.close()
+    with Store.open_store(tmp_path / "damaged") as fresh:
+        assert len(cache.fetch(fresh, str(tmp_path / "remote.git"), keys).fetched) == 4
+    # records from a local remote arrive as loose objects (read in place, not by a
+    # dulwich fetch): pack them, as git would, to have a pack to damage
+    subprocess.run(
+        ["git", "--git-dir", str(tmp_path / "damaged"), "repack", "-a", "-d", "-q"], check=True
     )
+    (pack,) = (tmp_path / "damaged" / "objects" / "pack").glob("*.pack")
     data = bytearray(pack.read_bytes())
     for off in range(12, len(data) - 20, 4096):  # a byte in every 4 KiB: every stream
         data[off] ^= 0x55
