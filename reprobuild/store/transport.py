@@ -46,6 +46,7 @@ from dulwich.repo import Repo
 
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.redact import redact
+from reprobuild.store._fs import close_repo, release_frames
 from reprobuild.store.carriers import (
     CARRIER_PREFIX,
     PIECE_SIZE,
@@ -522,20 +523,22 @@ def _remote_objects(
     store: Store, client: Any, path: str, url: str, wants: list[ObjectID]
 ) -> Iterator[Any]:
     """The remote's object store holding ``wants``: in place, or a guarded scratch fetch."""
-    remote = _open_local_repo(url)
-    if remote is not None:
-        with remote:
-            yield remote.object_store
-        return
-    scratch = store._tmp / f"records-{uuid.uuid4().hex}"
-    repo = Repo.init_bare(str(scratch), mkdir=True)
+    scratch: Path | None = None
+    repo = _open_local_repo(url)
+    if repo is None:
+        scratch = store._tmp / f"records-{uuid.uuid4().hex}"
+        repo = Repo.init_bare(str(scratch), mkdir=True)
     try:
-        if wants:
+        if wants and scratch is not None:
             guarded_fetch(client, path, repo, wants, url)
         yield repo.object_store
+    except BaseException as exc:
+        release_frames(exc)  # a failed pack read must not turn into BufferError below
+        raise
     finally:
-        repo.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        close_repo(repo)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _walk(get: Callable[[ObjectID], Any], sha: ObjectID) -> list[ShaFile]:
@@ -766,8 +769,8 @@ def fetch_content(
         _resolve_bases_locally(store, repo, bases)
         try:
             guarded_fetch(client, path, repo, sorted(wanted), url)
-        except BaseException:
-            repo.close()
+        except BaseException as exc:
+            close_repo(repo, exc)
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         repo.object_store._update_pack_cache()
@@ -777,8 +780,11 @@ def fetch_content(
             import_carrier(store, blob, commit_id, objects.__getitem__, redact(url))
             got.add(blob.sha256)
             total += blob.size
+    except BaseException as exc:
+        release_frames(exc)  # a failed pack read must not turn into BufferError below
+        raise
     finally:
-        repo.close()
+        close_repo(repo)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return got, total
