@@ -70,10 +70,10 @@ golden: $(STAMP)
 
 # Mutation score of the critical modules (tests/mutation/modules.toml), each
 # against its fast tests, one module at a time (MODULES="versions sbom" for
-# some); mutmut's cache is kept in build/mutate/, the report written to
+# some; MUTATE_ARGS="--sample 20 --children 2" to sample); mutmut's cache is kept in build/mutate/, the report written to
 # build/mutate/report.md (docs/testing.md, "Mutation score").
 mutate: test-deps $(STAMP)
-	nice -n 15 $(BIN)/python -m tests.support.mutate $(MODULES)
+	nice -n 15 $(BIN)/python -m tests.support.mutate $(MUTATE_ARGS) $(MODULES)
 
 lint: $(STAMP)
 	$(BIN)/ruff check reprobuild tests bench

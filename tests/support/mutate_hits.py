@@ -8,6 +8,7 @@ subprocess of the test called (``python -m reprobuild``, recorded by the
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,19 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             continue
         state()._stats.update(n for n in path.read_text().splitlines() if n)
         path.unlink()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Empty every memo of the package before a mutant's tests run.
+
+    mutmut forks each mutant's run from a process that has already run the
+    tests, so a ``functools.lru_cache`` would answer from the original code
+    and hide the mutant of a function it calls (dpkg's character weights
+    behind the cached version segments, for one)."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("reprobuild") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear):
+                clear()
