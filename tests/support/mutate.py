@@ -156,6 +156,12 @@ class Score:
     def percent(self) -> float | None:
         return 100.0 * self.killed / self.scored if self.scored else None
 
+    def tests_percent(self) -> float | None:
+        """The score without the mutants mypy rejects: what the tests alone kill."""
+        typed = self.counts.get("type", 0)
+        denominator = self.scored - typed
+        return 100.0 * (self.killed - typed) / denominator if denominator else None
+
 
 def load_modules() -> list[Module]:
     data = tomllib.loads(MODULES_FILE.read_text())
@@ -328,8 +334,8 @@ COLUMNS = ("killed", "timeout", "type", "survived", "no tests", "equivalent", "n
 
 def report(scores: list[Score]) -> str:
     lines = [
-        "| module | mutants | " + " | ".join(COLUMNS) + " | score |",
-        "|---" * (len(COLUMNS) + 3) + "|",
+        "| module | mutants | " + " | ".join(COLUMNS) + " | score | tests alone |",
+        "|---" * (len(COLUMNS) + 4) + "|",
     ]
     total = Score("**all**")
     for s in scores:
@@ -339,6 +345,8 @@ def report(scores: list[Score]) -> str:
         pct = s.percent()
         cells = [str(s.counts.get(c, 0)) for c in COLUMNS]
         shown = "—" if pct is None else f"{pct:.1f}% ({s.killed}/{s.scored})"
+        alone = s.tests_percent()
+        shown += " | —" if alone is None else f" | {alone:.1f}%"
         lines.append(f"| {s.name} | {s.mutants} | " + " | ".join(cells) + f" | {shown} |")
     for s in scores:
         if s.survivors or s.stale:
@@ -385,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                     "mutants": s.mutants,
                     **s.counts,
                     "score": s.percent(),
+                    "score_tests_alone": s.tests_percent(),
                     "survivors": s.survivors,
                     "stale_equivalents": s.stale,
                 }
