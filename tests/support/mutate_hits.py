@@ -7,6 +7,7 @@ subprocess of the test called (``python -m reprobuild``, recorded by the
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -43,3 +44,20 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             clear = getattr(value, "cache_clear", None)
             if callable(clear):
                 clear()
+
+
+_NOT_A_MUTANT = {"", "stats", "fail", "list_all_tests", "mutant_generation"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """While a mutant is tested, run its fastest tests first.
+
+    mutmut stops at the first failing test (``-x``); most mutants are killed
+    by a quick in-process test long before a test that starts the command."""
+    if os.environ.get("MUTANT_UNDER_TEST", "") in _NOT_A_MUTANT:
+        return
+    stats = Path("mutmut-stats.json")
+    if not stats.exists():
+        return
+    durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+    items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
