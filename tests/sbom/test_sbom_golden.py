@@ -84,3 +84,43 @@ if __name__ == "__main__":
     GOLDEN.mkdir(exist_ok=True)
     for file, text in _documents().items():
         (GOLDEN / file).write_text(text)
+
+
+def _record(store_path: Path, recipe: str, artifact: bytes, lock_text: bytes) -> None:
+    from reprobuild.store import Store
+    from reprobuild.store.records import BuildRecord, Output
+
+    with Store.open_store(store_path) as store:
+        out = store.put_bytes(artifact)
+        other = store.put_bytes(b"recipe text")
+        lock = store.put_bytes(lock_text)
+        store.record_build(
+            recipe,
+            BuildRecord(
+                recipe=recipe,
+                outputs=(Output("t", out.sha256, out.size),),
+                sources=(
+                    Output("demo.repro", other.sha256, other.size),
+                    Output("demo.repro.lock", lock.sha256, lock.size),
+                ),
+            ),
+            timestamp=1_700_000_000,
+        )
+
+
+def test_an_artifact_leads_to_the_lockfile_of_its_build(tmp_path: Path) -> None:
+    from reprobuild.errors import StoreError
+    from reprobuild.sbom import lock_for_output
+
+    store = tmp_path / "store"
+    _record(store, "other-0123abcd", b"another artifact", b"{}")
+    _record(store, "demo-89abcdef", b"the artifact", LOCK.read_bytes())
+    artifact = tmp_path / "t.tar.zst"
+    artifact.write_bytes(b"the artifact")
+    lock, name = lock_for_output(artifact, store)
+    assert lock == lf.load(LOCK)
+    assert name == "demo"  # the recipe's name, without its path hash
+    stranger = tmp_path / "stranger"
+    stranger.write_bytes(b"built elsewhere")
+    with pytest.raises(StoreError, match="no build in the store produced"):
+        lock_for_output(stranger, store)
