@@ -426,6 +426,9 @@ class BuildResult:
     build_ref: str
     lockfile: Path
     ran_on: Mapping[str, str] = field(default_factory=dict)  # step key -> Dask worker
+    # step key -> the workers whose runs agreed (one without --quorum)
+    agreed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    quorum: int = 1
     cache: CacheReport | None = None  # what --cache brought in
     pushed: int = 0  # step records --push-cache added to the cache
     lock_notes: tuple[str, ...] = ()  # what was written to the lockfile, for people
@@ -441,7 +444,7 @@ def _check_build_options(
     if executor not in ("local", "dask"):
         raise UsageError(f"unknown executor {executor!r}", hint="use 'local' or 'dask'")
     if executor == "dask" and not scheduler:
-        raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
+        raise UsageError("--executor dask needs --scheduler tls://HOST:PORT")
     if scheduler and executor != "dask":
         raise UsageError("--scheduler is only used with --executor dask")
     if push_cache and not cache:
@@ -466,6 +469,8 @@ def build(
     worker_remote: str | None = None,
     cache_policy: CachePolicy | None = None,
     record: bool = False,
+    quorum: int = 1,
+    insecure_allow_tcp: bool = False,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
@@ -483,7 +488,11 @@ def build(
     ``worker_remote``: Dask workers exchange inputs and outputs through this
     git remote instead of opening the store at its path. ``cache_policy``
     says which signatures make a cache record acceptable and signs what is
-    pushed (default: from the environment, see cache_sign.py).
+    pushed (default: from the environment, see cache_sign.py). ``quorum``: each
+    step that runs on the cluster runs on that many distinct workers and is
+    recorded only if their outputs are identical (claims.py).
+    ``insecure_allow_tcp``: join an unauthenticated tcp:// scheduler off
+    loopback (see cluster_auth.py).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -507,10 +516,17 @@ def build(
                 hint="make one with 'reprobuild store keygen NAME FILE'; "
                 "--allow-unsigned-cache pushes unsigned records",
             )
-    if worker_remote and executor != "dask":
+    if (worker_remote or quorum != 1 or insecure_allow_tcp) and executor != "dask":
         from reprobuild.errors import UsageError
 
-        raise UsageError("--worker-remote is only used with --executor dask")
+        option = (
+            "--worker-remote"
+            if worker_remote
+            else "--quorum"
+            if quorum != 1
+            else "--insecure-allow-tcp"
+        )
+        raise UsageError(f"{option} is only used with --executor dask")
     sources = sources or Sources.from_env()
     fetcher = fetcher or Fetcher()
     pr = planned(path)
@@ -533,7 +549,12 @@ def build(
         from reprobuild.distributed import DaskExecutor
 
         assert scheduler is not None
-        step_executor = DaskExecutor(scheduler, remote=worker_remote)
+        step_executor = DaskExecutor(
+            scheduler,
+            remote=worker_remote,
+            quorum=quorum,
+            insecure_allow_tcp=insecure_allow_tcp,
+        )
     cache_report = None
     pushed = 0
     with Store.open_store(store_path) as store:
@@ -610,6 +631,12 @@ def build(
                 statement = at.statement(
                     lock, lock.identity(), recipe_name, o.name, o.sha256, epoch
                 )
+                if step_executor is not None and quorum > 1:
+                    at.add_quorum(
+                        statement,
+                        quorum,
+                        agreements(graph, dict(graph.outputs)[o.name], step_executor.agreed),
+                    )
                 (out_dir / f"{o.name}.intoto.json").write_text(at.dumps(statement))
         root = result.evaluator.root_dir
         recipe_files = sorted(
@@ -656,6 +683,8 @@ def build(
         ref,
         lock_file,
         dict(step_executor.ran_on) if step_executor is not None else {},
+        dict(step_executor.agreed) if step_executor is not None else {},
+        quorum,
         cache_report,
         pushed,
         tuple(notes),
@@ -676,6 +705,29 @@ def verify_lockfile(
     lock = lf.load(path)
     with Store.open_store(store_path) as store:
         verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
+
+
+def agreements(
+    graph: Any, key: str, agreed: Mapping[str, tuple[str, ...]]
+) -> list[dict[str, Any]]:
+    """The steps an output was made from that ran on the cluster, with the workers
+    whose runs agreed (for its provenance statement)."""
+    todo, seen = [key], set()
+    while todo:
+        current = todo.pop()
+        if current not in seen:
+            seen.add(current)
+            todo.extend(graph.steps[current].inputs)
+    return [
+        {
+            "step": k,
+            "kind": graph.steps[k].kind,
+            "name": graph.steps[k].name,
+            "workers": list(agreed[k]),
+        }
+        for k in sorted(seen)
+        if k in agreed
+    ]
 
 
 def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
