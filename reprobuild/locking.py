@@ -404,16 +404,17 @@ class ArchSnapshots:
 
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "snapshots": list(snapshot_keys),
-                "variant": params.get("variant"),
-                "packages": list(params.get("packages") or []),
-                "architecture": arch,
-            }
-        ).encode()
-    )
+    material: dict[str, Any] = {
+        "snapshots": list(snapshot_keys),
+        "variant": params.get("variant"),
+        "packages": list(params.get("packages") or []),
+        "architecture": arch,
+    }
+    if params.get("installer") == "debootstrap":
+        # debootstrap chooses differently (and adds ca-certificates for https).
+        material["installer"] = "debootstrap"
+        material["mirror"] = params.get("mirror")
+    return sha256_hex(canonical_json(material).encode())
 
 
 def snapshot_names(plan: Plan) -> dict[str, str]:
@@ -495,7 +496,14 @@ def build_lock(
             continue
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
-        members = _lock_deb(request, [indexes[k] for k in snap_keys])
+        if p.get("installer") == "debootstrap":
+            from reprobuild.resolve_debootstrap import lock_debootstrap
+
+            if len(snap_keys) != 1:
+                raise UsageError(f"rootfs '{name}': installer \"debootstrap\" takes one snapshot")
+            members = lock_debootstrap(p, indexes[snap_keys[0]])
+        else:
+            members = _lock_deb(request, [indexes[k] for k in snap_keys])
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp

@@ -23,6 +23,7 @@ from reprobuild.errors import PlanError
 from reprobuild.lang.builtins import step_args
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import AttrsValue, PathValue, StepValue, Value
+from reprobuild.stepspec import STEP_KINDS
 
 
 def canonical_json(data: Any) -> str:
@@ -173,7 +174,7 @@ class _Planner:
         for sid in nx.topological_sort(self.graph):
             step = self.values[sid]
             args = self.args[sid]
-            params = _params_json(args, out)
+            params = _params_json(args, out, step.kind)
             inputs = tuple(sorted({out[id(c)].key for _, c in _child_steps(args)}))
             identity = {
                 "kind": step.kind,
@@ -207,7 +208,9 @@ def _child_steps(args: Mapping[str, Any]) -> Iterator[tuple[str, StepValue]]:
         yield from walk(name, args[name])
 
 
-def _params_json(args: Mapping[str, Any], keyed: Mapping[int, Step]) -> dict[str, Any]:
+def _params_json(
+    args: Mapping[str, Any], keyed: Mapping[int, Step], kind: str | None = None
+) -> dict[str, Any]:
     def conv(x: Any) -> Any:
         if isinstance(x, StepValue):
             return {"step": keyed[id(x)].key}
@@ -219,8 +222,14 @@ def _params_json(args: Mapping[str, Any], keyed: Mapping[int, Step]) -> dict[str
             return {k: conv(x[k]) for k in sorted(x)}
         return x
 
+    spec = STEP_KINDS.get(kind) if kind else None
+
+    def omitted(name: str, value: Any) -> bool:
+        arg = spec.arg(name) if spec else None
+        return value is None and arg is not None and arg.omit_unset
+
     # The display name is not part of what a step makes.
-    return {k: conv(v) for k, v in sorted(args.items()) if k != "name"}
+    return {k: conv(v) for k, v in sorted(args.items()) if k != "name" and not omitted(k, v)}
 
 
 def top_level_steps(ev: Evaluator, value: Value) -> list[tuple[str, StepValue]]:

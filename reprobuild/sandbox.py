@@ -72,6 +72,10 @@ class SandboxSpec:
     workdir: str = "/"
     home: str = "/root"
     stdin: bytes | None = None
+    # Fresh tmpfs mounts over the tree's own directories. An installer that
+    # must leave /tmp and /run as its reference tool does (debootstrap mounts
+    # nothing there) passes ().
+    tmpfs: tuple[str, ...] = ("/tmp", "/run")
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,9 @@ def bwrap_argv(spec: SandboxSpec) -> list[str]:
     for key, value in sorted(environment(spec).items()):
         argv += ["--setenv", key, value]
     argv += ["--bind" if spec.root_writable else "--ro-bind", str(spec.root), "/"]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for scratch in spec.tmpfs:
+        argv += ["--tmpfs", scratch]
     for b in spec.binds:
         argv += ["--bind" if b.mode == "rw" else "--ro-bind", str(b.source), b.target]
     argv += ["--chdir", spec.workdir, "--", *spec.command]

@@ -40,6 +40,9 @@ class Arg:
     choices: tuple[object, ...] = ()
     steps: tuple[str, ...] = ()  # accepted step kinds for step-typed arguments
     doc: str = ""
+    # Left out of the step's key while unset (None), so that adding the
+    # argument did not change the keys of steps that do not use it.
+    omit_unset: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,16 @@ class StepKind:
 TREES = ("rootfs", "run")  # steps whose result is a file-system tree
 NAME = Arg("name", "string", doc="a name for progress output and the store")
 COMPRESSION = ("none", "gzip", "zstd", "xz")
+NORMALISE = Arg(
+    "normalise",
+    "string",
+    choices=(None, "full", "minimal"),
+    omit_unset=True,
+    doc='"full" (default): remove logs, caches, dpkg\'s -old backups, set /etc/shadow '
+    'days to the epoch\'s; "minimal": change only what would differ between two builds '
+    "(mtimes clamped, /var/log files and ldconfig's aux-cache emptied, machine-id emptied, "
+    "shadow days clamped to the epoch's), keeping what a reference tool leaves",
+)
 
 STEP_KINDS: dict[str, StepKind] = {
     k.name: k
@@ -100,6 +113,24 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("hostname", "string"),
                 Arg("configure", "bool", doc="run maintainer scripts (default: when dpkg is in)"),
                 Arg("base", "step", steps=TREES, doc="a tree to install on top of"),
+                Arg(
+                    "installer",
+                    "string",
+                    choices=(None, "reprobuild", "debootstrap"),
+                    omit_unset=True,
+                    doc='"reprobuild" (default, as mmdebstrap does) or "debootstrap": '
+                    "debootstrap 1.0.128's package choice and two-stage procedure, step "
+                    "for step (reprobuild/steps/debootstrap.py)",
+                ),
+                Arg(
+                    "mirror",
+                    "string",
+                    omit_unset=True,
+                    doc='installer "debootstrap": the mirror URL it writes to sources.list '
+                    "and names its lists after ({timestamp} becomes the snapshot's); "
+                    "default: the snapshot's canonical URL",
+                ),
+                NORMALISE,
             ),
             "a root file system from locked packages",
             "tree",
@@ -113,6 +144,14 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("inputs", "inputs", default={}),
                 Arg("outputs", "strings", doc="paths to keep; default: the whole new tree"),
                 Arg("env", "string_attrs", default={}),
+                Arg(
+                    "tmpfs",
+                    "strings",
+                    omit_unset=True,
+                    doc='fresh tmpfs mounts (default [ "/tmp" "/run" ]); [ ] leaves the '
+                    "tree's own directories, as a chroot would",
+                ),
+                NORMALISE,
             ),
             "a command in the sandbox, without network",
             "tree",
@@ -184,6 +223,22 @@ STEP_KINDS: dict[str, StepKind] = {
                 NAME,
                 Arg("root", "step", required=True, steps=TREES),
                 Arg("compression", "string", default="none", choices=COMPRESSION),
+                Arg(
+                    "format",
+                    "string",
+                    choices=(None, "canonical", "gnu"),
+                    omit_unset=True,
+                    doc='"canonical" (default, pax; reprobuild\'s tree format) or "gnu": '
+                    "the bytes of GNU tar 1.34 'tar --create --format=gnu --numeric-owner "
+                    "--sort=name --transform s,^./,, --directory ROOT .' (debuerreotype-tar)",
+                ),
+                Arg(
+                    "exclude",
+                    "strings",
+                    omit_unset=True,
+                    doc="GNU tar --exclude patterns matched against ./path names "
+                    "(wildcards match '/', unanchored, a match excludes what is below)",
+                ),
             ),
             "a canonical tar archive of a tree",
             "artifact",

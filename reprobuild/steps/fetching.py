@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from reprobuild.execute import StepContext
 
 # reprobuild.execute finds these through its RUNNERS table.
-__all__ = ["run_fetch", "run_fetchurl", "run_file", "run_snapshot"]
+__all__ = ["run_fetch", "run_fetchurl", "run_file", "run_index", "run_snapshot"]
 
 DEB = "application/vnd.debian.binary-package"
 ALPM = "application/x-alpm-package"
@@ -55,6 +55,30 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
+
+
+def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    """A signed Release or an index the lockfile pinned by sha256 (for steps that
+    need the archive's own text, such as installer "debootstrap")."""
+    f = step.data["file"]
+    snap = step.data["snapshot"]
+    name = PurePosixPath(f["path"]).name
+    if ctx.store.has(f["sha256"]) and _intact(ctx, f["sha256"]):
+        return (Output(name, f["sha256"], ctx.store.size(f["sha256"])),)
+    archive = load_archive(snap["archive"])
+    url = ctx.sources.base_url(archive, snap["timestamp"]) + f["path"]
+    dest = ctx.workdir / name
+    try:
+        ctx.fetcher.download(url, dest, sha256=f["sha256"])
+    except FetchError as exc:
+        raise FetchError(
+            f"{f['path']} (sha256 {f['sha256']}) is not in the store and {url} failed: "
+            f"{exc.message}",
+            hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
+        ) from None
+    blob = ctx.store.put_file(dest, expected_sha256=f["sha256"])
+    dest.unlink()
+    return (Output(name, blob.sha256, blob.size),)
 
 
 def _intact(ctx: StepContext, sha256: str) -> bool:

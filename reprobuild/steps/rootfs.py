@@ -45,7 +45,7 @@ from reprobuild.steps.deb import (
 )
 from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
 from reprobuild.store import Output
-from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import normalise, read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
@@ -73,12 +73,18 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     base = params.get("base")
     if base:
         _extract_input(ctx, base["step"], tree)
-    if fmt == "alpm":
+    if params.get("installer") == "debootstrap":
+        from reprobuild.steps.debootstrap_step import install_debootstrap
+
+        if base or fmt != "deb":
+            raise UsageError('installer "debootstrap" makes a Debian root from nothing (no base)')
+        install_debootstrap(step, ctx, tree)
+    elif fmt == "alpm":
         _install_alpm(step, ctx, tree, params)
     else:
         _install_deb(step, ctx, tree, params, bool(base))
     _apply_recipe(tree, params, ctx)
-    normalise_tree(tree, epoch=ctx.epoch)
+    normalise(tree, epoch=ctx.epoch, mode=params.get("normalise"))
     out = ctx.workdir / "rootfs.tar"
     with out.open("wb") as f:
         write_canonical_tar(tree, f, epoch=ctx.epoch)
