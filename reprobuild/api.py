@@ -302,6 +302,7 @@ def build(
     cache: str | None = None,
     push_cache: bool = False,
     worker_remote: str | None = None,
+    epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
@@ -311,7 +312,9 @@ def build(
     remote holding a store whose step records are used instead of running
     those steps; ``push_cache`` sends this build's step records there.
     ``worker_remote``: Dask workers exchange inputs and outputs through this
-    git remote instead of opening the store at its path.
+    git remote instead of opening the store at its path. ``epoch`` overrides
+    SOURCE_DATE_EPOCH and the snapshot's time (verify rebuilds at the epoch
+    an image shows).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -346,7 +349,7 @@ def build(
     else:
         lock = lock_(path, sources, fetcher).lockfile
 
-    epoch = build_epoch(lock)
+    epoch = build_epoch(lock) if epoch is None else epoch
     graph = expand(p, lock, epoch)
     recipe_name = path.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / recipe_name

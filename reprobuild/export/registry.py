@@ -78,6 +78,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def skopeo_tls_verify(host: str, tls_verify: bool) -> bool:
+    """TLS is verified unless asked not to, or the registry is on loopback."""
+    return tls_verify and not _is_loopback(host)
+
+
 def _run(args: list[str], what: str) -> bytes:
     try:
         done = subprocess.run(args, capture_output=True, timeout=_TIMEOUT, check=False)
