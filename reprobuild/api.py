@@ -424,6 +424,7 @@ def build(
             lock = replace(lock, outputs=recorded)
             with no_space_named(lock_file, "lockfile"):
                 lf.write(lock_file, lock)
+        _describe_images(outputs, lock, lock_file, result, epoch)
         if attest:
             from reprobuild import attest as at
 
@@ -473,6 +474,30 @@ def build(
         cache_report,
         pushed,
     )
+
+
+def _describe_images(
+    outputs: list[BuiltOutput], lock: Lockfile, lock_file: Path, result: Evaluation, epoch: int
+) -> None:
+    """Put the lockfile (recipe embedded) and an SBOM beside each OCI image of
+    the build, as referrers of its manifest (see reprobuild/export/referrers.py)."""
+    from dataclasses import replace
+
+    from reprobuild import sbom
+    from reprobuild.export.referrers import attach_referrers
+
+    images = [o for o in outputs if o.kind == "oci_image" and o.path.is_dir()]
+    if not images:
+        return
+    root = result.evaluator.root_dir
+    texts = {
+        os.path.relpath(f, root): f.read_text(encoding="utf-8")
+        for f in result.evaluator.files_read.values()
+    }
+    described = replace(lock, embedded=texts)
+    for o in images:
+        spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
+        attach_referrers(o.path, described, lock_file.name, spdx, epoch)
 
 
 def export_outputs(
@@ -528,14 +553,19 @@ def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
     import tarfile
     import tempfile
 
+    from reprobuild.export.push_referrers import push_referrers
     from reprobuild.export.registry import push_layout
 
     if output.is_dir():
-        return push_layout(output, reference, tls_verify=tls_verify)
+        digest = push_layout(output, reference, tls_verify=tls_verify)
+        push_referrers(output, reference, digest, tls_verify=tls_verify)
+        return digest
     with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
         with tarfile.open(output) as t:
             t.extractall(tmp, filter="data")
-        return push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        digest = push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        push_referrers(Path(tmp), reference, digest, tls_verify=tls_verify)
+        return digest
 
 
 def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:

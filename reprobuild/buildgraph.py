@@ -97,10 +97,19 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
         for k in step.inputs:
             g.add_edge(k, step.key)
 
+    output_names: dict[str, str] = {}
+    for out_name, out_key in sorted(plan.outputs, reverse=True):
+        output_names[out_key] = out_name  # the first name, where a step has several
     for pstep in plan.order():
         params = pstep.param_data()
         data: dict[str, Any] = {"params": _replace_steps(params, effective)}
         inputs = [effective[k] for k in pstep.inputs]
+        if pstep.kind == "oci_image":
+            from reprobuild.export.referrers import image_annotations
+
+            # The image names what made it (reprobuild/export/referrers.py).
+            name = output_names.get(pstep.key, pstep.name)
+            data["annotations"] = image_annotations(lock, name, epoch)
         if pstep.kind == "snapshot":
             snap = snap_by_step[pstep.key]
             data["snapshot"] = _snapshot_json(snap)

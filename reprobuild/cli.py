@@ -602,6 +602,8 @@ def push_cmd(
     """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
 
     The manifest is not re-encoded, so the pushed digest is the built one.
+    The layout's referrers (the lockfile and SBOM describing the image) are
+    pushed too, so 'reprobuild verify REGISTRY/NAME@DIGEST' can rebuild it.
     """
     if require_reproduced:
         from reprobuild.attest import verify

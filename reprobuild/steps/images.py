@@ -52,6 +52,7 @@ def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         exposed_ports=tuple(p.get("exposed_ports") or ()),
         architecture=p.get("architecture") or step.data.get("architecture") or "amd64",
         tag=p.get("tag"),
+        annotations=step.data.get("annotations") or {},
     )
     layout = ctx.workdir / "layout"
     image = write_oci_layout(

@@ -248,7 +248,9 @@ def write_index(snapshot_dir: Path, suite: str, debs: dict[str, Deb], arch: str 
         stanzas.append(d.stanza)
     index_dir = snapshot_dir / "dists" / suite / "main" / f"binary-{arch}"
     index_dir.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(stanzas).encode()
+    # As the archive writes it: every stanza ends with a blank line (debootstrap's
+    # index reader drops a last stanza that does not).
+    text = "".join(stanza + "\n" for stanza in stanzas).encode()
     (index_dir / "Packages").write_bytes(text)
     (index_dir / "Packages.xz").write_bytes(lzma.compress(text, preset=6))
     return index_dir / "Packages"
