@@ -69,12 +69,13 @@ COMPRESSION = ("none", "gzip", "zstd", "xz")
 NORMALISE = Arg(
     "normalise",
     "string",
-    choices=(None, "full", "minimal"),
+    choices=(None, "full", "minimal", "epoch"),
     omit_unset=True,
     doc='"full" (default): remove logs, caches, dpkg\'s -old backups, set /etc/shadow '
     'days to the epoch\'s; "minimal": change only what would differ between two builds '
     "(mtimes clamped, /var/log files and ldconfig's aux-cache emptied, machine-id emptied, "
-    "shadow days clamped to the epoch's), keeping what a reference tool leaves",
+    'shadow days clamped to the epoch\'s), keeping what a reference tool leaves; "epoch": '
+    "as minimal, but every mtime becomes the epoch (find -exec touch --date=@EPOCH)",
 )
 
 STEP_KINDS: dict[str, StepKind] = {
@@ -129,6 +130,13 @@ STEP_KINDS: dict[str, StepKind] = {
                     doc='installer "debootstrap": the mirror URL it writes to sources.list '
                     "and names its lists after ({timestamp} becomes the snapshot's); "
                     "default: the snapshot's canonical URL",
+                ),
+                Arg(
+                    "no_extract",
+                    "strings",
+                    omit_unset=True,
+                    doc="Arch Linux: pacman.conf NoExtract patterns (fnmatch, the last match "
+                    "decides, ! re-includes); matching members are listed, not extracted",
                 ),
                 NORMALISE,
             ),
@@ -226,11 +234,14 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg(
                     "format",
                     "string",
-                    choices=(None, "canonical", "gnu"),
+                    choices=(None, "canonical", "gnu", "posix"),
                     omit_unset=True,
-                    doc='"canonical" (default, pax; reprobuild\'s tree format) or "gnu": '
+                    doc='"canonical" (default, pax; reprobuild\'s tree format); "gnu": '
                     "the bytes of GNU tar 1.34 'tar --create --format=gnu --numeric-owner "
-                    "--sort=name --transform s,^./,, --directory ROOT .' (debuerreotype-tar)",
+                    "--sort=name --transform s,^./,, --directory ROOT .' (debuerreotype-tar); "
+                    '"posix": GNU tar\'s --format=posix --numeric-owner --sort=name '
+                    "--mtime=@EPOCH --clamp-mtime --pax-option=delete=atime,delete=ctime "
+                    "(archlinux-docker)",
                 ),
                 Arg(
                     "exclude",

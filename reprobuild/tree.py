@@ -1255,12 +1255,12 @@ _CLOCK_CACHES: Final = (
 
 def normalise(root: Path, *, epoch: int, mode: str | None) -> list[str]:
     """The normalisation a step asked for: ``"full"`` (the default) or ``"minimal"``."""
-    if mode == "minimal":
-        return normalise_minimal(root, epoch=epoch)
+    if mode in ("minimal", "epoch"):
+        return normalise_minimal(root, epoch=epoch, every_mtime=mode == "epoch")
     return normalise_tree(root, epoch=epoch)
 
 
-def normalise_minimal(root: Path, *, epoch: int) -> list[str]:
+def normalise_minimal(root: Path, *, epoch: int, every_mtime: bool = False) -> list[str]:
     """Change only what would differ between two builds; return what changed.
 
     For trees that must stay as a reference tool leaves them (dpkg's
@@ -1270,7 +1270,8 @@ def normalise_minimal(root: Path, *, epoch: int) -> list[str]:
     ``/etc/machine-id`` is emptied, the last-change day in ``/etc/shadow``
     and ``/etc/shadow-`` is lowered to the epoch's day where it is later
     (debuerreotype's rule, bugs.debian.org/857803), and mtimes become
-    ``min(mtime, epoch)``.
+    ``min(mtime, epoch)``, or the epoch itself with *every_mtime* (what
+    ``find -exec touch --date=@EPOCH`` does, as archlinux-docker's build).
     """
     changed: list[str] = []
     context = f"normalising {root}"
@@ -1322,7 +1323,7 @@ def normalise_minimal(root: Path, *, epoch: int) -> list[str]:
                 rewrite(found[0], new)
                 changed.append("clamped last-change days in /" + rel.decode())
         safe.forget()
-        _clamp_times(safe, epoch)
+        _clamp_times(safe, epoch, every=every_mtime)
     return changed
 
 
@@ -1402,12 +1403,15 @@ def _remove_tree(safe: SafeRoot, rel: bytes) -> None:
     os.rmdir(rel, dir_fd=safe.fd)
 
 
-def _clamp_times(safe: SafeRoot, epoch: int) -> None:
-    """Post-order, so clamping a child never disturbs its parent afterwards."""
+def _clamp_times(safe: SafeRoot, epoch: int, *, every: bool = False) -> None:
+    """Post-order, so clamping a child never disturbs its parent afterwards.
+    *every*: set every mtime to the epoch, not only the later ones."""
     limit = epoch * 1_000_000_000
 
     def clamp(rel: bytes, st: os.stat_result) -> None:
-        if st.st_mtime_ns > limit or st.st_mtime_ns < 0:
+        if every and st.st_mtime_ns != limit:
+            os.utime(rel, ns=(limit, limit), dir_fd=safe.fd, follow_symlinks=False)
+        elif st.st_mtime_ns > limit or st.st_mtime_ns < 0:
             ns = min(max(st.st_mtime_ns, 0), limit)
             os.utime(rel, ns=(ns, ns), dir_fd=safe.fd, follow_symlinks=False)
 

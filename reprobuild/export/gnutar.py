@@ -35,23 +35,24 @@ means writing the bytes GNU tar 1.34 writes for::
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Final, Protocol
 
-from reprobuild.tree import TarEntry, TarReader, tar_header
+from reprobuild.globs import fnmatch_regex
+from reprobuild.tree import TarEntry, TarReader, _pax_record, tar_header
 
 __all__ = [
     "excluded",
     "export_canonical_excluding",
     "export_gnu_tar",
+    "export_posix_tar",
     "gnu_transform",
     "write_canonical_excluding",
     "write_gnu_tar",
+    "write_posix_tar",
 ]
 
 _BLOCK: Final = 512
@@ -59,46 +60,6 @@ _RECORD: Final = 20 * _BLOCK
 _NAME: Final = 100
 _CHUNK: Final = 1 << 20
 _MAGIC: Final = b"ustar  \0"
-
-
-@lru_cache(maxsize=256)
-def _pattern(pattern: str) -> re.Pattern[bytes]:
-    """An fnmatch pattern as GNU tar's exclusion uses it: wildcards match ``/``
-    and leading dots, ``\\`` escapes, ``FNM_LEADING_DIR``."""
-    raw = pattern.encode("utf-8", "surrogateescape")
-    out = []
-    i = 0
-    while i < len(raw):
-        c = raw[i : i + 1]
-        i += 1
-        if c == b"*":
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"\\" and i < len(raw):
-            out.append(re.escape(raw[i : i + 1]))
-            i += 1
-        elif c == b"[":
-            j = i
-            if j < len(raw) and raw[j : j + 1] in (b"!", b"^"):
-                j += 1
-            if j < len(raw) and raw[j : j + 1] == b"]":
-                j += 1
-            while j < len(raw) and raw[j : j + 1] != b"]":
-                j += 1
-            if j >= len(raw):
-                out.append(re.escape(c))
-                continue
-            body = raw[i:j]
-            i = j + 1
-            negate = body[:1] in (b"!", b"^")
-            if negate:
-                body = body[1:]
-            body = body.replace(b"\\", b"\\\\")
-            out.append(b"[" + (b"^" if negate else b"") + body + b"]")
-        else:
-            out.append(re.escape(c))
-    return re.compile(b"(?s:" + b"".join(out) + b")(?:/.*)?\\Z")
 
 
 def excluded(name: bytes, patterns: Sequence[str]) -> bool:
@@ -110,7 +71,7 @@ def excluded(name: bytes, patterns: Sequence[str]) -> bool:
     which tar never visits).
     """
     for pattern in patterns:
-        rx = _pattern(pattern)
+        rx = fnmatch_regex(pattern, leading_dir=True)
         if rx.match(name):
             return True
         for i, c in enumerate(name):
@@ -307,6 +268,90 @@ class _Canonical:
         )
 
 
+class _Posix(_Canonical):
+    """GNU tar 1.34's ``--format=posix --numeric-owner --mtime=@EPOCH --clamp-mtime
+    --pax-option=delete=atime,delete=ctime`` (archlinux-docker's options).
+
+    Its ustar headers are the canonical tar's; an extended header, where one
+    is needed, is named ``DIR/PaxHeaders/BASE`` (GNU's ``%d/PaxHeaders/%f``,
+    cut to 100 bytes) with mode 0644, ids 0 and the ``--mtime`` epoch, and
+    holds its records in the order GNU tar stores them: ``linkpath``,
+    ``path``, ``uid``, ``gid``, ``size``, then ``SCHILY.xattr.*``. POSIX ACLs
+    (GNU stores them as text) and sub-second mtimes are not written.
+    """
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def header(
+        self,
+        arcname: bytes,
+        linkname: bytes,
+        *,
+        meta: _Meta,
+        size: int,
+        typeflag: bytes,
+        devmajor: int | None,
+        devminor: int | None,
+        xattrs: Sequence[tuple[str, bytes]],
+    ) -> bytes:
+        records: list[tuple[bytes, bytes]] = []
+        if len(linkname) > _NAME:
+            records.append((b"linkpath", linkname))
+        if len(arcname) > _NAME:
+            records.append((b"path", arcname))
+        uid, gid = meta.uid, meta.gid
+        if uid > 0o7777777:
+            records.append((b"uid", str(uid).encode()))
+            uid = 0
+        if gid > 0o7777777:
+            records.append((b"gid", str(gid).encode()))
+            gid = 0
+        if size > 0o77777777777:
+            records.append((b"size", str(size).encode()))
+        for key, value in xattrs:
+            if key.startswith("system.posix_acl_"):
+                raise ValueError(f"{arcname!r}: POSIX ACLs are not written in the posix format")
+            records.append((b"SCHILY.xattr." + key.encode(), value))
+        plain = tar_header(
+            arcname[:_NAME],
+            mode=meta.mode,
+            uid=uid,
+            gid=gid,
+            size=size if size <= 0o77777777777 else 0,
+            mtime=meta.mtime,
+            typeflag=typeflag,
+            linkname=linkname[:_NAME],
+            devmajor=devmajor or 0,
+            devminor=devminor or 0,
+        )
+        if not records:
+            return plain
+        data = b"".join(_pax_record(k, v) for k, v in records)
+        path = arcname.rstrip(b"/")
+        directory, _, base = path.rpartition(b"/")
+        name = (directory or b".") + b"/PaxHeaders/" + base
+        head = bytearray(_BLOCK)
+        head[0:_NAME] = name[:_NAME].ljust(_NAME, b"\0")
+        head[100:108] = b"%07o\0" % 0o644
+        head[108:116] = b"%07o\0" % 0
+        head[116:124] = b"%07o\0" % 0
+        head[124:136] = b"%011o\0" % len(data)
+        head[136:148] = b"%011o\0" % self.epoch
+        head[148:156] = b" " * 8
+        head[156:157] = b"x"
+        head[257:265] = b"ustar\x0000"
+        head[148:155] = b"%06o\0" % sum(head)
+        return bytes(head) + data + b"\0" * (-len(data) % _BLOCK) + plain
+
+
+def write_posix_tar(
+    canonical: BinaryIO, out: BinaryIO, *, epoch: int, exclude: Sequence[str] = ()
+) -> int:
+    """GNU tar's posix-format archive of the tree (see :class:`_Posix`)."""
+    return _filtered(canonical, out, exclude, _Posix(epoch))
+
+
 def write_gnu_tar(canonical: BinaryIO, out: BinaryIO, *, exclude: Sequence[str] = ()) -> int:
     """Write the GNU tar of the tree whose canonical tar is *canonical*; return its size.
 
@@ -439,6 +484,13 @@ def _copy(source: _Readable, emit: Callable[[bytes], None], size: int) -> None:
 def export_gnu_tar(canonical_tar: Path, dest: Path, *, exclude: Sequence[str]) -> None:
     """Write *dest* (under a temporary name, renamed when complete)."""
     _export(canonical_tar, dest, exclude, _Gnu())
+
+
+def export_posix_tar(
+    canonical_tar: Path, dest: Path, *, epoch: int, exclude: Sequence[str]
+) -> None:
+    """Write *dest*: GNU tar's posix format, as archlinux-docker's build writes it."""
+    _export(canonical_tar, dest, exclude, _Posix(epoch))
 
 
 def export_canonical_excluding(canonical_tar: Path, dest: Path, *, exclude: Sequence[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.export.gnutar import export_canonical_excluding, export_gnu_tar
+from reprobuild.export.gnutar import export_canonical_excluding, export_gnu_tar, export_posix_tar
 from reprobuild.export.tar import Compression, export_tarball
 from reprobuild.store import Output
 
@@ -27,7 +27,7 @@ def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     compression: Compression = params.get("compression") or "none"
     tree = ctx.input(params["root"]["step"]).outputs[0]
     exclude = params.get("exclude") or []
-    if params.get("format") == "gnu" or exclude:
+    if params.get("format") in ("gnu", "posix") or exclude:
         return _written_tarball(ctx, ctx.store.path_of(tree.sha256), params, compression)
     if compression == "none":
         # Trees travel as canonical tars: an uncompressed tarball is the very
@@ -48,6 +48,8 @@ def _written_tarball(
     tar = ctx.workdir / "rootfs.tar"
     if params.get("format") == "gnu":
         export_gnu_tar(canonical, tar, exclude=exclude)
+    elif params.get("format") == "posix":
+        export_posix_tar(canonical, tar, epoch=ctx.epoch, exclude=exclude)
     else:
         export_canonical_excluding(canonical, tar, exclude=exclude)
     if compression == "none":

@@ -73,6 +73,8 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     base = params.get("base")
     if base:
         _extract_input(ctx, base["step"], tree)
+    if params.get("no_extract") and fmt != "alpm":
+        raise UsageError("no_extract is pacman's NoExtract: it applies to Arch Linux roots")
     if params.get("installer") == "debootstrap":
         from reprobuild.steps.debootstrap_step import install_debootstrap
 
@@ -204,7 +206,8 @@ def _install_alpm(step: BuildStep, ctx: StepContext, tree: Path, params: dict[st
         for key, record in sorted(ctx.inputs.items())
         if record.kind == "fetch" and key in wanted
     ]
-    results = [unpack_package(p.path, tree) for p in install_order(packages)]
+    no_extract = list(params.get("no_extract") or ())
+    results = [unpack_package(p.path, tree, no_extract=no_extract) for p in install_order(packages)]
     for r in results:
         for warning in r.warnings:
             ctx.log(f"{r.name}: warning: {warning}")
