@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-long lint bench clean
+.PHONY: demo test test-slow test-long golden test-golden lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The slow set (long loops, live apt comparisons, slow golden recipes); CI runs it after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
 test-long: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Golden digests: `make test-golden` checks every golden recipe (slow ones too);
+# `make golden` rewrites the digests recorded in their lockfiles on purpose
+# (GOLDEN="demo" for some only). Commit with the reason the bytes changed.
+test-golden: $(STAMP)
+	$(BIN)/python -m pytest -q tests/golden
+
+golden: $(STAMP)
+	$(BIN)/python -m tests.support.golden $(GOLDEN)
 
 lint: $(STAMP)
 	$(BIN)/ruff check reprobuild tests bench

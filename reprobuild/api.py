@@ -16,6 +16,7 @@ from reprobuild.lang.values import Value
 
 if TYPE_CHECKING:
     from reprobuild.cache import CacheReport
+    from reprobuild.cache_sign import CachePolicy
     from reprobuild.execute import Progress, StepExecutor
     from reprobuild.fetch import Fetcher
     from reprobuild.lockfile import Lockfile, Staleness
@@ -141,6 +142,7 @@ class LockResult:
     lockfile: Lockfile
     changed: bool
     packages: int
+    warnings: tuple[str, ...] = ()  # what the resolvers warned about (as pacman does)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def lock(
         state = pr.staleness(current)
         if not state.stale and bool(current.embedded) == embed_recipe:
             return LockResult(out, current, False, len(current.packages))
+    warnings: list[str] = []
     new = build_lock(
         p,
         recipe_sha256=top,
@@ -229,6 +232,7 @@ def lock(
         fetcher=fetcher or Fetcher(),
         sources=sources or Sources.from_env(),
         date=date,
+        warn=warnings.append,
     )
     if embed_recipe:
         from dataclasses import replace
@@ -245,7 +249,7 @@ def lock(
 
         with no_space_named(out, "lockfile"):
             lf.write(out, new)
-    return LockResult(out, new, changed, len(new.packages))
+    return LockResult(out, new, changed, len(new.packages), tuple(warnings))
 
 
 @dataclass(frozen=True)
@@ -302,6 +306,7 @@ def build(
     cache: str | None = None,
     push_cache: bool = False,
     worker_remote: str | None = None,
+    cache_policy: CachePolicy | None = None,
     epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
@@ -312,9 +317,11 @@ def build(
     remote holding a store whose step records are used instead of running
     those steps; ``push_cache`` sends this build's step records there.
     ``worker_remote``: Dask workers exchange inputs and outputs through this
-    git remote instead of opening the store at its path. ``epoch`` overrides
-    SOURCE_DATE_EPOCH and the snapshot's time (verify rebuilds at the epoch
-    an image shows).
+    git remote instead of opening the store at its path. ``cache_policy``
+    says which signatures make a cache record acceptable and signs what is
+    pushed (default: from the environment, see cache_sign.py). ``epoch``
+    overrides SOURCE_DATE_EPOCH and the snapshot's time (verify rebuilds at
+    the epoch an image shows).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -326,6 +333,19 @@ def build(
     from reprobuild.store._fs import no_space_named
 
     _check_build_options(executor, scheduler, cache, push_cache)
+    if cache:
+        from reprobuild.cache_sign import CachePolicy
+
+        cache_policy = cache_policy or CachePolicy.from_settings()
+        if push_cache and cache_policy.secret is None and not cache_policy.allow_unsigned:
+            from reprobuild.errors import UsageError
+
+            raise UsageError(
+                "--push-cache signs the records it sends: give a key with --cache-secret-key "
+                "FILE (or REPROBUILD_CACHE_SECRET_KEY)",
+                hint="make one with 'reprobuild store keygen NAME FILE'; "
+                "--allow-unsigned-cache pushes unsigned records",
+            )
     if worker_remote and executor != "dask":
         from reprobuild.errors import UsageError
 
@@ -366,6 +386,9 @@ def build(
     cache_report = None
     pushed = 0
     with Store.open_store(store_path) as store:
+        from reprobuild.index_trust import SIGNED_INDEX, TrustContext, verify_lock
+
+        signed = verify_lock(lock, TrustContext(sources, fetcher, store))
 
         def run_steps(executor: StepExecutor | None) -> dict[str, StepRecord]:
             return execute(
@@ -383,7 +406,9 @@ def build(
             if cache:
                 from reprobuild import cache as remote_cache
 
-                cache_report = remote_cache.fetch(store, cache, graph.steps, create=push_cache)
+                cache_report = remote_cache.fetch(
+                    store, cache, graph.steps, create=push_cache, policy=cache_policy
+                )
             records = run_steps(step_executor)
         except BaseException:
             if cache and push_cache and cache_report is not None:
@@ -392,13 +417,15 @@ def build(
                 from reprobuild.errors import ReprobuildError
 
                 with contextlib.suppress(ReprobuildError):  # keep what did finish
-                    remote_cache.push(store, cache, graph.steps)
+                    remote_cache.push(store, cache, graph.steps, policy=cache_policy)
             raise
         finally:
             if step_executor is not None:
                 step_executor.close()
         if cache and push_cache:
-            pushed = len(remote_cache.push(store, cache, graph.steps).updated)
+            pushed = len(
+                remote_cache.push(store, cache, graph.steps, policy=cache_policy).updated
+            )
         try:
             outputs = export_outputs(store, graph.outputs, records, out_dir)
         except ContentCorrupt as exc:  # a cached output, damaged: removed, so it is made again
@@ -457,6 +484,10 @@ def build(
                         lock_blob.sha256,
                         lock_blob.size,
                         "application/json",
+                    ),
+                    *(
+                        Output(f.name, f.sha256, f.size, SIGNED_INDEX)
+                        for f in {s.name: s for s in signed}.values()
                     ),
                 ),
                 meta={"epoch": epoch},

@@ -78,6 +78,13 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 f"the lockfile has no entry for snapshot '{name}'",
                 hint="run 'reprobuild lock' (or build without --locked)",
             )
+        wanted = plan.steps[plan_key].param_data().get("archive")
+        if snap.archive != wanted:
+            raise LockfileError(
+                f"snapshot '{name}': the lockfile says archive {snap.archive!r} but the recipe "
+                f"says {wanted!r} (a lockfile never chooses where packages come from)",
+                hint="lock the recipe anew",
+            )
         snap_by_step[plan_key] = snap
     rootfs_locks = {}
     for name, step, _, rkey in rootfs_requests(plan):
@@ -126,11 +133,14 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                         kind="fetch",
                         name=f"{p.name}_{p.version}_{p.architecture}",
                         inputs=(),
-                        data={"package": _package_json(p), "snapshot": _snapshot_json(snap)},
+                        data={
+                            "package": _package_json(p, snap),
+                            "snapshot": _snapshot_json(snap),
+                        },
                     )
                 )
                 fetch_keys.append(fkey)
-            data["packages"] = [_package_json(p) for p in pkgs]
+            data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
             inputs += fetch_keys
             if params.get("installer") == "debootstrap":
@@ -207,8 +217,8 @@ def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:
     return x
 
 
-def _package_json(p: LockedPackage) -> dict[str, Any]:
-    return {
+def _package_json(p: LockedPackage, snap: SnapshotLock) -> dict[str, Any]:
+    data: dict[str, Any] = {
         "name": p.name,
         "version": p.version,
         "architecture": p.architecture,
@@ -217,6 +227,10 @@ def _package_json(p: LockedPackage) -> dict[str, Any]:
         "sha256": p.sha256,
         "snapshot": p.snapshot,
     }
+    if snap.format == "alpm":  # Arch packages carry the signature they are verified against
+        data["fingerprint"] = p.fingerprint
+        data["pgpsig"] = p.pgpsig
+    return data
 
 
 def _snapshot_json(s: SnapshotLock) -> dict[str, Any]:

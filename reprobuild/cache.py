@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 
+from reprobuild.cache_sign import CachePolicy, push_signatures, read_signature, signature_refs
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store import Store, TransferReport
 from reprobuild.store.core import STEPS_PREFIX
@@ -38,11 +39,20 @@ class CacheReport:
     content_bytes: int
 
 
-def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) -> CacheReport:
+def fetch(
+    store: Store,
+    url: str,
+    keys: Iterable[str],
+    *,
+    create: bool = False,
+    policy: CachePolicy | None = None,
+) -> CacheReport:
     """Bring in the records of ``keys`` the local store lacks and the remote has.
 
     ``create`` makes a missing local-path remote (an empty cache that the
-    build will push to) instead of refusing it.
+    build will push to) instead of refusing it. With a *policy*, a record is
+    used only if a key it trusts signed it (see cache_sign.py); its content
+    is not even fetched otherwise.
     """
     from reprobuild.store import transport
 
@@ -55,7 +65,11 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
     def want(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
         remote_refs.update({bytes(r): s for r, s in refs.items()})
         objects = store.repo.object_store
-        shas = (refs.get(Ref(STEPS_PREFIX + k.encode())) for k in wanted)
+        shas = [refs.get(Ref(STEPS_PREFIX + k.encode())) for k in wanted]
+        if policy is not None:  # the signatures of the wanted records come along
+            plain = {bytes(r): s for r, s in refs.items()}
+            for k in wanted:
+                shas.extend(signature_refs(plain, k).values())
         return sorted({s for s in shas if s is not None and s not in objects})
 
     fetched: list[str] = []
@@ -79,6 +93,16 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
                 record = store._read_step(sha)
                 if record.key != key:
                     raise IntegrityError(f"it holds the record of step {record.key}")
+                if policy is not None:
+                    signatures = {
+                        name: sig
+                        for name, sha_ in signature_refs(remote_refs, key).items()
+                        if (sig := read_signature(store.repo, sha_)) is not None
+                    }
+                    problem = policy.check(record, signatures)
+                    if problem is not None:
+                        refused.append((key, f"refused: {problem}"))
+                        continue
                 _, pointers = store._reachable({ref: sha})
                 needed = [b for b in pointers.values() if not store.has(b.sha256)]
                 got, got_bytes = transport._fetch_content(
@@ -100,22 +124,36 @@ def fetch(store: Store, url: str, keys: Iterable[str], *, create: bool = False) 
     return CacheReport(url, tuple(fetched), tuple(refused), objects, size)
 
 
-def push(store: Store, url: str, keys: Iterable[str], *, retry: bool = False) -> TransferReport:
+def push(
+    store: Store,
+    url: str,
+    keys: Iterable[str],
+    *,
+    retry: bool = False,
+    policy: CachePolicy | None = None,
+) -> TransferReport:
     """Send the records of ``keys`` present here, with their content, to the cache.
 
     ``retry``: try once more after a refusal, for remotes several machines push
     to at once (another may have created the same content ref meanwhile; the
-    second try sees it and sends only what is still missing).
+    second try sees it and sends only what is still missing). A *policy*
+    with a secret key signs every record sent (see cache_sign.py).
     """
     from reprobuild.store import transport
 
+    keys = list(keys)
     refs = {STEPS_PREFIX + k.encode() for k in keys}
     try:
-        return transport.push(store, url, only=refs)
+        report = transport.push(store, url, only=refs)
     except StoreError:
         if not retry:
             raise
-        return transport.push(store, url, only=refs)
+        report = transport.push(store, url, only=refs)
+    if policy is not None and policy.secret is not None:
+        records = [r for r in (store.lookup_step(k) for k in sorted(set(keys))) if r is not None]
+        client, path = transport._client(url, create=False)
+        push_signatures(store, client, path, records, policy.secret)
+    return report
 
 
 def _sorted(blobs: list[Blob]) -> list[Blob]:

@@ -117,18 +117,22 @@ def check(
     mirrors: Sequence[str] = (),
     keyrings: Sequence[str] = (),
     allow_expired: bool = False,
+    insecure: bool = False,
 ) -> CheckResult:
     """Lock if needed, then build under control and varied conditions and compare."""
     from reprobuild import api
     from reprobuild.locking import Sources
 
-    api.lock(recipe, sources=Sources.from_env(mirrors, keyrings, allow_expired=allow_expired))
+    api.lock(
+        recipe, sources=Sources.from_env(mirrors, keyrings, insecure, allow_expired=allow_expired)
+    )
     applied = tuple(v for v in variations if available(v) is None)
     unavailable = tuple((v, why) for v in variations if (why := available(v)) is not None)
     extra = (
         [a for m in mirrors for a in ("--mirror", m)]
         + [a for k in keyrings for a in ("--keyring", k)]
         + (["--allow-expired"] if allow_expired else [])
+        + (["--insecure-allow-unsigned"] if insecure else [])
     )
     with tempfile.TemporaryDirectory(prefix="reprobuild-check-") as tmp:
         work = Path(tmp)

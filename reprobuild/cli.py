@@ -128,12 +128,14 @@ def _mirror_options(f: Any) -> Any:
         "--allow-expired",
         is_flag=True,
         help="Accept a Release whose Valid-Until passed after the snapshot was taken "
-        "(old snapshots; apt's Check-Valid-Until=false). Also REPROBUILD_ALLOW_EXPIRED=1.",
+        "(old snapshots; apt's Check-Valid-Until=false), and Arch packages signed by keys "
+        "the keyring lists as revoked since. Also REPROBUILD_ALLOW_EXPIRED=1.",
     )(f)
     f = click.option(
         "--insecure-allow-unsigned",
         is_flag=True,
-        help="Do not check index signatures (recorded in the lockfile).",
+        help="Do not check index signatures, nor Arch Linux package signatures (recorded "
+        "in the lockfile; needed again to build what such a lockfile pins).",
     )(f)
     f = click.option(
         "--keyring",
@@ -182,6 +184,8 @@ def lock_cmd(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
     result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     snaps = ", ".join(f"{s.archive}@{s.timestamp}" for s in result.lockfile.snapshots)
     if as_json:
         click.echo(
@@ -191,6 +195,7 @@ def lock_cmd(
                     "changed": result.changed,
                     "packages": result.packages,
                     "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                    "warnings": list(result.warnings),
                 }
             )
         )
@@ -253,6 +258,24 @@ def _store_option(f: Any) -> Any:
     "instead of running the steps.",
 )
 @click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
+@click.option(
+    "--trusted-key",
+    "trusted_keys",
+    multiple=True,
+    metavar="NAME:KEY",
+    help="A public key whose signatures on cache records are accepted (repeatable; "
+    "also REPROBUILD_TRUSTED_KEYS).",
+)
+@click.option(
+    "--cache-secret-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign the records --push-cache sends with this key (REPROBUILD_CACHE_SECRET_KEY).",
+)
+@click.option(
+    "--allow-unsigned-cache",
+    is_flag=True,
+    help="Use cache records no trusted key signed, and push unsigned ones (unsafe).",
+)
 @_store_option
 @_mirror_options
 def build_cmd(
@@ -268,6 +291,9 @@ def build_cmd(
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
+    trusted_keys: tuple[str, ...],
+    cache_secret_key: Path | None,
+    allow_unsigned_cache: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -276,6 +302,12 @@ def build_cmd(
 ) -> None:
     """Fetch, verify, build and export every output of RECIPE."""
     from reprobuild.locking import Sources
+
+    policy = None
+    if cache:
+        from reprobuild.cache_sign import CachePolicy
+
+        policy = CachePolicy.from_settings(trusted_keys, cache_secret_key, allow_unsigned_cache)
     from reprobuild.progress import make_progress
 
     sources = Sources.from_env(
@@ -296,6 +328,7 @@ def build_cmd(
             cache=cache,
             push_cache=push_cache,
             worker_remote=worker_remote,
+            cache_policy=policy,
         )
     extra: dict[str, Any] = {}
     if executor == "dask":
@@ -351,6 +384,16 @@ def build_cmd(
 )
 @click.option("-j", "--jobs", type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--recipe",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="The recipe to replay (default: the one beside the lockfile).",
+)
+@click.option(
+    "--embedded-recipe",
+    is_flag=True,
+    help="Replay the recipe the lockfile embeds instead of a recipe file.",
+)
 @_store_option
 @_mirror_options
 def replay_cmd(
@@ -358,6 +401,8 @@ def replay_cmd(
     out_dir: Path | None,
     jobs: int | None,
     as_json: bool,
+    recipe: Path | None,
+    embedded_recipe: bool,
     store_path: Path | None,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
@@ -375,7 +420,16 @@ def replay_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    result = replay(target, store_path=store_path, sources=sources, out_dir=out_dir, jobs=jobs)
+    result = replay(
+        target,
+        store_path=store_path,
+        sources=sources,
+        out_dir=out_dir,
+        jobs=jobs,
+        recipe=recipe,
+        embedded_recipe=embedded_recipe,
+        on_note=lambda text: click.echo(f"note: {text}", err=True),
+    )
     if as_json:
         click.echo(_dump(result.to_json()))
     else:
@@ -434,6 +488,7 @@ def check_cmd(
         mirrors=mirrors,
         keyrings=keyrings,
         allow_expired=allow_expired,
+        insecure=insecure_allow_unsigned,
     )
     if as_json:
         click.echo(_dump(result.to_json()))
@@ -660,6 +715,17 @@ def store_log(store_path: Path | None, build: str | None) -> None:
         click.echo(f"{info.ref}  {when}  commit {info.commit[:12]}")
         for o in info.record.outputs:
             click.echo(f"    {o.name:<12} sha256:{o.sha256}  {_size(o.size)}")
+
+
+@store_group.command("keygen")
+@click.argument("name")
+@click.argument("secret_file", type=click.Path(path_type=Path, dir_okay=False))
+def store_keygen(name: str, secret_file: Path) -> None:
+    """Make a signing key NAME for a step cache: the secret goes to SECRET_FILE
+    (mode 0600), the public key NAME:KEY is printed, for --trusted-key."""
+    from reprobuild.cache_sign import generate
+
+    click.echo(generate(name, secret_file))
 
 
 @store_group.command("verify")

@@ -209,6 +209,7 @@ def execute(
                             cached = _verified_input(store, cached)
                             if cached is not None:
                                 trust.verified.add(step.key)
+                                _signed_input(step, store, cached, sources)
                         if cached is not None and all(store.has(o.sha256) for o in cached.outputs):
                             records[step.key] = cached
                             trust.cached.add(step.key)
@@ -263,6 +264,18 @@ def _verified_input(store: Store, record: StepRecord) -> StepRecord | None:
     """Inputs are re-hashed before each build uses them: a damaged object is
     removed and the fetch step runs again, instead of building it into an image."""
     return record if all([store.intact(o.sha256) for o in record.outputs]) else None
+
+
+def _signed_input(step: BuildStep, store: Store, record: StepRecord, sources: Sources) -> None:
+    """A stored package that carries its own signature is verified again at each use."""
+    from reprobuild.steps.fetching import check_package_signature
+
+    try:
+        check_package_signature(step, store.path_of(record.outputs[0].sha256), sources)
+    except ReprobuildError as exc:
+        raise StepFailed(
+            f"{step.kind} step '{step.name}' failed: {exc.message}", hint=exc.hint
+        ) from exc
 
 
 class _CachedOutputs:

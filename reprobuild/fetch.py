@@ -89,9 +89,20 @@ class Fetcher:
         return Fetched(final, b"".join(chunks))
 
     def download(
-        self, url: str, dest: Path, *, sha256: str | None = None, size: int | None = None
+        self,
+        url: str,
+        dest: Path,
+        *,
+        sha256: str | None = None,
+        size: int | None = None,
+        max_size: int | None = None,
     ) -> Path:
-        """Fetch ``url`` to ``dest``; verified before it appears there."""
+        """Fetch ``url`` to ``dest``; verified before it appears there.
+
+        ``max_size`` bounds what is read (default: ``size``, else 1 TiB); past
+        it the download stops and its partial file is removed.
+        """
+        limit = max_size or size or (1 << 40)
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
         if url.startswith("file://"):
@@ -106,8 +117,12 @@ class Fetcher:
             if size is not None and offset > size:
                 offset = 0
             mode = "ab" if offset else "wb"
-            with part.open(mode) as fout:
-                self._http(url, fout.write, offset=offset, max_size=size or (1 << 40))
+            try:
+                with part.open(mode) as fout:
+                    self._http(url, fout.write, offset=offset, max_size=limit)
+            except IntegrityError:
+                part.unlink(missing_ok=True)  # longer than allowed: nothing to resume
+                raise
         try:
             verify_file(part, sha256=sha256, size=size, what=url)
         except IntegrityError:

@@ -38,6 +38,8 @@ _VERSION = re.compile(r"[A-Za-z0-9.+~:_-]+")
 _ARCH = re.compile(r"[A-Za-z0-9_-]+")
 # A path in an archive: printable ASCII without '%', '?', '#', '\\' or white space.
 _ARCHIVE_PATH = re.compile(r"[A-Za-z0-9._+~@=,:/-]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_MAX_SIGNATURE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,12 @@ class LockedPackage:
     size: int
     sha256: str
     snapshot: str
+    # Arch Linux packages carry their own signature: the primary fingerprint of
+    # the key that signed it and the signature itself (base64, as %PGPSIG%).
+    # Both None for an Arch package locked with --insecure-allow-unsigned;
+    # never set (nor written) for Debian packages, which the signed index vouches for.
+    fingerprint: str | None = None
+    pgpsig: str | None = None
 
     @property
     def ident(self) -> str:
@@ -128,7 +136,24 @@ class Lockfile:
         return hashlib.sha256(replace(self, outputs={}).dumps().encode()).hexdigest()
 
     # -- serialisation ---------------------------------------------------------
+    @staticmethod
+    def _package_json(p: LockedPackage, formats: Mapping[str, str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": p.name,
+            "version": p.version,
+            "architecture": p.architecture,
+            "filename": p.filename,
+            "size": p.size,
+            "sha256": p.sha256,
+            "snapshot": p.snapshot,
+        }
+        if formats.get(p.snapshot) == "alpm":
+            out["fingerprint"] = p.fingerprint
+            out["pgpsig"] = p.pgpsig
+        return out
+
     def to_json(self) -> dict[str, Any]:
+        formats = {s.name: s.format for s in self.snapshots}
         data: dict[str, Any] = {
             "version": self.version,
             "recipe": self.recipe,
@@ -156,18 +181,7 @@ class Lockfile:
                 }
                 for s in self.snapshots
             },
-            "packages": [
-                {
-                    "name": p.name,
-                    "version": p.version,
-                    "architecture": p.architecture,
-                    "filename": p.filename,
-                    "size": p.size,
-                    "sha256": p.sha256,
-                    "snapshot": p.snapshot,
-                }
-                for p in sorted(self.packages)
-            ],
+            "packages": [self._package_json(p, formats) for p in sorted(self.packages)],
             "rootfs": {
                 r.name: {
                     "key": r.key,
@@ -229,6 +243,7 @@ class Lockfile:
             )
             for raw in data["packages"]:
                 _check_size(raw, what)
+            formats = {s.name: s.format for s in snapshots}
             packages = tuple(
                 sorted(
                     LockedPackage(
@@ -239,6 +254,7 @@ class Lockfile:
                         size=int(p["size"]),
                         sha256=p["sha256"],
                         snapshot=p["snapshot"],
+                        **_signature_fields(p, formats),
                     )
                     for p in data["packages"]
                 )
@@ -260,11 +276,15 @@ class Lockfile:
                 snapshots=snapshots,
                 packages=packages,
                 rootfs=rootfs,
-                outputs=dict(data.get("outputs", {})),
+                outputs={
+                    str(k): dict(v) if isinstance(v, dict) else v
+                    for k, v in dict(data.get("outputs", {})).items()
+                },
                 insecure="insecure" in data,
                 version=version,
                 embedded={str(k): str(v) for k, v in data.get("embedded", {}).items()},
             )
+            validate(lock, what=what)  # inside: a field of the wrong type is refused, too
         except LockfileError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -272,7 +292,6 @@ class Lockfile:
                 f"{what}: malformed lockfile ({type(exc).__name__}: {exc})",
                 hint="regenerate it with 'reprobuild lock --update'",
             ) from None
-        validate(lock, what=what)
         return lock
 
 
@@ -319,8 +338,53 @@ def _host(url: str) -> str | None:
     return parts.hostname or ""
 
 
+_TIMESTAMP = re.compile(r"\d{8}T\d{6}Z")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, tuple | list) and all(isinstance(v, str) for v in value)
+
+
+def _check_types(lock: Lockfile, what: str) -> None:
+    """Every field has the type the code reading it expects: a hostile lockfile
+    gets an error naming the field, never a crash further on."""
+    for snap in lock.snapshots:
+        where = f"snapshot {snap.name!r}"
+        for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
+            value = getattr(snap, name)
+            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
+                raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
+        if not _TIMESTAMP.fullmatch(snap.timestamp):
+            raise _refuse(
+                what, f"{where}: field 'timestamp' is not YYYYMMDDTHHMMSSZ: {snap.timestamp!r}"
+            )
+        if not _strings(snap.components):
+            raise _refuse(what, f"{where}: field 'components' is not a list of names")
+        for su in snap.suites:
+            if not isinstance(su.date, str) or not isinstance(su.indexes, Mapping):
+                raise _refuse(what, f"{where}, suite {su.suite!r}: malformed 'date' or 'indexes'")
+    for p in lock.packages:
+        if not isinstance(p.snapshot, str):
+            raise _refuse(what, f"package {p.name!r}: field 'snapshot' is not a name")
+    for r in lock.rootfs:
+        for name in ("snapshots", "request", "packages"):
+            if not _strings(getattr(r, name)):
+                raise _refuse(what, f"rootfs {r.name!r}: field {name!r} is not a list of strings")
+        if not r.snapshots:
+            raise _refuse(what, f"rootfs {r.name!r}: field 'snapshots' is empty")
+        if not isinstance(r.key, str) or not isinstance(r.variant, str):
+            raise _refuse(what, f"rootfs {r.name!r}: fields 'key' and 'variant' must be strings")
+    for name, out in lock.outputs.items():
+        if not isinstance(out, Mapping) or not (
+            isinstance(out.get("sha256"), str) and _SHA256.fullmatch(out["sha256"])
+        ):
+            raise _refuse(what, f"outputs: {name!r} has no valid sha256")
+
+
 def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     """Refuse a lockfile that would make reprobuild fetch or trust the wrong thing."""
+    _check_types(lock, what)
     if not _SHA256.fullmatch(str(lock.recipe)):
         raise _refuse(
             what, f"field 'recipe' is not a sha256 (64 lowercase hex digits): {lock.recipe!r}"
@@ -331,6 +395,16 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in lock.embedded:
         if rel.startswith("/") or ".." in rel.split("/"):
             raise _refuse(what, f"embedded: {rel!r} leaves the recipe tree")
+        if any(part in ("", ".") for part in rel.split("/")):
+            raise _refuse(what, f"embedded: {rel!r} is not a plain path of a recipe file")
+    parents = {rel.rsplit("/", 1)[0] for rel in lock.embedded if "/" in rel}
+    for rel in sorted(lock.embedded):
+        if rel in parents or any(p.startswith(rel + "/") for p in parents):
+            raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
+    for name, output in lock.outputs.items():
+        recorded = output.get("sha256") if isinstance(output, Mapping) else None
+        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
+            raise _refuse(what, f"output {name!r}: no valid sha256 recorded: {output!r}")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"
@@ -393,6 +467,8 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
             raise _refuse(
                 what, f"{where}: field 'snapshot' names no snapshot of the lockfile: {p.snapshot!r}"
             )
+        if snapshots[p.snapshot].format == "alpm":
+            _check_package_signature(p, lock.insecure, what, where)
         idents.add(p.ident)
     for r in lock.rootfs:
         missing = sorted(set(r.packages) - idents)
@@ -406,6 +482,35 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
                 what,
                 f"rootfs {r.name!r} names snapshot {unknown[0]!r}, which the lockfile does not",
             )
+
+
+def _signature_fields(raw: Mapping[str, Any], formats: Mapping[str, str]) -> dict[str, Any]:
+    """The signature fields of an Arch package (checked by :func:`validate`)."""
+    if formats.get(raw["snapshot"]) != "alpm":
+        return {}
+    return {"fingerprint": raw.get("fingerprint"), "pgpsig": raw.get("pgpsig")}
+
+
+def _check_package_signature(p: LockedPackage, insecure: bool, what: str, where: str) -> None:
+    """An Arch package pins its signer and signature, unless the lock is insecure."""
+    if p.fingerprint is None and p.pgpsig is None and insecure:
+        return
+    if not isinstance(p.fingerprint, str) or not _FINGERPRINT.fullmatch(p.fingerprint):
+        raise _refuse(
+            what,
+            f"{where}: field 'fingerprint' is not a key fingerprint: {p.fingerprint!r} "
+            "(an Arch package is pinned to the key that signed it)",
+        )
+    if (
+        not isinstance(p.pgpsig, str)
+        or not 0 < len(p.pgpsig) <= _MAX_SIGNATURE
+        or not _BASE64.fullmatch(p.pgpsig)
+    ):
+        raise _refuse(
+            what,
+            f"{where}: field 'pgpsig' is not a base64 signature (an Arch package carries "
+            "the signature it is verified against)",
+        )
 
 
 def _archive_host(name: str) -> str | None:

@@ -15,14 +15,13 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
-from reprobuild.archives.arch import SyncPackage, read_sync_db
 from reprobuild.archives.debian import (
     BinaryPackage,
     VerifiedRelease,
@@ -93,6 +92,17 @@ class Sources:
             mirror += "/"
         return mirror + canonical[len(prefix) :]
 
+    def base_urls(self, archive: ArchiveDef, timestamp: str) -> list[str]:
+        """Where a snapshot may be: the mirror as given, then under each of the
+        archive's ``mirror_subdirs`` (a mirror named by its root)."""
+        first = self.base_url(archive, timestamp)
+        mirror = self.mirrors.get(archive.name)
+        if not mirror:
+            return [first]
+        mirror = mirror if mirror.endswith("/") else mirror + "/"
+        rest = first[len(mirror) :]
+        return [first, *(mirror + sub + rest for sub in archive.mirror_subdirs)]
+
     def keyring(self, archive: ArchiveDef) -> Path:
         override = self.keyrings.get(archive.name)
         if override is not None:
@@ -111,13 +121,11 @@ def _pair(spec: str, flag: str, example: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class SnapshotIndex:
-    """A verified snapshot and its indexes: Debian ``Packages`` files (checked,
-    parsed only when a resolution needs them), or Arch repositories in
-    pacman's search order."""
+    """A verified Debian snapshot and its ``Packages`` indexes (checked, parsed
+    only when a resolution needs them)."""
 
     lock: SnapshotLock
     indexes: tuple[tuple[str, str, bytes], ...] = ()  # (path, sha256, verified bytes)
-    repos: tuple[tuple[str, tuple[SyncPackage, ...]], ...] = ()
 
     def packages(self) -> tuple[BinaryPackage, ...]:
         out: list[BinaryPackage] = []
@@ -300,108 +308,6 @@ class DebianSnapshots:
         )
 
 
-class ArchSnapshots:
-    """Fetches Arch Linux Archive days: ``REPO.db`` per repository.
-
-    Arch Linux does not sign its databases (only packages); a ``.db.sig``
-    beside a database is verified when present, and otherwise the lockfile
-    says the database was unsigned. Every package is checked against its own
-    signature and the database's sha256 when it is fetched.
-    """
-
-    MAX_DAYS_BACK = 7
-
-    def __init__(self, fetcher: Fetcher, sources: Sources) -> None:
-        self.fetcher = fetcher
-        self.sources = sources
-
-    def acquire(self, name: str, step: Step) -> SnapshotIndex:
-        import datetime as dt
-
-        p = step.param_data()
-        archive = load_archive(p["archive"])
-        repos = tuple(p.get("repos") or p.get("suites") or archive.repos)
-        if not repos:
-            raise UsageError(f"snapshot '{name}' names no repositories (repos = [ \"core\" ];)")
-        arch = p.get("arch") or archive.arch or "x86_64"
-        day = dt.datetime.strptime(snapshot_timestamp(p["date"])[:8], "%Y%m%d")
-        last: Exception | None = None
-        for back in range(self.MAX_DAYS_BACK + 1):
-            ts = (day - dt.timedelta(days=back)).strftime("%Y%m%dT000000Z")
-            try:
-                return self._day(name, step, archive, ts, repos, arch, p["date"])
-            except NotFound as exc:
-                last = exc
-        raise ArchiveError(
-            f"{archive.name}: no snapshot within {self.MAX_DAYS_BACK} days before {p['date']} "
-            f"({last})",
-            hint="check the date and the mirror (--mirror NAME=URL)",
-        )
-
-    def _day(
-        self,
-        name: str,
-        step: Step,
-        archive: ArchiveDef,
-        ts: str,
-        repos: tuple[str, ...],
-        arch: str,
-        requested: str,
-    ) -> SnapshotIndex:
-        import tempfile
-
-        from reprobuild.archives.arch import verify_signature
-
-        base = self.sources.base_url(archive, ts)
-        layout = archive.layout or "{repo}/os/{arch}/"
-        suites: list[SuiteLock] = []
-        parsed: list[tuple[str, tuple[SyncPackage, ...]]] = []
-        signed_all = True
-        for repo in repos:
-            url = base + layout.format(repo=repo, arch=arch) + f"{repo}.db"
-            data = self.fetcher.get(url).data
-            digest = hashlib.sha256(data).hexdigest()
-            fingerprint: str | None = None
-            if not self.sources.insecure:
-                try:
-                    sig = self.fetcher.get(url + ".sig", max_size=1 << 20).data
-                except NotFound:
-                    sig = None
-                if sig is not None:
-                    with tempfile.TemporaryDirectory() as tmp:
-                        db = Path(tmp) / f"{repo}.db"
-                        db.write_bytes(data)
-                        (Path(tmp) / f"{repo}.db.sig").write_bytes(sig)
-                        signers = verify_signature(db, self.sources.keyring(archive))
-                    fingerprint = signers[0].fingerprint
-            if fingerprint is None:
-                signed_all = False
-            parsed.append((repo, read_sync_db(data, what=url)))
-            suites.append(
-                SuiteLock(
-                    suite=repo,
-                    inrelease_sha256=digest,
-                    fingerprint=fingerprint,
-                    date=f"{ts[:4]}-{ts[4:6]}-{ts[6:8]}T00:00:00Z",
-                    indexes={f"{repo}.db": digest},
-                )
-            )
-        lock = SnapshotLock(
-            name=name,
-            step=step.key,
-            archive=archive.name,
-            format=archive.format,
-            requested=requested,
-            timestamp=ts,
-            url=archive.snapshot_url(ts),
-            architecture=arch,
-            components=repos,
-            suites=tuple(suites),
-            signed=signed_all,
-        )
-        return SnapshotIndex(lock, repos=tuple(parsed))
-
-
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
     material: dict[str, Any] = {
@@ -459,19 +365,27 @@ def build_lock(
     fetcher: Fetcher,
     sources: Sources,
     date: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Lockfile:
-    """Resolve every snapshot and rootfs of a plan into a lockfile."""
-    from reprobuild.resolve import Request
+    """Resolve every snapshot and rootfs of a plan into a lockfile.
+
+    ``warn`` receives what the resolvers warn about (pacman's "removing 'x'
+    from target list because it conflicts with 'y'").
+    """
+    from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots, lock_rootfs
 
     debian = DebianSnapshots(fetcher, sources)
-    arch_linux = ArchSnapshots(fetcher, sources)
-    indexes: dict[str, SnapshotIndex] = {}
+    arch_linux = ArchSnapshots(fetcher, sources, cache_dir())
+    indexes: dict[str, SnapshotIndex | ArchSnapshot] = {}
     for key, name in snapshot_names(plan).items():
         step = plan.steps[key]
         if date is not None:
             step = _with_date(step, date)
-        fmt = load_archive(step.param_data()["archive"]).format
-        indexes[key] = (arch_linux if fmt == "alpm" else debian).acquire(name, step)
+        params = step.param_data()
+        if load_archive(params["archive"]).format == "alpm":
+            indexes[key] = arch_linux.acquire(name, params, step.key)
+        else:
+            indexes[key] = debian.acquire(name, step)
     locked: dict[tuple[str, str, str], LockedPackage] = {}
     roots: list[RootfsLock] = []
     for name, step, snap_keys, rkey in rootfs_requests(plan):
@@ -480,7 +394,8 @@ def build_lock(
         if len(formats) > 1:
             raise UsageError(f"rootfs '{name}' mixes Debian and Arch Linux snapshots")
         if formats == {"alpm"}:
-            members = _lock_alpm(p, [indexes[k] for k in snap_keys])
+            arch_snaps = [i for k in snap_keys if isinstance(i := indexes[k], ArchSnapshot)]
+            members = lock_rootfs(p, arch_snaps, fetcher=fetcher, sources=sources, warn=warn)
             for lp in members:
                 locked[(lp.name, lp.version, lp.architecture)] = lp
             roots.append(
@@ -494,16 +409,19 @@ def build_lock(
                 )
             )
             continue
+        from reprobuild.resolve import Request
+
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
+        deb_snaps = [i for k in snap_keys if isinstance(i := indexes[k], SnapshotIndex)]
         if p.get("installer") == "debootstrap":
             from reprobuild.resolve_debootstrap import lock_debootstrap
 
-            if len(snap_keys) != 1:
+            if len(deb_snaps) != 1:
                 raise UsageError(f"rootfs '{name}': installer \"debootstrap\" takes one snapshot")
-            members = lock_debootstrap(p, indexes[snap_keys[0]])
+            members = lock_debootstrap(p, deb_snaps[0])
         else:
-            members = _lock_deb(request, [indexes[k] for k in snap_keys])
+            members = _lock_deb(request, deb_snaps)
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp
@@ -571,42 +489,6 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
         tmp.write_text(json.dumps([vars(m) for m in members], sort_keys=True))
         os.replace(tmp, cache)
     return members
-
-
-def _lock_alpm(params: Mapping[str, Any], snaps: Sequence[SnapshotIndex]) -> list[LockedPackage]:
-    from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
-
-    repos: list[tuple[str, tuple[SyncPackage, ...]]] = []
-    owner: dict[str, SnapshotIndex] = {}
-    for snap in snaps:
-        for repo, pkgs in snap.repos:
-            repos.append((repo, pkgs))
-            owner.setdefault(repo, snap)
-    request = list(params.get("packages") or [])
-    if (params.get("variant") or "none") not in ("none", "essential"):
-        raise UsageError('Arch Linux roots take variant "none" (request "base" for a base system)')
-    resolution = resolve_arch(ArchUniverse(repos), ArchRequest(tuple(request)))
-    out = []
-    for choice in resolution.packages:
-        pkg = choice.package
-        snap = owner[choice.repo]
-        if pkg.sha256 is None or pkg.csize is None:
-            raise ArchiveError(
-                f"{choice.repo}/{pkg.name}: the database gives no %SHA256SUM%/%CSIZE%; "
-                "it cannot be pinned"
-            )
-        out.append(
-            LockedPackage(
-                name=pkg.name,
-                version=pkg.version,
-                architecture=pkg.arch,
-                filename=f"{choice.repo}/os/{snap.lock.architecture}/{pkg.filename}",
-                size=pkg.csize,
-                sha256=pkg.sha256,
-                snapshot=snap.lock.name,
-            )
-        )
-    return out
 
 
 def _with_date(step: Step, date: str) -> Step:

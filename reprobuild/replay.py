@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class ReplayResult:
     outputs: tuple[ReplayedOutput, ...]
     step_mismatches: tuple[str, ...]
     report: Path
+    embedded: bool = False  # the recipe came from the lockfile, not from a file
 
     @property
     def identical(self) -> bool:
@@ -62,6 +63,7 @@ class ReplayResult:
             },
             "steps_differing_from_store": list(self.step_mismatches),
             "report": str(self.report),
+            "embedded_recipe": self.embedded,
         }
 
 
@@ -73,35 +75,57 @@ def replay(
     fetcher: Fetcher | None = None,
     out_dir: Path | None = None,
     jobs: int | None = None,
+    recipe: Path | None = None,
+    embedded_recipe: bool = False,
+    on_note: Callable[[str], None] | None = None,
 ) -> ReplayResult:
-    """Replay a lockfile path or a build reference (``refs/builds/NAME/N``, ``NAME/N``)."""
+    """Replay a lockfile path or a build reference (``refs/builds/NAME/N``, ``NAME/N``).
+
+    The recipe replayed is the one the user gives (*recipe*, else the file
+    beside the lockfile). The copy a lockfile may embed is used only with
+    *embedded_recipe*, or when there is no recipe file, and *on_note* is then
+    told so: a lockfile never silently swaps the recipe a user points at.
+    """
     path = Path(target)
+    used_embedded = False
     if path.exists() or target.endswith(".lock"):
-        recipe, lock, tmp = _from_lockfile(path)
+        recipe_path, lock, tmp = _from_lockfile(path, recipe, embedded_recipe, on_note)
+        used_embedded = tmp is not None
         expected = {k: v.get("sha256") for k, v in lock.outputs.items()}
     else:
-        recipe, lock, tmp, expected = _from_build(target, store_path)
+        recipe_path, lock, tmp, expected = _from_build(target, store_path)
     try:
-        return _run(recipe, lock, expected, store_path, sources, fetcher, out_dir, jobs)
+        result = _run(recipe_path, lock, expected, store_path, sources, fetcher, out_dir, jobs)
     finally:
         if tmp is not None:
             tmp.cleanup()
+    return replace(result, embedded=used_embedded)
 
 
-def _from_lockfile(path: Path) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDirectory[str] | None]:
+def _from_lockfile(
+    path: Path,
+    recipe: Path | None,
+    embedded: bool,
+    on_note: Callable[[str], None] | None,
+) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDirectory[str] | None]:
     lock = lf.load(path)
-    beside = path.with_name(path.name.removesuffix(".lock"))
-    if beside.exists():
-        from reprobuild.fetch import sha256_file
-
-        if sha256_file(beside)[0] == lock.recipe or not lock.embedded:
-            return beside, lock, None
+    beside = recipe or path.with_name(path.name.removesuffix(".lock"))
+    if embedded and not lock.embedded:
+        raise LockfileError(
+            f"{path}: --embedded-recipe, but the lockfile embeds no recipe",
+            hint="lock with --embed-recipe, or replay the recipe file",
+        )
+    if not embedded and beside.exists():
+        return beside, lock, None
     if not lock.embedded:
         raise LockfileError(
             f"{path}: the recipe {beside.name} is not beside the lockfile and the lockfile "
             "does not embed it",
             hint="keep the recipe next to its lockfile, or lock with --embed-recipe",
         )
+    if on_note is not None:
+        why = "as asked" if embedded else f"there is no {beside}"
+        on_note(f"replaying the recipe embedded in {path} ({why})")
     tmp = tempfile.TemporaryDirectory(prefix="reprobuild-replay-")
     root = Path(tmp.name)
     for rel, text in lock.embedded.items():
@@ -110,7 +134,7 @@ def _from_lockfile(path: Path) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDir
             raise LockfileError(f"{path}: embedded recipe file {rel!r} leaves the recipe tree")
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(text, encoding="utf-8")
-    top = root / beside.name
+    top = root / path.name.removesuffix(".lock")
     (root / path.name).write_text(lock.dumps(), encoding="utf-8")
     return top, lock, tmp
 
@@ -118,6 +142,7 @@ def _from_lockfile(path: Path) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDir
 def _from_build(
     spec: str, store_path: Path | None
 ) -> tuple[Path, lf.Lockfile, tempfile.TemporaryDirectory[str], dict[str, str | None]]:
+    from reprobuild.index_trust import SIGNED_INDEX
     from reprobuild.store import Store
 
     with Store.open_store(store_path, create=False) as store:
@@ -127,6 +152,8 @@ def _from_build(
         root = Path(tmp.name)
         lock_path = None
         for src in record.sources:
+            if src.media_type == SIGNED_INDEX:  # read from the store by hash when verified
+                continue
             dest = root / src.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             store.export(src.sha256, dest)
@@ -162,22 +189,29 @@ def _run(
     result, p = pr.evaluation, pr.plan
     state = pr.staleness(lock)
     if state.stale:
+        hint = "a replay rebuilds exactly what a lockfile pins; lock the recipe anew to build it"
+        if lock.embedded:
+            hint += ", or pass --embedded-recipe to replay the copy the lockfile carries"
         raise LockfileError(
-            "the lockfile does not describe this recipe: " + "; ".join(state.reasons),
-            hint="a replay rebuilds exactly what a lockfile pins; lock the recipe anew to build it",
+            f"the lockfile does not describe {recipe}: " + "; ".join(state.reasons), hint=hint
         )
     epoch = api.build_epoch(lock)
     graph = expand(p, lock, epoch)
     name = recipe.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / f"{name}-replay"
     progress = Progress()
+    fetcher = fetcher or Fetcher()
+    sources = sources or Sources.from_env()
     with Store.open_store(store_path) as store:
+        from reprobuild.index_trust import TrustContext, verify_lock
+
+        verify_lock(lock, TrustContext(sources, fetcher, store))
         records = execute(
             graph,
             store,
             jobs=jobs,
-            fetcher=fetcher or Fetcher(),
-            sources=sources or Sources.from_env(),
+            fetcher=fetcher,
+            sources=sources,
             recipe_dir=result.evaluator.root_dir,
             progress=progress,
             rebuild=True,

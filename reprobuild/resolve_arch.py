@@ -1,14 +1,23 @@
-"""Arch Linux dependency resolution, as ``pacman -S --noconfirm TARGETS`` on an
-empty system chooses (libalpm's ``_alpm_resolvedeps``):
+"""Arch Linux dependency resolution, as ``pacman -S --noconfirm TARGETS`` chooses
+on an empty root (pacman 6.0: ``process_target`` in ``src/pacman/sync.c``;
+``resolvedep``/``_alpm_resolvedeps`` in ``deps.c``; ``_alpm_sync_prepare``):
 
-* a target is a package name (first repository that has it, in repository
-  order), ``repo/name``, a group (all its members), or else a provided name;
-* a dependency is met by a package already chosen, else by the package of
-  that exact name in the first repository that has a satisfying version, else
-  by the first provider in repository order then name order (pacman asks, and
-  ``--noconfirm`` takes the first);
-* dependencies are resolved depth first, in the order the package lists them;
-* two chosen packages that conflict are an error naming both.
+* targets, in order: ``repo/target`` looks in that repository only; a target
+  is a dependency string (``foo``, ``foo>=2``), met by the package of that
+  name in the first repository whose version satisfies it, else by the first
+  provider (repository order, then name order: ``--noconfirm`` takes the
+  first of pacman's choices); else it is a group (members of every
+  repository, in repository then name order, a name once). The same package
+  twice is one target; two packages of one name are an error;
+* each target's dependencies are resolved depth first, in the order the
+  package lists them: a dependency met by a package already chosen, or by a
+  target, is met; else the first satisfier as above, never a package of a
+  name already chosen;
+* then every chosen pair that conflicts (in the order chosen): when one of
+  the two provides the other's name, the provided one is dropped with
+  pacman's warning ("removing 'iptables' from target list because it
+  conflicts with 'iptables-nft'"; packages pulled in only by it stay, as in
+  pacman); otherwise the request is refused naming both.
 
 ``replaces`` matter only to a system upgrade, which a fresh root never does.
 """
@@ -19,7 +28,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reprobuild.archives.arch import Depend, SyncPackage, parse_depend
+from reprobuild.archives.alpm_db import Depend, SyncDb, SyncPackage, dep_name, parse_depend
 from reprobuild.errors import ResolveError
 
 
@@ -36,134 +45,267 @@ class ArchChoice:
 
 @dataclass(frozen=True)
 class ArchResolution:
-    """The chosen packages (sorted by name) and why each is there."""
+    """The chosen packages (sorted by name), why each is there, and pacman's warnings."""
 
     packages: tuple[ArchChoice, ...]
     reasons: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+class _Repo:
+    """One repository: packages by name (made on first use), providers and groups."""
+
+    def __init__(self, name: str, source: Sequence[SyncPackage] | SyncDb) -> None:
+        self.name = name
+        self._made: dict[str, SyncPackage] = {}
+        if isinstance(source, SyncDb):
+            self._db: SyncDb | None = source
+            self.providers: Mapping[str, tuple[str, ...]] = source.providers
+            self.groups: Mapping[str, tuple[str, ...]] = source.groups
+            return
+        self._db = None
+        providers: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}
+        for pkg in sorted(source, key=lambda p: p.name):
+            if pkg.name in self._made:
+                continue
+            self._made[pkg.name] = pkg
+            for prov in pkg.provides:
+                names = providers.setdefault(prov.name, [])
+                if not names or names[-1] != pkg.name:
+                    names.append(pkg.name)
+            for group in pkg.groups:
+                members = groups.setdefault(group, [])
+                if not members or members[-1] != pkg.name:
+                    members.append(pkg.name)
+        self.providers = {k: tuple(v) for k, v in providers.items()}
+        self.groups = {k: tuple(v) for k, v in groups.items()}
+
+    def get(self, name: str) -> SyncPackage | None:
+        pkg = self._made.get(name)
+        if pkg is None and self._db is not None:
+            pkg = self._db.package(name)
+            if pkg is not None:
+                self._made[name] = pkg
+        return pkg
+
+    def names(self) -> Iterable[str]:
+        return self._db.packed if self._db is not None else self._made
 
 
 class ArchUniverse:
     """The packages of several repositories, in pacman's search order."""
 
-    def __init__(self, repos: Sequence[tuple[str, Sequence[SyncPackage]]]) -> None:
-        self.repos = [(name, sorted(pkgs, key=lambda p: p.name)) for name, pkgs in repos]
-        self.by_name: list[dict[str, SyncPackage]] = [
-            {p.name: p for p in pkgs} for _, pkgs in self.repos
-        ]
-        self.providers: dict[str, list[tuple[int, SyncPackage]]] = {}
-        self.groups: dict[str, list[tuple[int, SyncPackage]]] = {}
-        for i, (_, pkgs) in enumerate(self.repos):
-            for p in pkgs:
-                for prov in p.provides:
-                    self.providers.setdefault(prov.name, []).append((i, p))
-                for g in p.groups:
-                    self.groups.setdefault(g, []).append((i, p))
+    def __init__(self, repos: Sequence[tuple[str, Sequence[SyncPackage] | SyncDb]]) -> None:
+        self.repos = [_Repo(name, source) for name, source in repos]
 
     def repo_name(self, index: int) -> str:
-        return self.repos[index][0]
+        return self.repos[index].name
 
     def all_names(self) -> Iterable[str]:
-        for names in self.by_name:
-            yield from names
+        for repo in self.repos:
+            yield from repo.names()
 
 
-def _provides(pkg: SyncPackage, dep: Depend) -> bool:
-    """Whether ``pkg`` satisfies ``dep`` by name or by one of its provides."""
-    if pkg.name == dep.name and dep.satisfied_by(pkg.version):
-        return True
+_Pkg = tuple[int, SyncPackage]  # (repository index, package): pacman's package object
+
+
+def _literal(pkg: SyncPackage, dep: Depend) -> bool:
+    return pkg.name == dep.name and dep.satisfied_by(pkg.version)
+
+
+def _by_provides(pkg: SyncPackage, dep: Depend) -> bool:
+    """``_alpm_depcmp_provides``: an unversioned provide meets only unversioned needs."""
     for prov in pkg.provides:
         if prov.name != dep.name:
             continue
         if dep.op is None:
             return True
-        # An unversioned provide never meets a versioned dependency.
         if prov.op == "=" and prov.version is not None and dep.satisfied_by(prov.version):
             return True
     return False
 
 
+def _depcmp(pkg: SyncPackage, dep: Depend) -> bool:
+    return _literal(pkg, dep) or _by_provides(pkg, dep)
+
+
+@dataclass
+class _Miss:
+    dep: Depend
+    needed_by: str
+
+
 class _Resolver:
     def __init__(self, universe: ArchUniverse) -> None:
         self.u = universe
-        self.chosen: dict[str, tuple[int, SyncPackage]] = {}
+        self.every = tuple(range(len(universe.repos)))
         self.reasons: dict[str, str] = {}
-        self.preferred: list[tuple[int, SyncPackage, str]] = []  # pacman's explicit targets
+        self.miss: _Miss | None = None
+        self.provided: dict[str, list[SyncPackage]] = {}  # chosen packages by what they provide
 
-    def satisfied(self, dep: Depend) -> bool:
-        return any(_provides(p, dep) for _, p in self.chosen.values())
-
-    def find(self, dep: Depend, why: str) -> tuple[int, SyncPackage]:
-        for i, names in enumerate(self.u.by_name):
-            p = names.get(dep.name)
-            if p is not None and dep.satisfied_by(p.version):
-                return i, p
-        for i, p in self.u.providers.get(dep.name, []):
-            if p.name != dep.name and _provides(p, dep):
-                return i, p
-        raise ResolveError(
-            f"cannot satisfy '{dep}' ({why}): no package in the snapshot provides it",
-            hint=_suggest(dep.name, self.u),
-        )
-
-    def add(self, index: int, pkg: SyncPackage, why: str) -> None:
-        if pkg.name in self.chosen:
-            return
-        self.chosen[pkg.name] = (index, pkg)
-        self.reasons[pkg.name] = why
-        for dep in pkg.depends:
-            if self.satisfied(dep):
-                continue
-            target = next(((i, p) for i, p, _ in self.preferred if _provides(p, dep)), None)
-            if target is not None:
-                i, p = target
-                self.add(i, p, "requested")
-                continue
-            i, p = self.find(dep, f"a dependency of {pkg.name}")
-            self.add(i, p, f"depends of {pkg.name} ({dep})")
-
-    def targets(self, names: Sequence[str]) -> list[tuple[int, SyncPackage, str]]:
-        out: list[tuple[int, SyncPackage, str]] = []
-        for raw in names:
-            repo, _, name = raw.rpartition("/")
-            if repo:
-                idx = next((i for i, (n, _) in enumerate(self.u.repos) if n == repo), None)
-                if idx is None:
-                    raise ResolveError(f"target '{raw}': no repository '{repo}' in the snapshot")
-                pkg = self.u.by_name[idx].get(name)
-                if pkg is None:
-                    raise ResolveError(f"target not found: {raw}", hint=_suggest(name, self.u))
-                out.append((idx, pkg, "requested"))
-                continue
-            dep = parse_depend(name)
-            for i, by in enumerate(self.u.by_name):
-                pkg = by.get(dep.name)
-                if pkg is not None and dep.satisfied_by(pkg.version):
-                    out.append((i, pkg, "requested"))
-                    break
-            else:
-                members = self.u.groups.get(dep.name)
-                if members:
-                    seen: set[str] = set()
-                    for i, p in sorted(members, key=lambda m: (m[1].name, m[0])):
-                        if p.name not in seen:
-                            seen.add(p.name)
-                            out.append((i, p, f"member of group {dep.name}"))
+    # -- resolvedep --------------------------------------------------------
+    def resolvedep(
+        self, dep: Depend, dbs: Sequence[int], excluding: Mapping[str, object] | None
+    ) -> _Pkg | None:
+        """The package pacman picks for ``dep``: literal first, then the first provider."""
+        for i in dbs:
+            pkg = self.u.repos[i].get(dep.name)
+            if pkg is not None and _literal(pkg, dep) and not (excluding and pkg.name in excluding):
+                return i, pkg
+        for i in dbs:
+            repo = self.u.repos[i]
+            for name in repo.providers.get(dep.name, ()):
+                if name == dep.name or (excluding and name in excluding):
                     continue
-                i, p = self.find(dep, "requested")
-                out.append((i, p, f"provides {dep.name} (requested)"))
+                pkg = repo.get(name)
+                if pkg is not None and _by_provides(pkg, dep):
+                    return i, pkg
+        return None
+
+    # -- targets -----------------------------------------------------------
+    def targets(self, names: Sequence[str]) -> list[tuple[_Pkg, str]]:
+        out: list[tuple[_Pkg, str]] = []
+        seen: dict[str, int] = {}  # target name -> repository index
+
+        def add(found: _Pkg, why: str, target: str) -> None:
+            i, pkg = found
+            if pkg.name in seen:
+                if seen[pkg.name] == i:
+                    return  # the same package twice: pacman skips it
+                raise ResolveError(
+                    f"'{pkg.name}': duplicate target ({target} names a second package "
+                    f"{pkg.name}, from {self.u.repo_name(i)} besides "
+                    f"{self.u.repo_name(seen[pkg.name])})",
+                    hint="name one repository (repo/name)",
+                )
+            seen[pkg.name] = i
+            out.append((found, why))
+
+        for raw in names:
+            slash = raw.find("/")
+            if slash > 0:
+                wanted, target = raw[:slash], raw[slash + 1 :]
+                idx = next((i for i, r in enumerate(self.u.repos) if r.name == wanted), None)
+                if idx is None:
+                    raise ResolveError(
+                        f"database not found: {wanted} (in target '{raw}')",
+                        hint="the snapshot has repositories "
+                        + ", ".join(r.name for r in self.u.repos),
+                    )
+                dbs: Sequence[int] = (idx,)
+            else:
+                target, dbs = raw, self.every
+            dep = parse_depend(target)
+            found = self.resolvedep(dep, dbs, None)
+            if found is not None:
+                why = (
+                    "requested" if found[1].name == dep.name else f"provides {dep.name} (requested)"
+                )
+                add(found, why, raw)
+                continue
+            members: list[_Pkg] = []
+            taken: set[str] = set()
+            for i in dbs:
+                repo = self.u.repos[i]
+                for name in repo.groups.get(target, ()):
+                    pkg = repo.get(name)
+                    if pkg is not None and name not in taken:
+                        taken.add(name)
+                        members.append((i, pkg))
+            if not members:
+                raise ResolveError(f"target not found: {raw}", hint=_suggest(target, self.u))
+            for member in members:
+                add(member, f"member of group {target}", raw)
         return out
 
-    def check_conflicts(self) -> None:
-        chosen = sorted(self.chosen.values(), key=lambda c: c[1].name)
-        for _, a in chosen:
-            for conflict in a.conflicts:
-                for _, b in chosen:
-                    if b.name != a.name and _provides(b, conflict):
-                        raise ResolveError(
-                            f"{a.name} conflicts with {b.name} ('{conflict}'); "
-                            "both are needed by the request",
-                            hint="request only one of them",
-                        )
+    # -- _alpm_resolvedeps -------------------------------------------------
+    def resolvedeps(
+        self, found: _Pkg, preferred: Sequence[_Pkg], packages: dict[str, _Pkg], why: str
+    ) -> bool:
+        _, pkg = found
+        if pkg.name in packages:
+            return True
+        before = dict(packages)
+        packages[pkg.name] = found
+        self._index(pkg)
+        self.reasons.setdefault(pkg.name, why)
+        ok = True
+        for dep in pkg.depends:
+            if _depcmp(pkg, dep):  # alpm_checkdeps: the package meets its own need
+                continue
+            if self._chosen_meets(dep, packages):
+                continue
+            spkg = next((c for c in preferred if _depcmp(c[1], dep)), None)
+            if spkg is None:
+                spkg = self.resolvedep(dep, self.every, packages)
+            if spkg is not None and self.resolvedeps(
+                spkg, preferred, packages, f"depends of {pkg.name} ({dep})"
+            ):
+                continue
+            if self.miss is None:
+                self.miss = _Miss(dep, pkg.name)
+            ok = False
+        if not ok:
+            packages.clear()
+            packages.update(before)
+            self.provided.clear()
+            for _, p in packages.values():
+                self._index(p)
+        return ok
+
+    def _index(self, pkg: SyncPackage) -> None:
+        for prov in pkg.provides:
+            self.provided.setdefault(prov.name, []).append(pkg)
+
+    def _chosen_meets(self, dep: Depend, packages: Mapping[str, _Pkg]) -> bool:
+        """``find_dep_satisfier`` over the chosen packages, through an index."""
+        named = packages.get(dep.name)
+        if named is not None and _literal(named[1], dep):
+            return True
+        return any(_by_provides(p, dep) for p in self.provided.get(dep.name, ()))
+
+    # -- _alpm_sync_prepare: conflicts among the chosen ----------------------
+    def conflicts(self, chosen: list[_Pkg]) -> tuple[set[str], list[str]]:
+        position = {p.name: n for n, (_, p) in enumerate(chosen)}
+        by_provide: dict[str, list[SyncPackage]] = {}
+        for _, p in chosen:
+            for prov in p.provides:
+                by_provide.setdefault(prov.name, []).append(p)
+        found: list[tuple[SyncPackage, SyncPackage, Depend]] = []
+        pairs: set[tuple[str, str]] = set()
+        for _, p1 in chosen:
+            for conflict in p1.conflicts:
+                candidates = {p.name: p for p in by_provide.get(conflict.name, ())}
+                if conflict.name in position:
+                    candidates[conflict.name] = chosen[position[conflict.name]][1]
+                others = sorted(candidates.values(), key=lambda p: position[p.name])
+                for p2 in others:
+                    pair = (p1.name, p2.name)
+                    if p2.name != p1.name and pair not in pairs and _depcmp(p2, conflict):
+                        pairs.add(pair)
+                        found.append((p1, p2, conflict))
+        removed: set[str] = set()
+        warnings: list[str] = []
+        for p1, p2, conflict in found:
+            if p1.name in removed or p2.name in removed:
+                continue
+            if _depcmp(p1, Depend(p2.name)):
+                drop, keep = p2, p1
+            elif _depcmp(p2, Depend(p1.name)):
+                drop, keep = p1, p2
+            else:
+                reason = f" ({conflict})" if conflict.op is not None else ""
+                raise ResolveError(
+                    f"unresolvable package conflicts detected: {p1.name} and {p2.name} "
+                    f"are in conflict{reason}",
+                    hint="request only one of them",
+                )
+            removed.add(drop.name)
+            warnings.append(
+                f"removing '{drop.name}' from target list because it conflicts with '{keep.name}'"
+            )
+        return removed, warnings
 
 
 def _suggest(name: str, universe: ArchUniverse) -> str | None:
@@ -173,11 +315,23 @@ def _suggest(name: str, universe: ArchUniverse) -> str | None:
 
 def resolve_arch(universe: ArchUniverse, request: ArchRequest) -> ArchResolution:
     r = _Resolver(universe)
-    r.preferred = r.targets(request.packages)
-    for i, pkg, why in r.preferred:
-        r.add(i, pkg, why)
-    r.check_conflicts()
-    chosen = sorted(r.chosen.values(), key=lambda c: c[1].name)
+    targets = r.targets(request.packages)
+    preferred = [t for t, _ in targets]
+    packages: dict[str, _Pkg] = {}
+    for found, why in targets:
+        if not r.resolvedeps(found, preferred, packages, why):
+            miss = r.miss
+            assert miss is not None
+            raise ResolveError(
+                f"cannot satisfy '{miss.dep}' (a dependency of {miss.needed_by}): "
+                "no package in the snapshot provides it",
+                hint=_suggest(dep_name(str(miss.dep)), universe),
+            )
+    chosen = list(packages.values())
+    removed, warnings = r.conflicts(chosen)
+    kept = sorted((c for c in chosen if c[1].name not in removed), key=lambda c: c[1].name)
     return ArchResolution(
-        tuple(ArchChoice(universe.repo_name(i), p) for i, p in chosen), dict(r.reasons)
+        tuple(ArchChoice(universe.repo_name(i), p) for i, p in kept),
+        {p.name: r.reasons[p.name] for _, p in kept},
+        tuple(warnings),
     )

@@ -42,3 +42,25 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+# No silent skips in CI (tests/support/skips.py, tests/skip-allowlist.txt).
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_unallowed_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_unallowed_skip(outcome.get_result())
+
+
+def _fail_unallowed_skip(report) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.skips import verdict
+
+    message = verdict(report)
+    if message is not None:
+        report.outcome = "failed"
+        report.longrepr = message

@@ -56,6 +56,9 @@ class ArchiveDef:
     components: tuple[str, ...] = ()
     repos: tuple[str, ...] = ()
     arch: str | None = None
+    # Directories a --mirror URL may stand above (tried in order after the URL
+    # itself): "repos/" lets a mirror of the Arch Linux Archive be named by its root.
+    mirror_subdirs: tuple[str, ...] = ()
 
     def snapshot_url(self, date: str) -> str:
         """The canonical URL of the snapshot for ``date`` (any form snapshot_timestamp takes)."""
@@ -199,4 +202,5 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         components=_strs(defaults, "components", f"{where} [defaults]"),
         repos=_strs(defaults, "repos", f"{where} [defaults]"),
         arch=_str(defaults, "arch", f"{where} [defaults]", required=False),
+        mirror_subdirs=_strs(doc, "mirror_subdirs", where),
     )

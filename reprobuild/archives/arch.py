@@ -1,15 +1,15 @@
-"""Arch Linux archives: sync databases, package metadata, pacman's version order.
+"""Arch Linux archives: package metadata, pacman's version order, signatures.
 
-An Arch snapshot is a ``<repo>.db`` (a compressed tar of ``NAME-VER/desc``
-files) with a detached ``.sig``; each package is a ``.pkg.tar.zst`` whose
-``.PKGINFO``, ``.BUILDINFO`` and ``.MTREE`` describe it. Everything here turns
-those into frozen dataclasses; signatures go through ``sqv`` or ``gpgv``.
+An Arch snapshot is a ``<repo>.db`` per repository (read by
+:mod:`reprobuild.archives.alpm_db`, re-exported here); each package is a
+``.pkg.tar.zst`` whose ``.PKGINFO``, ``.BUILDINFO`` and ``.MTREE`` describe
+it. Everything here turns those into frozen dataclasses; detached signatures
+go through ``sqv`` or ``gpgv``.
 """
 
 from __future__ import annotations
 
 import gzip
-import io
 import lzma
 import re
 import tarfile
@@ -21,6 +21,14 @@ from typing import IO, cast
 
 import zstandard
 
+from reprobuild.archives.alpm_db import (
+    Depend,
+    SyncDb,
+    SyncPackage,
+    parse_depend,
+    read_sync_db,
+    read_sync_db_index,
+)
 from reprobuild.archives.signature import Signer, verify_detached
 from reprobuild.archives.versions import vercmp
 from reprobuild.errors import ArchiveError
@@ -31,217 +39,22 @@ __all__ = [
     "MtreeEntry",
     "PackageMeta",
     "PkgInfo",
+    "SyncDb",
     "SyncPackage",
     "parse_buildinfo",
     "parse_depend",
-    "parse_desc",
     "parse_mtree",
     "parse_pkginfo",
     "read_package",
     "read_sync_db",
+    "read_sync_db_index",
     "vercmp",
     "verify_signature",
 ]
 
 
-# --------------------------------------------------------------------------
-# Dependencies
-# --------------------------------------------------------------------------
-
-_DEPEND_RE = re.compile(r"^([^<>=\s]+)(?:(<=|>=|<|>|=)(\S+))?$")
-
-
-@dataclass(frozen=True, slots=True)
-class Depend:
-    """One entry of depends/provides/conflicts: ``name[op version][: description]``."""
-
-    name: str
-    op: str | None = None
-    version: str | None = None
-    description: str | None = None
-
-    def satisfied_by(self, version: str) -> bool:
-        """Whether ``version`` meets the constraint, compared with pacman's vercmp."""
-        if self.op is None or self.version is None:
-            return True
-        c = vercmp(version, self.version)
-        return {
-            "=": c == 0,
-            ">=": c >= 0,
-            "<=": c <= 0,
-            ">": c > 0,
-            "<": c < 0,
-        }[self.op]
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.op is not None:
-            text += f"{self.op}{self.version}"
-        if self.description is not None:
-            text += f": {self.description}"
-        return text
-
-
-def parse_depend(text: str) -> Depend:
-    """Parse ``foo``, ``foo>=1.2-3``, ``libfoo.so=1-64`` or ``foo: why`` (optdepends)."""
-    # pacman splits an optdepends description only at ": ", so versions with
-    # an epoch ("foo>=1:2.0-1") stay whole.
-    spec, sep, desc = text.strip().partition(": ")
-    m = _DEPEND_RE.match(spec.strip())
-    if m is None:
-        raise ArchiveError(f"cannot parse Arch dependency {text!r}")
-    name, op, version = m.groups()
-    return Depend(name, op, version, desc if sep else None)
-
-
 def _depends(values: Iterable[str]) -> tuple[Depend, ...]:
     return tuple(parse_depend(v) for v in values)
-
-
-# --------------------------------------------------------------------------
-# Sync databases
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SyncPackage:
-    """A package entry of a sync database (its ``desc``, plus ``files`` if present)."""
-
-    name: str
-    version: str
-    filename: str
-    arch: str
-    base: str
-    description: str = ""
-    csize: int | None = None
-    isize: int | None = None
-    sha256: str | None = None
-    md5: str | None = None
-    pgpsig: str | None = None
-    url: str | None = None
-    licenses: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    builddate: int | None = None
-    packager: str | None = None
-    depends: tuple[Depend, ...] = ()
-    optdepends: tuple[Depend, ...] = ()
-    makedepends: tuple[Depend, ...] = ()
-    checkdepends: tuple[Depend, ...] = ()
-    provides: tuple[Depend, ...] = ()
-    conflicts: tuple[Depend, ...] = ()
-    replaces: tuple[Depend, ...] = ()
-    files: tuple[str, ...] | None = None
-
-
-def parse_desc(text: str, *, what: str = "desc") -> dict[str, tuple[str, ...]]:
-    """Split a ``desc``/``files`` text into ``%FIELD%`` sections (values one per line)."""
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.startswith("%") and line.endswith("%") and len(line) > 2:
-            current = sections.setdefault(line[1:-1], [])
-        elif not line:
-            current = None
-        elif current is None:
-            raise ArchiveError(f"{what}:{lineno}: value outside a %FIELD% section: {line[:60]!r}")
-        else:
-            current.append(line)
-    return {k: tuple(v) for k, v in sections.items()}
-
-
-def _one(sections: dict[str, tuple[str, ...]], key: str, what: str) -> str:
-    values = sections.get(key)
-    if not values:
-        raise ArchiveError(f"{what}: missing %{key}%")
-    return values[0]
-
-
-def _opt_int(sections: dict[str, tuple[str, ...]], key: str, what: str) -> int | None:
-    values = sections.get(key)
-    if not values:
-        return None
-    try:
-        return int(values[0])
-    except ValueError:
-        raise ArchiveError(f"{what}: %{key}% is not a number: {values[0]!r}") from None
-
-
-def _sync_package(
-    desc: dict[str, tuple[str, ...]], files: tuple[str, ...] | None, what: str
-) -> SyncPackage:
-    name = _one(desc, "NAME", what)
-    g = desc.get
-    return SyncPackage(
-        name=name,
-        version=_one(desc, "VERSION", what),
-        filename=_one(desc, "FILENAME", what),
-        arch=_one(desc, "ARCH", what),
-        base=(g("BASE") or (name,))[0],
-        description=(g("DESC") or ("",))[0],
-        csize=_opt_int(desc, "CSIZE", what),
-        isize=_opt_int(desc, "ISIZE", what),
-        sha256=(g("SHA256SUM") or (None,))[0],
-        md5=(g("MD5SUM") or (None,))[0],
-        pgpsig=(g("PGPSIG") or (None,))[0],
-        url=(g("URL") or (None,))[0],
-        licenses=g("LICENSE", ()),
-        groups=g("GROUPS", ()),
-        builddate=_opt_int(desc, "BUILDDATE", what),
-        packager=(g("PACKAGER") or (None,))[0],
-        depends=_depends(g("DEPENDS", ())),
-        optdepends=_depends(g("OPTDEPENDS", ())),
-        makedepends=_depends(g("MAKEDEPENDS", ())),
-        checkdepends=_depends(g("CHECKDEPENDS", ())),
-        provides=_depends(g("PROVIDES", ())),
-        conflicts=_depends(g("CONFLICTS", ())),
-        replaces=_depends(g("REPLACES", ())),
-        files=files,
-    )
-
-
-def _decompress(data: bytes, what: str) -> bytes:
-    """Decompress by magic number: repo-add writes gzip, zstd, xz or plain tar."""
-    try:
-        if data[:2] == b"\x1f\x8b":
-            return gzip.decompress(data)
-        if data[:4] == b"\x28\xb5\x2f\xfd":
-            out: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-            return out
-        if data[:6] == b"\xfd7zXZ\x00":
-            return lzma.decompress(data)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as exc:
-        raise ArchiveError(f"{what}: corrupt compressed data: {exc}") from exc
-    return data
-
-
-def read_sync_db(data: bytes, *, what: str = "sync database") -> tuple[SyncPackage, ...]:
-    """Parse a sync database (``core.db`` or ``core.files``), sorted by package name."""
-    raw = _decompress(data, what)
-    descs: dict[str, dict[str, tuple[str, ...]]] = {}
-    files: dict[str, tuple[str, ...]] = {}
-    try:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                entry, _, kind = member.name.rstrip("/").rpartition("/")
-                if kind not in ("desc", "files"):
-                    continue
-                fobj = tar.extractfile(member)
-                assert fobj is not None
-                text = fobj.read().decode("utf-8", errors="replace")
-                sections = parse_desc(text, what=f"{what}: {member.name}")
-                if kind == "desc":
-                    descs[entry] = sections
-                else:
-                    files[entry] = sections.get("FILES", ())
-    except tarfile.TarError as exc:
-        raise ArchiveError(f"{what}: not a valid database tar: {exc}") from exc
-    pkgs = [
-        _sync_package(desc, files.get(entry), f"{what}: {entry}/desc")
-        for entry, desc in descs.items()
-    ]
-    return tuple(sorted(pkgs, key=lambda p: p.name))
 
 
 # --------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from __future__ import annotations
 import os
 import stat
 import struct
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,10 +45,12 @@ from reprobuild.export.tools import (
     ToolMissing,
     derive_uuid,
     iter_canonical_tar,
+    read_inside,
+    regular_inside,
     require_tool,
     run_tool,
 )
-from reprobuild.sandbox import HOSTNAME, bwrap_path, namespace_args
+from reprobuild.sandbox import Bind, SandboxError, SandboxSpec, run
 
 __all__ = [
     "BIOS_BOOT",
@@ -101,6 +102,8 @@ _COMMON_MODULES: Final = (
 _PLATFORM_MODULES: Final = {"i386-pc": ("biosdisk",), "x86_64-efi": ("all_video",)}
 _SKIP_TOP: Final = frozenset({"proc", "dev", "sys", "tmp", "run"})
 _OUT: Final = "/tmp/reprobuild-boot"  # where the scratch directory appears in the sandbox
+_GRUB_IMAGE_MAX: Final = 64 << 20  # a GRUB image grub-mkimage may hand back
+_TOOL_TIMEOUT: Final = 600.0
 # diskboot.img's default block list (start 2, segment 0x820): grub-mkimage
 # fills in the length; grub-bios-setup rewrites the start.
 _BLOCKLIST_AT: Final = 512 - 12
@@ -270,44 +273,31 @@ def _grub_word_cmd(word: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def _sandbox_argv(tree: Path, out: Path, command: Sequence[str], epoch: int) -> list[str]:
-    """bwrap over an empty root: the tree's top level bound read-only, *out* writable."""
-    argv = [
-        bwrap_path(),
-        *namespace_args(),
-        "--die-with-parent",
-        "--new-session",
-        "--hostname",
-        HOSTNAME,
-        "--clearenv",
-        "--setenv",
-        "PATH",
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "--setenv",
-        "LC_ALL",
-        "C",
-        "--setenv",
-        "TZ",
-        "UTC",
-        "--setenv",
-        "HOME",
-        "/nonexistent",
-        "--setenv",
-        "SOURCE_DATE_EPOCH",
-        str(epoch),
-    ]
+def _tool_spec(tree: Path, out: Path, command: Sequence[str], epoch: int, what: str) -> SandboxSpec:
+    """The tree's top level bound read-only over an empty root, *out* writable,
+    no capabilities: the same sandbox as every other binary from a package."""
+    binds: list[Bind] = []
+    links: list[tuple[str, str]] = []
     for name in sorted(os.listdir(tree)):
         if name in _SKIP_TOP:
             continue
         path = tree / name
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
-            argv += ["--symlink", os.readlink(path), "/" + name]
+            links.append((os.readlink(path), "/" + name))
         elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-            argv += ["--ro-bind", str(path), "/" + name]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(out), _OUT]
-    argv += ["--chdir", "/", "--", *command]
-    return argv
+            binds.append(Bind(path, "/" + name, "ro"))
+    return SandboxSpec(
+        root=None,
+        command=tuple(command),
+        epoch=epoch,
+        env={"LC_ALL": "C", "LANG": "C", "HOME": "/nonexistent"},
+        binds=(*binds, Bind(out, _OUT, "rw")),
+        symlinks=tuple(links),
+        home="/nonexistent",
+        what=what,
+        capabilities=(),
+    )
 
 
 def grub_image(
@@ -327,19 +317,19 @@ def grub_image(
     """
     moddir = _MODULE_DIRS[platform]
     package = _PACKAGE[moddir]
-    lib = tree / "usr" / "lib" / "grub" / moddir
-    if not (lib / "moddep.lst").is_file():
+    lib = f"/usr/lib/grub/{moddir}"
+    if not regular_inside(tree, f"{lib}/moddep.lst"):
         raise GrubError(
             f"the tree has no GRUB modules for {moddir} (/usr/lib/grub/{moddir})",
             hint=f"install {package} in the root file system",
         )
-    if not any((tree / d / "grub-mkimage").exists() for d in ("usr/bin", "bin")):
+    if not any(regular_inside(tree, f"/{d}/grub-mkimage") for d in ("usr/bin", "bin")):
         raise GrubError(
             "the tree has no grub-mkimage (the image is assembled by the tree's own GRUB)",
             hint="install grub-common in the root file system",
         )
     modules = [*_COMMON_MODULES, *_PLATFORM_MODULES[moddir]]
-    missing = [m for m in modules if not (lib / f"{m}.mod").is_file()]
+    missing = [m for m in modules if not regular_inside(tree, f"{lib}/{m}.mod")]
     if missing:
         raise GrubError(f"GRUB modules missing in /usr/lib/grub/{moddir}: {', '.join(missing)}")
     out = work / "grub-out"
@@ -359,19 +349,16 @@ def grub_image(
         f"{_OUT}/{name}",
         *modules,
     ]
-    argv = _sandbox_argv(tree, out, command, epoch)
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        check=False,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-    )
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]
-        raise ToolFailed(
-            f"the tree's grub-mkimage ({platform}) exited with status {proc.returncode}:\n{tail}"
-        )
-    return out / name
+    what = f"the tree's grub-mkimage ({platform})"
+    try:
+        run(_tool_spec(tree, out, command, epoch, what), timeout=_TOOL_TIMEOUT)
+    except SandboxError as exc:
+        raise ToolFailed(exc.message, hint=exc.hint) from None
+    # What the tool left may be a link or a device: read it as the tree would.
+    image = read_inside(out, "/" + name, what=f"{what}'s output", limit=_GRUB_IMAGE_MAX)
+    result = work / f"grub-{name}"
+    result.write_bytes(image)
+    return result
 
 
 # --------------------------------------------------------------------------
@@ -564,9 +551,11 @@ def iso_boot_args(
             "-boot_image", "any", "boot_info_table=off",
         ]  # fmt: skip
         if boot == "hybrid":
-            mbr = tree / "usr" / "lib" / "grub" / "i386-pc" / "boot_hybrid.img"
-            if not mbr.is_file():
+            hybrid = "/usr/lib/grub/i386-pc/boot_hybrid.img"
+            if not regular_inside(tree, hybrid):
                 raise GrubError("the tree's GRUB has no i386-pc/boot_hybrid.img")
+            mbr = work / "boot_hybrid.img"  # xorriso would follow a link out of the tree
+            mbr.write_bytes(read_inside(tree, hybrid, what="GRUB's MBR", limit=512))
             commands += [
                 "-boot_image", "any", f"system_area={mbr}",
                 "-boot_image", "any", "partition_table=on",
@@ -775,7 +764,9 @@ def install_disk_boot(
             epoch=epoch,
             name="core.img",
         )
-        boot_img = (tree / "usr" / "lib" / "grub" / "i386-pc" / "boot.img").read_bytes()
+        boot_img = read_inside(
+            tree, "/usr/lib/grub/i386-pc/boot.img", what="GRUB's boot.img", limit=512
+        )
         install_bios_boot(
             disk,
             boot_img=boot_img,

@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -25,7 +26,15 @@ from pathlib import Path
 from typing import Final
 
 from reprobuild.export.tar import ExportError
-from reprobuild.tree import TarEntry, TarReader, read_canonical_tar
+from reprobuild.tree import (
+    SafeRoot,
+    TarEntry,
+    TarReader,
+    TreeError,
+    UnsafePathError,
+    member_parts,
+    read_canonical_tar,
+)
 
 __all__ = [
     "NotImplementedYet",
@@ -35,6 +44,8 @@ __all__ = [
     "extracted_tree",
     "iter_canonical_tar",
     "parse_size",
+    "read_inside",
+    "regular_inside",
     "require_tool",
     "run_tool",
     "sha256_file",
@@ -228,3 +239,59 @@ def iter_canonical_tar(canonical_tar: Path) -> Iterator[tuple[bytes, TarEntry]]:
             if name.startswith(b"./"):
                 name = name[2:]
             yield name.strip(b"/"), entry
+
+
+def _open_inside(root: Path, path: str, what: str) -> int | None:
+    """A descriptor of the regular file *path* resolved inside *root* as the
+    image will resolve it (absolute links restart at *root*, ``..`` never
+    climbs above it), or None when it is missing. Refuses a path whose links
+    lead out of *root* and anything that is not a regular file (a device, a
+    FIFO, a directory), so no byte of the host is ever read through a tree."""
+    parts = member_parts(path.lstrip("/"), context=what)
+    try:
+        with SafeRoot(root) as safe:
+            stack, st = safe.resolve(parts, follow_last=True, context=what)
+            if st is None:
+                return None
+            if not stat.S_ISREG(st.st_mode):
+                raise ExportError(f"{what} {path} in the tree is not a regular file")
+            rel = b"/".join(stack)
+            fd = os.open(rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=safe.fd)
+    except UnsafePathError as exc:
+        raise ExportError(f"{what} {path} leads out of the tree: {exc.message}") from None
+    except TreeError:
+        return None
+    except OSError as exc:
+        raise ExportError(f"{what} {path}: cannot open it in the tree: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since it was resolved
+        os.close(fd)
+        raise ExportError(f"{what} {path} in the tree is not a regular file")
+    return fd
+
+
+def regular_inside(root: Path, path: str, what: str = "file") -> bool:
+    """Whether *path* is a regular file of the tree at *root* (links resolved inside it)."""
+    try:
+        fd = _open_inside(root, path, what)
+    except ExportError:
+        return False
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
+def read_inside(root: Path, path: str, *, what: str, limit: int) -> bytes:
+    """The bytes of the regular file *path* of the tree at *root*, at most *limit* of them.
+
+    Missing, not regular, leading out of the tree or larger than *limit*:
+    an :class:`ExportError` naming *what*.
+    """
+    fd = _open_inside(root, path, what)
+    if fd is None:
+        raise ExportError(f"{what} {path} is not in the tree")
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ExportError(f"{what} {path} is larger than the {limit} bytes it may have")
+    return data

@@ -1,15 +1,31 @@
-"""Builtin functions: a standard library after Nix's, and the step constructors."""
+"""The base scope: builtins after Nix's, and the step constructors.
+
+The builtins live in a table (:mod:`reprobuild.lang.primops`) filled by the
+``builtins_*`` modules; this one adds ``import`` and the JSON builtins, makes
+the scope, and checks step arguments.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from reprobuild.errors import EvalError, ImportEscapes, SourceSpan
+from reprobuild.lang import (  # noqa: F401 - each fills the table of builtins
+    builtins_attrs,
+    builtins_files,
+    builtins_lists,
+    builtins_regex,
+    builtins_strings,
+    builtins_types,
+)
+from reprobuild.lang.primops import TABLE, builtin
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
@@ -27,198 +43,58 @@ from reprobuild.stepspec import STEP_KINDS, Arg
 if TYPE_CHECKING:
     from reprobuild.lang.evaluate import Env, Evaluator
 
-# A step of evaluation (see limits.max_steps) is worth this many list or set
-# elements copied by a builtin.
-WORK_PER_STEP = 64
-
-# Names available without the ``builtins.`` prefix (besides the step constructors).
-BARE = ("map", "toString", "import", "throw", "abort")
-
-
-class Throw(EvalError):
-    """``throw``: a user error raised on purpose by a recipe."""
+@builtin("import", "path", bare=True, group="files")
+def _import(ev: Evaluator, span: SourceSpan, p: Thunk) -> Value:
+    """The value of the recipe file *path* (a directory means its `default.repro`),
+    evaluated once however often it is imported; it must be inside the recipe's tree."""
+    return import_file(ev, ev.force(p), span)
 
 
-class Abort(EvalError):
-    """``abort``: evaluation stopped on purpose by a recipe."""
+@builtin("toJSON", "e", group="strings")
+def _to_json_builtin(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
+    """*e*, evaluated completely, as a JSON string (set keys sorted, no spaces)."""
+    return json.dumps(
+        to_json(ev, ev.force(x), span),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )  # to_json bounded the size
+
+
+@builtin("fromJSON", "e", group="strings")
+def _from_json_builtin(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
+    """The value the JSON string *e* denotes (objects become sets)."""
+    text = ev.force_str(x, span)
+    _check_json_nesting(ev, text, span)
+    try:
+        value = from_json(json.loads(text, parse_int=_json_int, parse_constant=_json_constant))
+    except json.JSONDecodeError as exc:
+        raise ev.error(
+            f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span
+        ) from None
+    except ValueError as exc:  # from _json_int, _json_constant, _utf8
+        raise ev.error(f"invalid JSON in fromJSON: {exc}", span) from None
+    return value
+
+
+@builtin("trace", "e1", "e2", group="types")
+def _trace(ev: Evaluator, span: SourceSpan, msg: Thunk, x: Thunk) -> Value:
+    """Print *e1* (a string as is, anything else as JSON) on standard error, then
+    return *e2*."""
+    v = ev.force(msg)
+    shown = v if isinstance(v, str) else json.dumps(to_json(ev, ev.force_deep(v), span))
+    ev.trace_hook(shown)
+    return ev.force(x)
 
 
 def make_base_env(ev: Evaluator) -> Env:
+    """The scope every recipe file starts in: ``builtins``, the bare builtins, the
+    step constructors, ``true``, ``false`` and ``null``."""
     from reprobuild.lang.evaluate import Env
 
-    prims: dict[str, PrimOp] = {}
-
-    def prim(name: str, arity: int) -> Callable[[Callable[..., Value]], Callable[..., Value]]:
-        def deco(fn: Callable[..., Value]) -> Callable[..., Value]:
-            prims[name] = PrimOp(name, arity, fn)
-            return fn
-
-        return deco
-
-    @prim("map", 2)
-    def _map(span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
-        fn = ev.force(f)
-        items = ev.force_list(xs, span).items
-        ev.tick(span, len(items) // WORK_PER_STEP)
-        return ListValue([Lazy(_applier(ev, fn, x, span)) for x in items])
-
-    @prim("filter", 2)
-    def _filter(span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
-        fn = ev.force(f)
-        out = []
-        for x in ev.force_list(xs, span).items:
-            keep = ev.apply(fn, x, span)
-            if not isinstance(keep, bool):
-                raise ev.error(f"value is {type_name(keep)} while a Boolean was expected", span)
-            if keep:
-                out.append(x)
-        return ListValue(out)
-
-    @prim("attrNames", 1)
-    def _attr_names(span: SourceSpan, s: Thunk) -> Value:
-        attrs = ev.force_attrs(s, span).attrs
-        ev.tick(span, len(attrs) // WORK_PER_STEP)
-        return ListValue([Thunk.of(n) for n in sorted(attrs)])
-
-    @prim("attrValues", 1)
-    def _attr_values(span: SourceSpan, s: Thunk) -> Value:
-        attrs = ev.force_attrs(s, span).attrs
-        ev.tick(span, len(attrs) // WORK_PER_STEP)
-        return ListValue([attrs[n] for n in sorted(attrs)])
-
-    @prim("length", 1)
-    def _length(span: SourceSpan, xs: Thunk) -> Value:
-        return len(ev.force_list(xs, span).items)
-
-    @prim("elem", 2)
-    def _elem(span: SourceSpan, x: Thunk, xs: Thunk) -> Value:
-        v = ev.force(x)
-        return any(ev.equal(v, ev.force(y), span) for y in ev.force_list(xs, span).items)
-
-    @prim("head", 1)
-    def _head(span: SourceSpan, xs: Thunk) -> Value:
-        items = ev.force_list(xs, span).items
-        if not items:
-            raise ev.error("'builtins.head' called on an empty list", span)
-        return ev.force(items[0])
-
-    @prim("tail", 1)
-    def _tail(span: SourceSpan, xs: Thunk) -> Value:
-        items = ev.force_list(xs, span).items
-        if not items:
-            raise ev.error("'builtins.tail' called on an empty list", span)
-        ev.tick(span, len(items) // WORK_PER_STEP)
-        return ListValue(items[1:])
-
-    @prim("concatStringsSep", 2)
-    def _concat_sep(span: SourceSpan, sep: Thunk, xs: Thunk) -> Value:
-        s = ev.force_str(sep, span)
-        parts = []
-        size = 0
-        for x in ev.force_list(xs, span).items:
-            parts.append(ev.coerce_to_string(ev.force(x), span, more=False))
-            size += len(parts[-1]) + len(s)
-            ev.check_str_len(size, span)
-            ev.tick(span)
-        return s.join(parts)
-
-    @prim("toString", 1)
-    def _to_string(span: SourceSpan, x: Thunk) -> Value:
-        return ev.coerce_to_string(ev.force(x), span, more=True)
-
-    @prim("toJSON", 1)
-    def _to_json(span: SourceSpan, x: Thunk) -> Value:
-        return json.dumps(
-            to_json(ev, ev.force(x), span),
-            sort_keys=True,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )  # to_json bounded the size
-
-    @prim("fromJSON", 1)
-    def _from_json(span: SourceSpan, x: Thunk) -> Value:
-        text = ev.force_str(x, span)
-        _check_json_nesting(ev, text, span)
-        try:
-            value = from_json(
-                json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
-            )
-        except json.JSONDecodeError as exc:
-            raise ev.error(
-                f"invalid JSON in fromJSON: {exc.msg} at character {exc.pos}", span
-            ) from None
-        except ValueError as exc:  # from _json_int, _json_constant, _utf8
-            raise ev.error(f"invalid JSON in fromJSON: {exc}", span) from None
-        return value
-
-    @prim("hasAttr", 2)
-    def _has_attr(span: SourceSpan, n: Thunk, s: Thunk) -> Value:
-        return ev.force_str(n, span) in ev.force_attrs(s, span).attrs
-
-    @prim("getAttr", 2)
-    def _get_attr(span: SourceSpan, n: Thunk, s: Thunk) -> Value:
-        name = ev.force_str(n, span)
-        attrs = ev.force_attrs(s, span).attrs
-        if name not in attrs:
-            raise ev.error(f"attribute '{name}' missing", span)
-        return ev.force(attrs[name])
-
-    @prim("listToAttrs", 1)
-    def _list_to_attrs(span: SourceSpan, xs: Thunk) -> Value:
-        out: dict[str, Thunk] = {}
-        for item in ev.force_list(xs, span).items:
-            ev.tick(span)
-            pair = ev.force_attrs(item, span)
-            if "name" not in pair.attrs:
-                raise ev.error("attribute 'name' missing in an element of listToAttrs", span)
-            name = ev.force_str(pair.attrs["name"], span)
-            if "value" not in pair.attrs:
-                raise ev.error("attribute 'value' missing in an element of listToAttrs", span)
-            out.setdefault(name, pair.attrs["value"])
-        return AttrsValue(out)
-
-    @prim("mapAttrs", 2)
-    def _map_attrs(span: SourceSpan, f: Thunk, s: Thunk) -> Value:
-        fn = ev.force(f)
-        attrs = ev.force_attrs(s, span).attrs
-        ev.tick(span, len(attrs) // WORK_PER_STEP)
-        out: dict[str, Thunk] = {}
-        for name in sorted(attrs):
-            out[name] = Lazy(_applier2(ev, fn, Thunk.of(name), attrs[name], span))
-        return AttrsValue(out)
-
-    @prim("foldl'", 3)
-    def _foldl(span: SourceSpan, f: Thunk, z: Thunk, xs: Thunk) -> Value:
-        fn = ev.force(f)
-        acc = ev.force(z)
-        for x in ev.force_list(xs, span).items:
-            step = ev.apply(fn, Thunk.of(acc), span)
-            acc = ev.apply(step, x, span)
-        return acc
-
-    @prim("throw", 1)
-    def _throw(span: SourceSpan, msg: Thunk) -> Value:
-        text = ev.coerce_to_string(ev.force(msg), span, more=False)
-        raise ev.error(text, span, Throw)
-
-    @prim("abort", 1)
-    def _abort(span: SourceSpan, msg: Thunk) -> Value:
-        text = ev.coerce_to_string(ev.force(msg), span, more=False)
-        raise ev.error(
-            f"evaluation aborted with the following error message: '{text}'", span, Abort
-        )
-
-    @prim("trace", 2)
-    def _trace(span: SourceSpan, msg: Thunk, x: Thunk) -> Value:
-        v = ev.force(msg)
-        shown = v if isinstance(v, str) else json.dumps(to_json(ev, ev.force_deep(v), span))
-        ev.trace_hook(shown)
-        return ev.force(x)
-
-    @prim("import", 1)
-    def _import(span: SourceSpan, p: Thunk) -> Value:
-        return import_file(ev, ev.force(p), span)
-
+    prims: dict[str, PrimOp] = {
+        b.name: PrimOp(b.name, b.arity, functools.partial(b.impl, ev)) for b in TABLE.values()
+    }
     for kind in STEP_KINDS:
         prims[kind] = PrimOp(kind, 1, _step_constructor(ev, kind))
 
@@ -226,28 +102,21 @@ def make_base_env(ev: Evaluator) -> Env:
     builtins_set["true"] = Thunk.of(True)
     builtins_set["false"] = Thunk.of(False)
     builtins_set["null"] = Thunk.of(None)
-    builtins_attrs = AttrsValue(builtins_set)
-    builtins_set["builtins"] = Thunk.of(builtins_attrs)
+    builtins_value = AttrsValue(builtins_set)
+    builtins_set["builtins"] = Thunk.of(builtins_value)
 
     base: dict[str, Thunk] = {
-        "builtins": Thunk.of(builtins_attrs),
+        "builtins": Thunk.of(builtins_value),
         "true": Thunk.of(True),
         "false": Thunk.of(False),
         "null": Thunk.of(None),
     }
-    for name in (*BARE, *STEP_KINDS):
+    # Without the ``builtins.`` prefix: the table's ``bare`` builtins (as in
+    # Nix's global scope) and the step constructors.
+    bare = sorted(b.name for b in TABLE.values() if b.bare)
+    for name in (*bare, *STEP_KINDS):
         base[name] = builtins_set[name]
     return Env(base, None)
-
-
-def _applier(ev: Evaluator, fn: Value, x: Thunk, span: SourceSpan) -> Callable[[], Value]:
-    return lambda: ev.apply(fn, x, span)
-
-
-def _applier2(
-    ev: Evaluator, fn: Value, a: Thunk, b: Thunk, span: SourceSpan
-) -> Callable[[], Value]:
-    return lambda: ev.apply(ev.apply(fn, a, span), b, span)
 
 
 def import_file(ev: Evaluator, target: Value, span: SourceSpan) -> Value:
@@ -352,6 +221,12 @@ def _step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
         span = step.args.spans.get(a.name, step.span)
         with ev.frame(f"checking the argument '{a.name}' of the {step.kind} step at {step.span}"):
             out[a.name] = _check_arg(ev, a, ev.force(t), span, step.kind)
+    if step.kind == "fetchurl" and urlsplit(out["url"]).scheme not in ("http", "https"):
+        raise ev.error(
+            f"fetchurl takes http or https URLs only, not {out['url'].split(':', 1)[0]!r}: "
+            "files beside the recipe are read with the file step (file { path = ./x; })",
+            step.args.spans.get("url", step.span),
+        )
     if step.kind == "fetchurl" and not HEX64.match(out["sha256"]):
         raise ev.error(
             "fetchurl's sha256 must be 64 lowercase hexadecimal digits",

@@ -29,6 +29,8 @@ from reprobuild.lang import ast as A
 from reprobuild.lang.limits import EvalLimits, recursion_room
 from reprobuild.lang.lower import LAttrs, Lowerer, static_name
 from reprobuild.lang.parse import FRAMES_PER_NESTING, Parsed, parse_file
+from reprobuild.lang.primops import AssertionFailed
+from reprobuild.lang.suggest import attribute_hint, variable_hint
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
@@ -97,10 +99,14 @@ class Evaluator:
         self.lowerer = Lowerer(self.source_lines)
         self.imports: dict[str, Thunk] = {}
         self.files_read: dict[str, Path] = {}  # display name -> absolute path
+        self.paths_probed: set[str] = set()  # pathExists, relative to root_dir
         self.trace_hook = trace or (lambda msg: print(f"trace: {msg}", file=sys.stderr))
         from reprobuild.lang.builtins import make_base_env
 
         self.base_env = make_base_env(self)
+        self.builtins_value = self.base_env.vars["builtins"].value
+        assert isinstance(self.builtins_value, AttrsValue)
+        self.builtin_names = frozenset(self.builtins_value.attrs)
 
     # -- entry points -------------------------------------------------------
     def load(self, path: Path, display: str) -> Parsed:
@@ -110,7 +116,9 @@ class Evaluator:
         rel = PurePosixPath(os.path.relpath(path.resolve().parent, self.root_dir))
         self.file_dirs[display] = rel
         with recursion_room(FRAMES_PER_NESTING * self.limits.max_nesting):
-            self.lowerer.check_tree(parsed.tree, frozenset(self.base_env.vars))
+            self.lowerer.check_tree(
+                parsed.tree, frozenset(self.base_env.vars), self.builtin_names
+            )
         return parsed
 
     def eval_file(self, path: Path, display: str | None = None) -> Value:
@@ -403,7 +411,7 @@ class Evaluator:
                         f"value is {type_name(cond)} while a Boolean was expected", node.cond.span
                     )
                 if not cond:
-                    raise self.error("assertion failed", node.span)
+                    raise self.error("assertion failed", node.span, AssertionFailed)
                 node = node.body
                 continue
             if t is A.UnOp:
@@ -458,8 +466,12 @@ class Evaluator:
         while e is not None:
             names.update(e.vars)
             e = e.parent
-        close = difflib.get_close_matches(name, sorted(names), n=1)
-        return f"did you mean '{close[0]}'?" if close else None
+        w = env.withs
+        while w is not None:  # forced by the failed lookup
+            if isinstance(w[0].value, AttrsValue):
+                names.update(w[0].value.attrs)
+            w = w[1]  # type: ignore[assignment]
+        return variable_hint(name, names, self.builtin_names)
 
     def make_path(self, text: str, span: SourceSpan) -> PathValue:
         base = self.file_dirs.get(span.file, PurePosixPath("."))
@@ -548,11 +560,10 @@ class Evaluator:
                     continue
                 if node.default is not None:
                     return self.eval(node.default, env)
-                close = difflib.get_close_matches(name, sorted(v.attrs), n=1)
                 raise self.error(
                     f"attribute '{name}' missing",
                     node.span,
-                    hint=f"did you mean '{close[0]}'?" if close else None,
+                    hint=attribute_hint(name, v.attrs, of_builtins=v is self.builtins_value),
                 )
             if node.default is not None:
                 return self.eval(node.default, env)
@@ -562,11 +573,13 @@ class Evaluator:
 
     def eval_has(self, node: A.HasAttr, env: Env) -> bool:
         v = self.eval(node.expr, env)
-        for part in node.path:
+        last = len(node.path) - 1
+        for i, part in enumerate(node.path):
             name = self.attr_name(part, env, node.span)
             if not isinstance(v, AttrsValue) or name not in v.attrs:
                 return False
-            v = self.force(v.attrs[name])
+            if i < last:  # ``s ? a`` never evaluates ``s.a`` (as in Nix)
+                v = self.force(v.attrs[name])
         return True
 
     # -- strings -------------------------------------------------------------

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from reprobuild.errors import EvalError, SourceSpan
 from reprobuild.lang import ast as A
+from reprobuild.lang.suggest import variable_hint
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,14 @@ class _Scope:
         self.names = names
         self.parent = parent
 
+    def all_names(self) -> set[str]:
+        out: set[str] = set()
+        s: _Scope | None = self
+        while s is not None:
+            out |= s.names
+            s = s.parent
+        return out
+
     def has(self, name: str) -> bool:
         s: _Scope | None = self
         while s is not None:
@@ -77,23 +86,29 @@ class Lowerer:
     def __init__(self, source_lines: dict[str, list[str]]) -> None:
         self.cache: dict[A.Node, LAttrs] = {}
         self.source_lines = source_lines
+        self.builtin_names: frozenset[str] = frozenset()
 
     def error(self, message: str, span: SourceSpan) -> EvalError:
         lines = self.source_lines.get(span.file, [])
         src = lines[span.line - 1] if 0 < span.line <= len(lines) else None
         return EvalError(message, span, source_line=src)
 
-    def check_tree(self, root: A.Node, globals_: frozenset[str]) -> None:
+    def check_tree(
+        self, root: A.Node, globals_: frozenset[str], builtin_names: frozenset[str] = frozenset()
+    ) -> None:
         """Lower every set and let in the tree (reporting duplicates) and bind
         every variable to a scope, so an undefined name is an error even in a
         branch evaluation would never take (as in Nix). Under ``with`` a name
         may come from the set, so it is checked at run time instead."""
+        self.builtin_names = builtin_names
         self._check(root, _Scope(globals_, None), False)
 
     def _check(self, node: object, scope: _Scope, in_with: bool) -> None:
         if isinstance(node, A.Var):
             if not in_with and not scope.has(node.name):
-                raise self.error(f"undefined variable '{node.name}'", node.span)
+                err = self.error(f"undefined variable '{node.name}'", node.span)
+                err.hint = variable_hint(node.name, scope.all_names(), self.builtin_names)
+                raise err
             return
         if isinstance(node, A.AttrSet | A.Let):
             lowered = self.lower(node)

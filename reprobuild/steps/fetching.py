@@ -20,9 +20,17 @@ from reprobuild.store import Output
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
     from reprobuild.execute import StepContext
+    from reprobuild.locking import Sources
 
 # reprobuild.execute finds these through its RUNNERS table.
-__all__ = ["run_fetch", "run_fetchurl", "run_file", "run_index", "run_snapshot"]
+__all__ = [
+    "check_package_signature",
+    "run_fetch",
+    "run_fetchurl",
+    "run_file",
+    "run_index",
+    "run_snapshot",
+]
 
 DEB = "application/vnd.debian.binary-package"
 ALPM = "application/x-alpm-package"
@@ -36,22 +44,37 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     media = ALPM if snap["format"] == "alpm" else DEB
     if ctx.store.has(pkg["sha256"]):
         if _intact(ctx, pkg["sha256"]):
+            check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
             return (Output(name, pkg["sha256"], pkg["size"], media),)
         ctx.log(f"{name}: the stored copy is damaged; fetching it again")
     archive = load_archive(snap["archive"])
-    base = ctx.sources.base_url(archive, snap["timestamp"])
-    url = base + pkg["filename"]
     dest = ctx.workdir / name
-    try:
-        ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
-    except FetchError as exc:
-        cause = "does not exist" if isinstance(exc, NotFound) else f"failed: {exc.message}"
+    bases = ctx.sources.base_urls(archive, snap["timestamp"])
+    tried: list[str] = []
+    for base in bases:
+        url = base + pkg["filename"]
+        tried.append(url)
+        try:
+            ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
+            break
+        except NotFound:
+            if len(tried) < len(bases):
+                continue
+            cause = "does not exist"
+        except FetchError as exc:
+            cause = f"failed: {exc.message}"
+        where = " nor ".join(tried)
         raise FetchError(
             f"{pkg['name']} {pkg['version']} ({pkg['architecture']}, sha256 {pkg['sha256']}) "
-            f"is not in the store ({ctx.store.path}) and {url} {cause}",
+            f"is not in the store ({ctx.store.path}) and {where} {cause}",
             hint="pull a store that has it ('reprobuild store pull REMOTE') or point "
             f"--mirror {archive.name}=URL at a mirror that keeps this snapshot",
         ) from None
+    try:
+        check_package_signature(step, dest, ctx.sources)
+    except BaseException:
+        dest.unlink(missing_ok=True)  # never stored: a refused package is not kept
+        raise
     blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
@@ -81,6 +104,24 @@ def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     return (Output(name, blob.sha256, blob.size),)
 
 
+def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> None:
+    """A package that carries its own signature (Arch Linux) is verified against the
+    one the lockfile pins before anything uses it, fetched or from the store."""
+    pkg = step.data["package"]
+    if "pgpsig" not in pkg:
+        return  # a Debian package: its signed index vouched for its sha256 at lock
+    from reprobuild.archives.alpm_trust import check_locked_package
+
+    archive = load_archive(step.data["snapshot"]["archive"])
+    check_locked_package(
+        pkg,
+        path,
+        keyring=lambda: sources.keyring(archive),
+        insecure=sources.insecure,
+        allow_revoked=sources.allow_expired,
+    )
+
+
 def _intact(ctx: StepContext, sha256: str) -> bool:
     """Inputs are re-hashed before use: a damaged store object is removed (so
     it can be fetched again) rather than built into an image."""
@@ -93,13 +134,42 @@ def _intact(ctx: StepContext, sha256: str) -> bool:
     return False
 
 
+FETCHURL_MAX_SIZE = ("REPROBUILD_FETCHURL_MAX_SIZE", 1 << 30)
+
+
+def fetchurl_limit() -> int:
+    """Largest download a fetchurl without ``size`` may bring (the setting, 1 GiB)."""
+    import os
+
+    var, default = FETCHURL_MAX_SIZE
+    value = os.environ.get(var, "")
+    if not value:
+        return default
+    if not value.isdigit() or int(value) <= 0:
+        raise UsageError(f"{var}={value!r} is not a positive byte count")
+    return int(value)
+
+
 def run_fetchurl(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    """A file from the network: http(s) only (a host file is the file step's job),
+    at most its declared size (else :func:`fetchurl_limit`), verified before use."""
+    from urllib.parse import urlsplit
+
     p = step.data["params"]
-    name = p.get("name") or PurePosixPath(p["url"].split("?", 1)[0]).name or "download"
+    url = p["url"]
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise UsageError(f"fetchurl takes http or https URLs only, not {url.split(':', 1)[0]!r}")
+    name = p.get("name") or PurePosixPath(url.split("?", 1)[0]).name or "download"
     if ctx.store.has(p["sha256"]):
         return (Output(name, p["sha256"], ctx.store.size(p["sha256"])),)
     dest = ctx.workdir / "download"
-    ctx.fetcher.download(p["url"], dest, sha256=p["sha256"], size=p.get("size"))
+    size = p.get("size")
+    try:
+        ctx.fetcher.download(
+            url, dest, sha256=p["sha256"], size=size, max_size=size or fetchurl_limit()
+        )
+    finally:  # a failed download leaves nothing behind
+        dest.with_name(dest.name + ".part").unlink(missing_ok=True)
     blob = ctx.store.put_file(dest, expected_sha256=p["sha256"])
     return (Output(name, blob.sha256, blob.size),)
 

@@ -215,8 +215,11 @@ def _install_alpm(step: BuildStep, ctx: StepContext, tree: Path, params: dict[st
     reasons = {
         r.name: "explicit" if not requested or r.name in requested else "depend" for r in results
     }
-    # Packages are checked against the sha256 the sync database gives.
-    write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation="sha256")
+    # What pacman records: "pgp" for a package verified against its signature
+    # (pacman then skips the checksum), "sha256" for one locked unsigned.
+    signed = {p["name"] for p in step.data.get("packages", []) if p.get("pgpsig")}
+    validation = {r.name: "pgp" if r.name in signed else "sha256" for r in results}
+    write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation=validation)
     if params.get("configure") is not False:
         ran = run_scriptlets(tree, results, epoch=ctx.epoch)
         ctx.log("alpm: " + (", ".join(ran) if ran else "unpack only (no bash in the tree)"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from tests.support.cli import reprobuild as rb
 
 from .pkgs import Node, make_package
+from .signing import packager, repo_add
 
 pytestmark = pytest.mark.skipif(
     shutil.which("repo-add") is None or shutil.which("bsdtar") is None,
@@ -45,25 +45,35 @@ def test_lock_and_build_an_arch_root(tmp_path: Path) -> None:
     ]
     for p in sorted(repo_dir.glob("stage-*")):
         shutil.rmtree(p)
-    subprocess.run(
-        ["repo-add", "-q", str(repo_dir / "core.db.tar.gz"), *map(str, pkgs)],
-        check=True,
-        capture_output=True,
-    )
+    with packager() as key:
+        for p in pkgs:
+            key.sign(p)
+        keyring = key.export(tmp_path / "archlinux.gpg")
+    repo_add(repo_dir, "core", pkgs)
     work = tmp_path / "recipe"
     work.mkdir()
     (work / "a.repro").write_text(
         'let snap = snapshot { archive = "archlinux"; date = "2021-04-29T12:00:00Z"; repos = [ "core" ]; };\n'
         'in { t = tarball { root = rootfs { snapshot = snap; variant = "none"; packages = [ "hello" ]; }; }; }\n'
     )
-    mirror = f"archlinux={(tmp_path / 'mirror' / 'repos').as_uri()}/"
-    r = rb(work, "lock", "--mirror", mirror, "a.repro")
+    # The archive's root works as well as its repos/ directory.
+    mirror = f"archlinux={(tmp_path / 'mirror').as_uri()}/"
+    keys = ("--keyring", f"archlinux={keyring}")
+    r = rb(work, "lock", "--mirror", mirror, *keys, "a.repro")
     assert r.returncode == 0, r.stderr
     lock = json.loads((work / "a.repro.lock").read_text())
     assert sorted(p["name"] for p in lock["packages"]) == ["filesystem", "greetlib", "hello"]
     assert lock["snapshots"]["snap"]["url"] == "https://archive.archlinux.org/repos/2021/04/29/"
     r = rb(
-        work, "build", "--json", "--store", str(tmp_path / "store"), "--mirror", mirror, "a.repro"
+        work,
+        "build",
+        "--json",
+        "--store",
+        str(tmp_path / "store"),
+        "--mirror",
+        mirror,
+        *keys,
+        "a.repro",
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)["outputs"]["t"]

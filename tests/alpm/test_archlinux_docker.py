@@ -224,7 +224,8 @@ def test_library_is_archlinux_dockers_tarball(tmp_path: Path) -> None:
         "  archlinux = import ./lib/archlinux-docker.repro;\n"
         f'in archlinux {{ snapshot = snap; pacman_conf = "{conf}"; }}\n'
     )
-    args = ["--store", str(tmp_path / "store"), "--mirror",
+    # The test packages are unsigned (the reference pacman runs with SigLevel = Never).
+    args = ["--insecure-allow-unsigned", "--store", str(tmp_path / "store"), "--mirror",
             f"archlinux={(mirror / 'repos').as_uri()}/"]  # fmt: skip
     r = rb(work, "build", "--json", *args, "a.repro")
     assert r.returncode == 0, r.stderr

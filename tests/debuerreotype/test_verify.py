@@ -178,7 +178,7 @@ def jq_mirror(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     from tests.support.debmirror import MirrorUnavailable, build_mirror
 
     try:
-        return build_mirror(tmp_path_factory.mktemp("jq-mirror"), ["jq"])
+        return build_mirror(tmp_path_factory.mktemp("jq-mirror"), ["jq"], archive_layout=True)
     except MirrorUnavailable as exc:
         pytest.skip(str(exc))
 

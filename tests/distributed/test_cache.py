@@ -13,22 +13,36 @@ import json
 import socket
 from pathlib import Path
 
+from reprobuild.cache_sign import generate
 from reprobuild.store import Store
 from tests.distributed.common import MIRROR, build_json, digests, workdir
 from tests.support.cli import reprobuild
 
 
+def team_keys(tmp_path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """(the pushing org's environment: its secret key; the pulling org's: the public key)."""
+    secret = tmp_path / "cache.secret"
+    public = generate("team-cache-1", secret)
+    return {"REPROBUILD_CACHE_SECRET_KEY": str(secret)}, {"REPROBUILD_TRUSTED_KEYS": public}
+
+
 def test_org_b_runs_no_step_that_org_a_pushed(tmp_path: Path) -> None:
     remote = tmp_path / "cache.git"  # does not exist yet: --push-cache creates it
+    signer, trusting = team_keys(tmp_path)
     a = build_json(
-        workdir(tmp_path, "a"), tmp_path / "store-a", "--cache", str(remote), "--push-cache"
+        workdir(tmp_path, "a"),
+        tmp_path / "store-a",
+        "--cache",
+        str(remote),
+        "--push-cache",
+        env=signer,
     )
     assert a["steps"] == {"total": 7, "cached": 0, "run": 7}
     assert a["cache"] == {"fetched": 0, "refused": {}, "pushed": 7}
     assert (remote / "HEAD").is_file() and not (remote / "lfs").exists()  # a plain bare repo
 
     b_store = tmp_path / "store-b"
-    b = build_json(workdir(tmp_path, "b"), b_store, "--cache", remote.as_uri())
+    b = build_json(workdir(tmp_path, "b"), b_store, "--cache", remote.as_uri(), env=trusting)
     assert b["steps"] == {"total": 7, "cached": 7, "run": 0}
     assert b["cache"] == {"fetched": 7, "refused": {}, "pushed": 0}
     assert digests(b) == digests(a)
@@ -46,8 +60,14 @@ def test_org_b_runs_no_step_that_org_a_pushed(tmp_path: Path) -> None:
 def test_a_corrupt_cache_entry_is_refused_and_the_step_rebuilt(tmp_path: Path) -> None:
     remote = tmp_path / "team-store"
     Store.open_store(remote).close()  # the cache is itself a store (content in lfs/)
+    signer, trusting = team_keys(tmp_path)
     a = build_json(
-        workdir(tmp_path, "a"), tmp_path / "store-a", "--cache", str(remote), "--push-cache"
+        workdir(tmp_path, "a"),
+        tmp_path / "store-a",
+        "--cache",
+        str(remote),
+        "--push-cache",
+        env=signer,
     )
     assert a["cache"]["pushed"] == 7
     # The cpio's bytes belong to it alone (a rootfs and a tarball share theirs).
@@ -69,6 +89,7 @@ def test_a_corrupt_cache_entry_is_refused_and_the_step_rebuilt(tmp_path: Path) -
         "--cache",
         str(remote),
         "r.repro",
+        env=trusting,
     )
     assert r.returncode == 0, r.stderr
     b = json.loads(r.stdout)
@@ -106,3 +127,14 @@ def test_an_unreachable_or_missing_cache_is_a_clear_error(tmp_path: Path) -> Non
         assert "Traceback" not in r.stderr
     r = reprobuild(work, "build", "--store", str(tmp_path / "s"), "--push-cache", "r.repro")
     assert r.returncode == 2 and "--push-cache needs --cache REMOTE" in r.stderr
+    r = reprobuild(
+        work,
+        "build",
+        "--store",
+        str(tmp_path / "s"),
+        "--cache",
+        str(tmp_path / "c.git"),
+        "--push-cache",
+        "r.repro",
+    )
+    assert r.returncode == 2 and "--cache-secret-key" in r.stderr

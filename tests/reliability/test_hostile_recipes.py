@@ -142,6 +142,15 @@ PURE_BUILTINS = {
     "foldl'", "fromJSON", "getAttr", "hasAttr", "head", "import", "length", "listToAttrs",
     "map", "mapAttrs", "null", "tail", "throw", "toJSON", "toString", "trace", "true",
     "builtins",
+    # issue 15: pure builtins recipe authors reach for
+    "elemAt", "concatLists", "concatMap", "genList", "sort", "any", "all", "replaceStrings",
+    "substring", "stringLength", "split", "match", "removeAttrs", "intersectAttrs",
+    "catAttrs", "typeOf", "isAttrs", "isList", "isString", "isInt", "isBool", "isFunction",
+    "isNull", "seq", "deepSeq", "tryEval", "lessThan", "baseNameOf", "dirOf", "hashString",
+    "partition", "groupBy", "zipAttrsWith", "add", "sub", "mul", "div", "bitAnd", "bitOr",
+    "bitXor", "isFloat", "isPath", "ceil", "floor",
+    # read files, but only inside the recipe's tree (test_file_builtins_stay_in_the_tree)
+    "readFile", "pathExists",
 }  # fmt: skip
 
 
@@ -155,16 +164,43 @@ def test_the_builtins_run_nothing(tmp_path: Path) -> None:
     assert names - set(STEP_KINDS) == PURE_BUILTINS
     for kind in STEP_KINDS:
         f = tmp_path / f"{kind}.repro"
-        f.write_text(f'builtins.typeOf ({kind} {{ }})')
-        with pytest.raises(EvalError, match="attribute 'typeOf' missing"):
+        f.write_text(f'builtins.getEnv ({kind} {{ }})')
+        with pytest.raises(EvalError, match="attribute 'getEnv' missing"):
             api.evaluate(f, strict=True)
-    for name in ("exec", "readFile", "pathExists", "readDir", "getEnv", "currentTime",
+    for name in ("exec", "readDir", "getEnv", "currentTime",
                  "fetchGit", "__import__", "system", "storePath", "scopedImport"):  # fmt: skip
         err = _fail(tmp_path, f"builtins.{name}")
         assert f"attribute '{name}' missing" in _located(err, 1, 9)
     for name in ("exec", "__import__", "eval", "open", "system"):
         err = _fail(tmp_path, f'{name} "id"')
         assert f"undefined variable '{name}'" in _located(err, 1, 1)
+
+
+def test_file_builtins_stay_in_the_tree(tmp_path: Path) -> None:
+    """readFile and pathExists read only inside the recipe's tree, like import."""
+    outside = tmp_path / "secret"
+    outside.write_text("s3cret")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "out").symlink_to(outside)
+    (tree / "fifo").parent.mkdir(exist_ok=True)
+    os.mkfifo(tree / "fifo")
+    main = "tree/main.repro"
+    err = _fail(tmp_path, 'builtins.readFile "/etc/passwd"', main)
+    assert "while a path was expected" in _located(err, 1, 1)
+    err = _fail(tmp_path, 'builtins.pathExists "/etc/passwd"', main)
+    assert "while a path was expected" in _located(err, 1, 1)
+    err = _fail(tmp_path, "builtins.readFile ./out", main)
+    assert isinstance(err, ImportEscapes) and "symbolic link" in _located(err, 1, 19)
+    err = _fail(tmp_path, "builtins.pathExists ./../secret", main)
+    assert isinstance(err, ImportEscapes)
+    err = _fail(tmp_path, "builtins.readFile (dirOf ./.)", main)
+    assert isinstance(err, ImportEscapes)
+    # A FIFO would block a plain open(): it is refused without reading.
+    err = _fail(tmp_path, "builtins.readFile ./fifo", main)
+    assert "not a regular file" in _located(err, 1, 1)
+    err = _fail(tmp_path, "builtins.readFile ./.", main)
+    assert "directory" in _located(err, 1, 1)
 
 
 def test_a_step_in_a_recipe_runs_nothing_at_evaluation(tmp_path: Path) -> None:

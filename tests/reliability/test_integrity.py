@@ -185,8 +185,10 @@ def test_a_flipped_byte_in_packages_xz_is_refused_naming_both_hashes(tmp_path: P
 # -- Arch Linux ---------------------------------------------------------------
 
 
-def _arch_repo(tmp: Path) -> tuple[Path, Path]:
+def _arch_repo(tmp: Path) -> tuple[Path, Path, str]:
+    """A signed one-package repository, its recipe, and the --keyring for its key."""
     from tests.alpm.pkgs import Node, make_package
+    from tests.alpm.signing import packager, repo_add
 
     day = tmp / "mirror" / "repos" / "2021" / "04" / "29"
     repo_dir = day / "core" / "os" / "x86_64"
@@ -199,18 +201,17 @@ def _arch_repo(tmp: Path) -> tuple[Path, Path]:
     )
     for p in sorted(repo_dir.glob("stage-*")):
         shutil.rmtree(p)
-    subprocess.run(
-        ["repo-add", "-q", str(repo_dir / "core.db.tar.gz"), str(pkg)],
-        check=True,
-        capture_output=True,
-    )
+    with packager() as key:
+        key.sign(pkg)
+        keyring = key.export(tmp / "archlinux.gpg")
+    repo_add(repo_dir, "core", [pkg])
     work = tmp / "w"
     work.mkdir()
     (work / "a.repro").write_text(
         'let snap = snapshot { archive = "archlinux"; date = "2021-04-29T12:00:00Z"; repos = [ "core" ]; };\n'
         'in { t = tarball { root = rootfs { snapshot = snap; variant = "none"; packages = [ "hello" ]; }; }; }\n'
     )
-    return repo_dir, work
+    return repo_dir, work, f"archlinux={keyring}"
 
 
 needs_pacman_tools = pytest.mark.skipif(
@@ -231,10 +232,10 @@ def _flip(path: Path, at: int) -> tuple[str, str]:
 
 @needs_pacman_tools
 def test_a_flipped_byte_in_core_db_is_refused(tmp_path: Path) -> None:
-    repo_dir, work = _arch_repo(tmp_path)
+    repo_dir, work, keyring = _arch_repo(tmp_path)
     _flip(repo_dir / "core.db", 200)
     mirror = f"archlinux={(tmp_path / 'mirror' / 'repos').as_uri()}/"
-    r = rb(work, "lock", "--mirror", mirror, "a.repro")
+    r = rb(work, "lock", "--mirror", mirror, "--keyring", keyring, "a.repro")
     assert r.returncode == 2, r.stderr
     assert "core.db" in r.stderr and "Traceback" not in r.stderr
     assert not (work / "a.repro.lock").exists()
@@ -242,13 +243,15 @@ def test_a_flipped_byte_in_core_db_is_refused(tmp_path: Path) -> None:
 
 @needs_pacman_tools
 def test_a_flipped_byte_in_a_pkg_tar_zst_is_refused_naming_both_hashes(tmp_path: Path) -> None:
-    repo_dir, work = _arch_repo(tmp_path)
+    repo_dir, work, keyring = _arch_repo(tmp_path)
     mirror = f"archlinux={(tmp_path / 'mirror' / 'repos').as_uri()}/"
-    assert rb(work, "lock", "--mirror", mirror, "a.repro").returncode == 0
+    assert rb(work, "lock", "--mirror", mirror, "--keyring", keyring, "a.repro").returncode == 0
     pkg = next(repo_dir.glob("hello-*.pkg.tar.zst"))
     good, bad = _flip(pkg, 300)
     store = tmp_path / "store"
-    r = rb(work, "build", "--store", str(store), "--mirror", mirror, "a.repro")
+    r = rb(
+        work, "build", "--store", str(store), "--mirror", mirror, "--keyring", keyring, "a.repro"
+    )
     assert r.returncode == 2, r.stderr
     assert pkg.name in r.stderr and good in r.stderr and bad in r.stderr
     assert "Traceback" not in r.stderr

@@ -123,7 +123,7 @@ def test_conflict_names_both() -> None:
     u = ArchUniverse([("core", [pkg("a", depends="x"), pkg("x", conflicts="b"), pkg("b")])])
     with pytest.raises(ResolveError) as info:
         resolve_arch(u, ArchRequest(("a", "b")))
-    assert "x conflicts with b" in info.value.message
+    assert "x and b are in conflict" in info.value.message
 
 
 def test_versioned_provides() -> None:

@@ -15,8 +15,9 @@ sources, with their dependency closure. The index is generated from the
 control files of exactly the ``.deb`` files present (one version of each
 name: the newest), so it is self-consistent even when the host's archive has
 moved past the snapshot. ``Release`` lists the indexes by SHA256 and is
-clearsigned into ``InRelease`` with a throwaway ed25519 key made in a private
-``GNUPGHOME``; the public key is exported as a binary keyring for
+clearsigned into ``InRelease`` with a fixed test ed25519 key
+(``tests/data/test-mirror-key.asc``) at the Release's date, so the same
+packages always give the same ``InRelease``; the public key is exported as a binary keyring for
 ``reprobuild lock --keyring debian=KEYRING``. Nothing is checked with
 ``--insecure-allow-unsigned``.
 
@@ -35,7 +36,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 from reprobuild.archives.debian import BinaryPackage, parse_packages, parse_relations
@@ -85,7 +86,7 @@ class DebMirror:
     root: Path  # the directory holding archive/
     timestamp: str
     suite: str
-    keyring: Path  # binary OpenPGP keyring with the throwaway public key
+    keyring: Path  # binary OpenPGP keyring with the test key's public key
     fingerprint: str
     debs: dict[str, Deb] = field(default_factory=dict)  # by package name
 
@@ -222,7 +223,14 @@ def unsatisfied(debs: dict[str, Deb]) -> list[str]:
     return sorted(missing)
 
 
-def write_index(snapshot_dir: Path, suite: str, debs: dict[str, Deb], arch: str = "amd64") -> Path:
+def write_index(
+    snapshot_dir: Path,
+    suite: str,
+    debs: dict[str, Deb],
+    arch: str = "amd64",
+    *,
+    archive_layout: bool = False,
+) -> Path:
     """Place the debs in the pool and write ``Packages`` and ``Packages.xz``; returns Packages."""
     stanzas = []
     for name in sorted(debs):
@@ -248,9 +256,10 @@ def write_index(snapshot_dir: Path, suite: str, debs: dict[str, Deb], arch: str 
         stanzas.append(d.stanza)
     index_dir = snapshot_dir / "dists" / suite / "main" / f"binary-{arch}"
     index_dir.mkdir(parents=True, exist_ok=True)
-    # As the archive writes it: every stanza ends with a blank line (debootstrap's
-    # index reader drops a last stanza that does not).
-    text = "".join(stanza + "\n" for stanza in stanzas).encode()
+    # The archive ends every stanza with a blank line, and debootstrap's index
+    # reader drops a last stanza without one (archive_layout); the default
+    # keeps the bytes the committed go-hello lockfile pins.
+    text = ("".join(s + "\n" for s in stanzas) if archive_layout else "\n".join(stanzas)).encode()
     (index_dir / "Packages").write_bytes(text)
     (index_dir / "Packages.xz").write_bytes(lzma.compress(text, preset=6))
     return index_dir / "Packages"
@@ -300,12 +309,31 @@ def _gpg(home: Path, *args: str, stdin: str | None = None) -> subprocess.Complet
     return r
 
 
+# A fixed test key (committed: it guards nothing) and the Release's own date as
+# the signature time make the same packages give the same InRelease bytes on
+# every run, so a lockfile made against one test mirror names the InRelease
+# that a mirror rebuilt later serves (build --locked checks it by sha256).
+TEST_KEY = ROOT / "tests" / "data" / "test-mirror-key.asc"
+TEST_KEY_FINGERPRINT = "E1C3842273D8E653EB527285F0463ED3593B1D59"
+
+
+def _signature_time(release: Path) -> str:
+    """gpg's ``--faked-system-time`` for the Release's ``Date`` (fixed, not the clock)."""
+    m = re.search(r"^Date: (.+)$", release.read_text(), re.M)
+    if not m:
+        raise MirrorUnavailable(f"{release} has no Date field")
+    when = parsedate_to_datetime(m.group(1).strip())
+    return when.strftime("%Y%m%dT%H%M%S") + "!"
+
+
 def sign_release(release: Path, keyring: Path) -> str:
-    """Clearsign ``release`` as ``InRelease`` beside it with a new throwaway key.
+    """Clearsign ``release`` as ``InRelease`` beside it with the fixed test key.
 
     Writes the public key to ``keyring`` (binary, as ``gpg --export`` gives)
-    and returns the key's fingerprint. The secret key lives only in a
-    temporary GNUPGHOME, removed (with its agent) before returning.
+    and returns the key's fingerprint. ed25519 signatures are deterministic
+    and the signature time is the Release's date, so the bytes are too. The
+    key is imported into a temporary GNUPGHOME, removed (with its agent)
+    before returning.
     """
     if shutil.which("gpg") is None:
         raise MirrorUnavailable("gpg is not installed (Debian package gnupg)")
@@ -313,26 +341,12 @@ def sign_release(release: Path, keyring: Path) -> str:
     home = Path(tempfile.mkdtemp(prefix="rb-gpg-"))
     os.chmod(home, 0o700)
     try:
-        uid = "reprobuild test mirror <test-mirror@reprobuild.invalid>"
+        fpr = TEST_KEY_FINGERPRINT
+        _gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--import", str(TEST_KEY))
         _gpg(
             home,
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            uid,
-            "ed25519",
-            "sign",
-            "never",
-        )
-        listing = _gpg(home, "--with-colons", "--list-secret-keys").stdout
-        fprs = [ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:")]
-        if not fprs:
-            raise MirrorUnavailable(f"gpg made no key:\n{listing}")
-        fpr = fprs[0]
-        _gpg(
-            home,
+            "--faked-system-time",
+            _signature_time(release),
             "--pinentry-mode",
             "loopback",
             "--passphrase",
@@ -382,6 +396,7 @@ def build_mirror(
     timestamp: str = SHARED_TIMESTAMP,
     suite: str = "bookworm",
     max_rounds: int = 5,
+    archive_layout: bool = False,
 ) -> DebMirror:
     """A signed mirror with the shared mirror's debs plus ``extra`` and their closure.
 
@@ -413,7 +428,7 @@ def build_mirror(
     if missing:
         raise MirrorUnavailable(f"apt-get download did not provide {missing}")
     snapshot_dir = dest / "archive" / "debian" / timestamp
-    write_index(snapshot_dir, suite, debs)
+    write_index(snapshot_dir, suite, debs, archive_layout=archive_layout)
     release = write_release(snapshot_dir, suite, shared_release_date(shared, suite))
     keyring = dest / "test-mirror-keyring.gpg"
     fpr = sign_release(release, keyring)

@@ -1,0 +1,211 @@
+"""Trust in a lockfile comes from the signed index, every time it is used.
+
+A lockfile travels between organisations: whoever sends one could pin a
+package that the archive never published (the right name and version, other
+bytes, placed in a mirror's pool). So before ``build`` (with ``--locked`` or
+a lockfile it did not just write), ``replay`` and ``check`` use one, this
+module checks it against what the archive signed:
+
+1. the InRelease of every suite is taken from the store by the sha256 the
+   lockfile records, or fetched from the snapshot (``--mirror`` and
+   ``snapshots/*.toml`` decide where, never the lockfile) and must hash to
+   that sha256; its signature is verified with the archive's keyring and
+   must come from the key the lockfile names;
+2. every index the lockfile records must be listed in that signed Release
+   with the same sha256 (taken from the store or fetched, then checked);
+3. every locked package must appear in those indexes with the same name,
+   version, architecture, file name, size and sha256. A package the signed
+   indexes do not list is refused, naming it, before anything is fetched.
+
+InRelease files and indexes are kept in the store (by sha256), so a later
+build or replay works from the store alone, as the packages do.
+
+Arch Linux databases are not signed upstream; their package signatures are
+checked elsewhere. :data:`VERIFIERS` is the hook a format registers its own
+check in (``VERIFIERS["alpm"] = ...``); a format without one is accepted as
+the lockfile says, which SECURITY.md states.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reprobuild.errors import FetchError, IntegrityError, LockfileError, ReprobuildError
+from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
+
+if TYPE_CHECKING:
+    from reprobuild.archives import ArchiveDef
+    from reprobuild.fetch import Fetcher
+    from reprobuild.locking import Sources
+
+
+class UnlistedPackage(LockfileError):
+    """A locked package is not what the archive's signed index lists."""
+
+
+@dataclass(frozen=True)
+class TrustContext:
+    """Where verified indexes come from and go to."""
+
+    sources: Sources
+    fetcher: Fetcher
+    store: Any  # reprobuild.store.Store (typed loosely: the store is being reworked)
+
+
+SIGNED_INDEX = "application/x-reprobuild-signed-index"  # media type in build records
+
+
+@dataclass(frozen=True)
+class SignedFile:
+    """An InRelease or index a verification read: kept in the build record so
+    that ``store push``/``pull`` carry it and a replay elsewhere needs no mirror."""
+
+    name: str  # ARCHIVE/TIMESTAMP/dists/SUITE/PATH
+    sha256: str
+    size: int
+
+
+Verifier = Callable[[SnapshotLock, tuple[LockedPackage, ...], TrustContext], list[SignedFile]]
+VERIFIERS: MutableMapping[str, Verifier] = {}
+"""Per archive format (``SnapshotLock.format``): checks a snapshot's packages."""
+
+
+def verify_lock(lock: Lockfile, ctx: TrustContext) -> list[SignedFile]:
+    """Refuse *lock* unless every package it pins is in a signed index of its snapshot.
+
+    Returns the signed files read (for the build record).
+    """
+    used: list[SignedFile] = []
+    by_snapshot: dict[str, list[LockedPackage]] = {}
+    for p in lock.packages:
+        by_snapshot.setdefault(p.snapshot, []).append(p)
+    for snap in lock.snapshots:
+        archive = _archive(snap)
+        if snap.url != archive.snapshot_url(snap.timestamp):
+            raise LockfileError(
+                f"snapshot {snap.name!r}: field 'url' {snap.url!r} is not the canonical URL "
+                f"of archive {snap.archive!r} at {snap.timestamp} "
+                f"({archive.snapshot_url(snap.timestamp)})",
+                hint="a mirror is chosen with --mirror, never in the lockfile",
+            )
+        packages = tuple(by_snapshot.get(snap.name, ()))
+        verifier = VERIFIERS.get(snap.format)
+        if verifier is not None:
+            used += verifier(snap, packages, ctx)
+    return used
+
+
+def _archive(snap: SnapshotLock) -> ArchiveDef:
+    from reprobuild.archives import load_archive
+
+    try:
+        archive = load_archive(snap.archive)
+    except ReprobuildError as exc:
+        raise LockfileError(
+            f"snapshot {snap.name!r} names archive {snap.archive!r}, which is not defined "
+            f"here: {exc.message}"
+        ) from None
+    if archive.format != snap.format:
+        raise LockfileError(
+            f"snapshot {snap.name!r}: format {snap.format!r} is not that of archive "
+            f"{snap.archive!r} ({archive.format})"
+        )
+    return archive
+
+
+def _signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: int) -> bytes:
+    """The bytes with this sha256: from the store, else fetched from *url* and stored."""
+    if ctx.store.has(sha256):
+        with ctx.store.open_blob(sha256) as handle:  # re-hashed while read
+            data: bytes = handle.read()
+        return data
+    try:
+        data = ctx.fetcher.get(url, max_size=limit).data
+    except FetchError as exc:
+        raise FetchError(
+            f"{what} (sha256 {sha256}) is not in the store and cannot be fetched: {exc.message}",
+            hint="pull a store that has it, or point --mirror at a mirror of this snapshot",
+        ) from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"{what}: {url} is not the file the lockfile names (sha256 {actual}, "
+            f"the lockfile says {sha256})",
+            hint="the mirror serves another snapshot, or the lockfile was edited",
+        )
+    ctx.store.put_bytes(data)
+    return data
+
+
+def verify_debian(
+    snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
+) -> list[SignedFile]:
+    """Steps 1 to 3 of the module docstring for one Debian snapshot."""
+    from reprobuild.archives.debian import check_index, verify_inrelease
+    from reprobuild.locking import _parsed_index
+
+    archive = _archive(snap)
+    if not snap.signed:
+        if not ctx.sources.insecure:
+            raise LockfileError(
+                f"snapshot {snap.name!r} was locked with signature checks disabled; "
+                "nothing vouches for its packages",
+                hint="lock it again with signatures, or pass --insecure-allow-unsigned",
+            )
+        return []
+    base = ctx.sources.base_url(archive, snap.timestamp)
+    keyring = ctx.sources.keyring(archive)
+    listed: dict[tuple[str, str, str], tuple[str, int, str]] = {}
+    used: list[SignedFile] = []
+    for suite in snap.suites:
+        what = f"{archive.name}/{snap.timestamp}/dists/{suite.suite}/InRelease"
+        data = _signed_bytes(
+            ctx, suite.inrelease_sha256, f"{base}dists/{suite.suite}/InRelease", what, 64 << 20
+        )
+        used.append(SignedFile(what, suite.inrelease_sha256, len(data)))
+        verified = verify_inrelease(data, keyring, what=what)
+        signers = {s.primary_fingerprint.upper() for s in verified.signers}
+        if suite.fingerprint is not None and suite.fingerprint.upper() not in signers:
+            raise LockfileError(
+                f"{what}: signed by {', '.join(sorted(signers))}, not by the key the "
+                f"lockfile names ({suite.fingerprint})"
+            )
+        for path, digest in sorted(suite.indexes.items()):
+            entry = verified.release.entry(path)
+            if entry is None or entry.sha256 != digest:
+                raise LockfileError(
+                    f"{what}: the signed Release does not list {path} with sha256 {digest}",
+                    hint="the lockfile was edited, or made from another snapshot",
+                )
+            url = f"{base}dists/{suite.suite}/{path}"
+            index = _signed_bytes(ctx, digest, url, url, entry.size)
+            check_index(verified.release, path, index, what=url)
+            used.append(SignedFile(what.rsplit("/", 1)[0] + "/" + path, digest, len(index)))
+            for pkg in _parsed_index(index, path, digest):
+                listed.setdefault(
+                    (pkg.name, pkg.version, pkg.architecture), (pkg.filename, pkg.size, pkg.sha256)
+                )
+    for p in packages:
+        found = listed.get((p.name, p.version, p.architecture))
+        if found is None:
+            raise UnlistedPackage(
+                f"{p.name} {p.version} ({p.architecture}) is pinned by the lockfile but "
+                f"the signed index of snapshot {snap.name!r} does not list it",
+                hint="the lockfile was edited or comes from elsewhere; lock the recipe anew",
+            )
+        if found != (p.filename, p.size, p.sha256):
+            filename, size, sha256 = found
+            raise UnlistedPackage(
+                f"{p.name} {p.version} ({p.architecture}): the lockfile pins {p.filename} "
+                f"({p.size} bytes, sha256 {p.sha256}) but the signed index lists {filename} "
+                f"({size} bytes, sha256 {sha256})",
+                hint="the lockfile was edited or comes from elsewhere; lock the recipe anew",
+            )
+    return used
+
+
+VERIFIERS["deb"] = verify_debian
+
