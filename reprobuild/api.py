@@ -528,6 +528,8 @@ def _describe_images(
     described = replace(lock, embedded=texts)
     for o in images:
         spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
+        # Only the layout: NAME.tar stays the image alone, for the tools
+        # (skopeo's oci-archive:, podman load) that take one image per archive.
         attach_referrers(o.path, described, lock_file.name, spdx, epoch)
 
 

@@ -398,6 +398,22 @@ def _skopeo_copy(source: str, dest: Path, *, tls_verify: bool) -> None:
         raise TargetError(f"skopeo could not read {source}: {message or done.returncode}")
 
 
+def _unpack_oci_archive(archive: Path, dest: Path) -> bool:
+    """An oci-archive is a tar of a whole layout (referrers too): unpacked
+    safely, blobs checked as they are read. False if it is not one."""
+    import tarfile
+
+    try:
+        with tarfile.open(archive) as t:
+            names = set(t.getnames())
+            if not {"oci-layout", "index.json"} <= {n.removeprefix("./") for n in names}:
+                return False
+            t.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError):
+        return False
+    return True
+
+
 def open_target(spec: str, *, tls_verify: bool = True) -> Target:
     """Open TARGET for comparison (see the module docstring for what it may be)."""
     path = Path(spec)
@@ -408,6 +424,8 @@ def open_target(spec: str, *, tls_verify: bool = True) -> Target:
         tmp = tempfile.TemporaryDirectory(prefix="reprobuild-verify-")
         layout = Path(tmp.name) / "layout"
         try:
+            if kind == "oci-archive" and _unpack_oci_archive(Path(file), layout):
+                return open_layout(spec, layout, tmp)  # referrers included
             _skopeo_copy(f"{kind}:{Path(file).resolve()}", layout, tls_verify=tls_verify)
             return open_layout(spec, layout, tmp)
         except BaseException:

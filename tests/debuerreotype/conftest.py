@@ -42,4 +42,4 @@ def debuerreotype_tarball(
 def library_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One store for the library's builds in a session: packages fetched once,
     and the include and slim variants share their debootstrap step."""
-    return tmp_path_factory.mktemp("library-store")
+    return tmp_path_factory.mktemp("library-store") / "store"  # made by the first build

@@ -46,7 +46,9 @@ def library_recipe(include: Sequence[str], slim: bool) -> str:
 def build_library(work: Path, store: Path, include: Sequence[str], slim: bool) -> Path:
     shutil.copytree(LIB, work / "lib", dirs_exist_ok=True)
     (work / "r.repro").write_text(library_recipe(include, slim))
-    r = rb(work, "build", "--json", "--store", str(store), "--mirror", MIRROR, "r.repro")
+    r = rb(
+        work, "build", "--json", "--store", str(store), "--mirror", MIRROR, "r.repro", timeout=3600
+    )
     assert r.returncode == 0, r.stderr
     return work / json.loads(r.stdout)["outputs"]["rootfs"]["path"]
 

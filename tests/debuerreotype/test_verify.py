@@ -164,7 +164,7 @@ def test_verify_debuerreotype_tarball_is_identical(
 ) -> None:
     reference = debuerreotype_tarball()
     r = rb(tmp_path, "verify", "--json", "--store", str(library_store), "--mirror", MIRROR,
-           str(reference))  # fmt: skip
+           str(reference), timeout=3600)  # fmt: skip
     assert r.returncode == 0, r.stderr + r.stdout
     report = json.loads(r.stdout)
     assert report["verdict"] == "identical"
@@ -200,7 +200,7 @@ def test_verify_names_the_flipped_file_and_its_package(
     flip_byte(reference, flipped, "usr/bin/jq")
     args = ["--store", str(library_store), "--mirror", f"debian={jq_mirror.url}",
             "--keyring", f"debian={jq_mirror.keyring}"]  # fmt: skip
-    r = rb(tmp_path, "verify", *args, str(flipped))
+    r = rb(tmp_path, "verify", *args, str(flipped), timeout=3600)
     assert r.returncode == 1, r.stderr + r.stdout
     assert "usr/bin/jq: content (sha256): package: shipped by jq" in r.stdout
     assert "first difference at byte 100" in r.stdout

@@ -86,6 +86,12 @@ def test_built_image_describes_itself_and_verifies(
     assert report["verdict"] == "identical" and report["method"] == "reprobuild referrers"
     assert report["rebuilt_digest"] == image["digest"]
 
+    # The oci-archive beside the layout is the image alone (for tools that take
+    # one image per archive): it names its lockfile but does not carry it.
+    archive = layout.with_name(layout.name + ".tar")
+    r = rb(tmp_path, "verify", *args, f"oci-archive:{archive}")
+    assert r.returncode == 2 and "carries no lockfile referrer" in r.stderr, r.stderr
+
     # Pushed with its referrers, found again by digest in the registry.
     r = rb(tmp_path, "push", str(layout), f"{registry}/light:1")
     assert r.returncode == 0, r.stderr
@@ -128,3 +134,15 @@ def test_untrusted_or_missing_referrers(light: tuple[Path, Path, Path], tmp_path
     r = rb(tmp_path, "verify", "--store", str(store), "--mirror", DEMO, str(layout))
     assert r.returncode in (1, 2), r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_layers_flatten_with_whiteouts(tree_tar, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from reprobuild.verify.target import open_layout
+
+    lower = tree_tar("lower", {"a": b"1", "d/x": b"x", "d/y": b"y", "o/old": b"o", "gone": b"g"})
+    upper = tree_tar("upper", {"a": b"2", "d/y": b"y", "o/new": b"n"})
+    image = write_oci_layout([lower, upper], ImageConfig(), tmp_path / "img", epoch=EPOCH)
+    with open_layout("img", image.layout, None) as target:
+        files = {p: m.sha256 for p, m in target.members.items() if m.type == "file"}
+        assert set(files) == {"a", "d/y", "o/new"}  # d/x, o/old and gone are whited out
+        assert target.read("a") == b"2"
