@@ -1,39 +1,60 @@
-# The two commands: `make demo` and `make test`. Each bootstraps .venv.
+# The two commands: `make demo` and `make test`. Each first checks the Debian
+# packages of debian-packages.txt (installing what is missing when run as root),
+# then bootstraps .venv.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-long golden test-golden lint bench clean
+.PHONY: demo test test-slow test-long test-boot golden test-golden lint bench clean deps test-deps nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# pip's warnings and the build backend's banners go to a log, shown only on failure.
+PIP = $(BIN)/python -m pip install -qq --disable-pip-version-check --no-input
+
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
-	touch $(STAMP)
+	@echo "setting up $(VENV) (log: $(VENV)/pip.log)"
+	@$(PIP) --upgrade pip >$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PIP) -e '.[test]' >>$(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@touch $(STAMP)
+
+# Debian packages the product calls (deps) and the tests drive too (test-deps).
+deps:
+	@scripts/deps run
+
+test-deps:
+	@scripts/deps run test
 
 DEMO_MIRROR = debian=file://$(CURDIR)/snapshots/demo/archive/debian/
 
-demo: $(STAMP)
+demo: deps $(STAMP)
 	$(BIN)/reprobuild graph recipes/demo.repro
 	$(BIN)/reprobuild build --mirror $(DEMO_MIRROR) recipes/demo.repro
 
-test: $(STAMP)
+test: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The slow set (long loops, live apt comparisons, slow golden recipes); CI runs it after `make test`.
-test-slow: $(STAMP)
+test-slow: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
-test-long: $(STAMP)
+test-long: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Nix's own language tests against Nix 2.8's answers (tests/lang/nix/README.md).
+nix-conformance: $(STAMP)
+	$(BIN)/python tests/lang/nix_conformance.py
+
+# The VM and live recipes built twice and booted every way under QEMU (slow).
+test-boot: test-deps $(STAMP)
+	$(BIN)/python -m pytest -q -s tests/boot
 
 # Golden digests: `make test-golden` checks every golden recipe (slow ones too);
 # `make golden` rewrites the digests recorded in their lockfiles on purpose
 # (GOLDEN="demo" for some only). Commit with the reason the bytes changed.
-test-golden: $(STAMP)
+test-golden: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q tests/golden
 
 golden: $(STAMP)

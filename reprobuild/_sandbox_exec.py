@@ -24,6 +24,7 @@ import ctypes
 import os
 import platform
 import resource
+import signal
 import sys
 
 CLONE_NEWUSER = 0x10000000
@@ -78,8 +79,11 @@ def main(argv: list[str]) -> None:
             userns = True
         elif opt == "--cgroup":
             i += 1
-            with open(os.path.join(options[i], "cgroup.procs"), "w") as handle:
-                handle.write(f"{os.getpid()}\n")
+            try:
+                with open(os.path.join(options[i], "cgroup.procs"), "w") as handle:
+                    handle.write(f"{os.getpid()}\n")
+            except OSError as exc:  # the limit is then not enforced; the build goes on
+                sys.stderr.write(f"reprobuild: cannot join the pids cgroup: {exc}\n")
         elif opt == "--rlimit":
             i += 1
             name, _, value = options[i].partition("=")
@@ -92,6 +96,11 @@ def main(argv: list[str]) -> None:
         sys.exit(125)
     if userns:
         _user_namespace(libc)
+    # Python ignores these at start-up; what runs next must get the defaults, as
+    # subprocess's restore_signals gives a child (a pipeline's writer dies of SIGPIPE).
+    for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
     os.execv(command[0], command)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.errors import EvalError, RecipeError
+from reprobuild.errors import EvalError, RecipeError, ReprobuildError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
 
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from reprobuild.cache_sign import CachePolicy
     from reprobuild.execute import Progress, StepExecutor
     from reprobuild.fetch import Fetcher
+    from reprobuild.lockdiff import LockChanges
     from reprobuild.lockfile import Lockfile, Staleness
     from reprobuild.locking import Sources
-    from reprobuild.plan import Plan
+    from reprobuild.plan import Plan, Step
     from reprobuild.store import StepRecord
 
 RECURSION_LIMIT = 20_000
@@ -143,6 +144,20 @@ class LockResult:
     changed: bool
     packages: int
     warnings: tuple[str, ...] = ()  # what the resolvers warned about (as pacman does)
+    changes: LockChanges | None = None  # what changed, when it did
+    reasons: tuple[str, ...] = ()  # why it was re-resolved (staleness)
+
+    def announcement(self) -> list[str]:
+        """The lines that say a lockfile was written and what changed in it."""
+        if not self.changed or self.changes is None:
+            return []
+        if self.changes.created:
+            head = f"created {self.path}"
+        else:
+            head = f"updated {self.path}"
+            if self.reasons:
+                head += " (" + "; ".join(self.reasons) + ")"
+        return [head] + ["  " + line for line in self.changes.lines()]
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,81 @@ def planned(path: Path) -> PlannedRecipe:
     return PlannedRecipe(path, result, p, top, files)
 
 
+_ARCHIVED = ("rootfs", "snapshot")
+
+
+def require_tools(p: Plan, *, command: str, locking: bool, signed: bool = True) -> None:
+    """Stop before any work when a program the plan's steps call is missing;
+    the snapshot verifiers count only when the command will lock and check
+    signatures."""
+    from reprobuild import doctor
+    from reprobuild.archives import load_archive
+    from reprobuild.errors import ReprobuildError
+
+    def archive_format(step: Step) -> str | None:
+        params = step.param_data()
+        if step.kind == "rootfs":
+            snap = params.get("snapshot")
+            first = snap[0] if isinstance(snap, list) and snap else snap
+            if not isinstance(first, dict) or first.get("step") not in p.steps:
+                return None
+            params = p.steps[first["step"]].param_data()
+        try:
+            return load_archive(str(params.get("archive"))).format
+        except ReprobuildError:  # reported where the snapshot is locked, with its place
+            return None
+
+    steps = [
+        (
+            s.kind,
+            s.name,
+            s.param_data(),
+            archive_format(s) if s.kind in ("rootfs", "snapshot") else None,
+        )
+        for s in p.order()
+        if s.kind != "snapshot" or (locking and signed)
+    ]
+    doctor.require(doctor.plan_needs(steps), command=command)
+
+
+def locked_for_build(
+    pr: PlannedRecipe,
+    *,
+    locked: bool,
+    sources: Sources,
+    fetcher: Fetcher,
+    write: bool = True,
+    command: str = "build",
+) -> tuple[Lockfile, list[str]]:
+    """The lockfile a build uses (locking first when it is missing or stale),
+    and the lines announcing any change; checks the tools before any work."""
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    path = pr.path
+    lock_file = lf.lock_path(path)
+    current = lf.load(lock_file) if lock_file.exists() else None
+    state = pr.staleness(current) if current is not None else None
+    if locked and current is None:
+        raise LockfileError(
+            f"{lock_file} does not exist and --locked forbids creating it",
+            hint=f"run 'reprobuild lock {path}' to create it (or build without --locked); "
+            f"a lockfile shared with you goes beside the recipe as {lock_file.name}",
+        )
+    if locked and state is not None and state.stale:
+        raise LockfileError(
+            f"{lock_file} is stale: " + "; ".join(state.reasons),
+            hint="run 'reprobuild lock' to update it, or build without --locked",
+        )
+    # The signed indexes are verified whether the lockfile is made now or read
+    # (index_trust), so the verifier is needed either way.
+    require_tools(pr.plan, command=command, locking=True, signed=not sources.insecure)
+    if current is not None and (state is None or not state.stale):
+        return current, []
+    result = lock(path, sources=sources, fetcher=fetcher, write=write)
+    return result.lockfile, result.announcement()
+
+
 def build_epoch(lock: Lockfile) -> int:
     """SOURCE_DATE_EPOCH when set, else the newest snapshot's time."""
     from reprobuild.buildgraph import snapshot_epoch
@@ -206,11 +296,13 @@ def lock(
     date: str | None = None,
     fetcher: Fetcher | None = None,
     embed_recipe: bool = False,
+    write: bool = True,
 ) -> LockResult:
     """Resolve a recipe's snapshots and rootfs steps and write ``RECIPE.lock``.
 
     An existing lockfile that still matches the recipe is kept as is unless
-    ``update`` asks to re-resolve (``date`` moves every snapshot).
+    ``update`` asks to re-resolve (``date`` moves every snapshot). With
+    ``write`` False nothing is written (``build --dry-run``).
     """
     from reprobuild import lockfile as lf
     from reprobuild.fetch import Fetcher
@@ -219,21 +311,31 @@ def lock(
     pr = planned(path)
     result, p, top, files = pr.evaluation, pr.plan, pr.sha256, pr.sources
     out = lf.lock_path(path)
-    if out.exists() and not update and date is None:
-        current = lf.load(out)
+    current = _load_previous(out, tolerant=update or date is not None)
+    reasons: tuple[str, ...] = ()
+    if current is not None and not update and date is None:
         state = pr.staleness(current)
         if not state.stale and bool(current.embedded) == embed_recipe:
             return LockResult(out, current, False, len(current.packages))
+        reasons = state.reasons
+    elif update or date is not None:
+        reasons = (f"--date {date}",) if date is not None else ("--update",)
+    sources = sources or Sources.from_env()
+    require_tools(p, command="lock", locking=True, signed=not sources.insecure)
     warnings: list[str] = []
-    new = build_lock(
-        p,
-        recipe_sha256=top,
-        sources_map=files,
-        fetcher=fetcher or Fetcher(),
-        sources=sources or Sources.from_env(),
-        date=date,
-        warn=warnings.append,
-    )
+    try:
+        new = build_lock(
+            p,
+            recipe_sha256=top,
+            sources_map=files,
+            fetcher=fetcher or Fetcher(),
+            sources=sources,
+            date=date,
+            warn=warnings.append,
+        )
+    except ReprobuildError as exc:
+        locate_error(exc, pr)
+        raise
     if embed_recipe:
         from dataclasses import replace
 
@@ -243,13 +345,66 @@ def lock(
             for p_ in result.evaluator.files_read.values()
         }
         new = replace(new, embedded=texts)
+    from reprobuild.lockdiff import changes
+
     changed = not out.exists() or out.read_text(encoding="utf-8") != new.dumps()
-    if changed:
+    if changed and write:
         from reprobuild.store._fs import no_space_named
 
         with no_space_named(out, "lockfile"):
             lf.write(out, new)
-    return LockResult(out, new, changed, len(new.packages), tuple(warnings))
+    return LockResult(
+        out,
+        new,
+        changed,
+        len(new.packages),
+        tuple(warnings),
+        changes=changes(current, new),
+        reasons=reasons,
+    )
+
+
+def locate_error(exc: ReprobuildError, pr: PlannedRecipe) -> None:
+    """Point an error found after evaluation at the recipe text it comes from
+    (``exc.where``: step key, argument, and the quoted text to find, if any)."""
+    from reprobuild.errors import SourceSpan
+
+    if exc.where is None or exc.span is not None:
+        return
+    key, arg, needle = exc.where
+    step = pr.plan.steps.get(key)
+    if step is None:
+        return
+    span = step.spans.get(arg) or step.spans.get("")
+    if span is None:
+        return
+    lines = pr.evaluation.evaluator.source_lines.get(span.file, [])
+    line_no, col = span.line, span.column
+    if needle is not None:  # the quoted name itself, at or after the argument
+        quoted = f'"{needle}"'
+        for i in range(span.line - 1, min(len(lines), span.line + 200)):
+            start = lines[i].find(quoted, col - 1 if i == span.line - 1 else 0)
+            if start >= 0:
+                line_no, col = i + 1, start + 1
+                break
+    source = lines[line_no - 1] if 0 < line_no <= len(lines) else None
+    exc.locate(SourceSpan(span.file, line_no, col), source)
+
+
+def _load_previous(path: Path, *, tolerant: bool) -> Lockfile | None:
+    """The lockfile beside a recipe, if there is one. With ``tolerant`` (``lock
+    --update``), one this version cannot read counts as none, so it can be replaced."""
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    if not path.exists():
+        return None
+    try:
+        return lf.load(path)
+    except LockfileError:
+        if tolerant:
+            return None
+        raise
 
 
 @dataclass(frozen=True)
@@ -273,6 +428,9 @@ class BuildResult:
     ran_on: Mapping[str, str] = field(default_factory=dict)  # step key -> Dask worker
     cache: CacheReport | None = None  # what --cache brought in
     pushed: int = 0  # step records --push-cache added to the cache
+    lock_notes: tuple[str, ...] = ()  # what was written to the lockfile, for people
+    # per-machine secrets left in a tree: "rootfs 'NAME': /PATH: why" (see steps/firstboot.py)
+    secrets: tuple[str, ...] = ()
 
 
 def _check_build_options(
@@ -307,9 +465,16 @@ def build(
     push_cache: bool = False,
     worker_remote: str | None = None,
     cache_policy: CachePolicy | None = None,
+    record: bool = False,
     epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
+
+    Output digests the lockfile already records are evidence: a build that
+    makes other bytes fails (exit 1, naming both digests) and leaves them as
+    they are, unless ``record`` asks to replace them. Digests not yet
+    recorded are added. Every change to the lockfile is announced in
+    ``BuildResult.lock_notes``.
 
     With ``attest``, an in-toto provenance statement is written beside each
     output as ``NAME.intoto.json``. ``executor="dask"`` runs steps on the
@@ -325,7 +490,6 @@ def build(
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
-    from reprobuild.errors import CheckFailed, LockfileError
     from reprobuild.execute import execute
     from reprobuild.fetch import Fetcher
     from reprobuild.locking import Sources
@@ -355,19 +519,7 @@ def build(
     pr = planned(path)
     result, p = pr.evaluation, pr.plan
     lock_file = lf.lock_path(path)
-    if lock_file.exists():
-        current = lf.load(lock_file)
-        state = pr.staleness(current)
-        if state.stale and locked:
-            raise LockfileError(
-                f"{lock_file} is stale: " + "; ".join(state.reasons),
-                hint="run 'reprobuild lock' to update it, or build without --locked",
-            )
-        lock = current if not state.stale else lock_(path, sources, fetcher).lockfile
-    elif locked:
-        raise LockfileError(f"{lock_file} does not exist and --locked forbids creating it")
-    else:
-        lock = lock_(path, sources, fetcher).lockfile
+    lock, notes = locked_for_build(pr, locked=locked, sources=sources, fetcher=fetcher)
 
     epoch = build_epoch(lock) if epoch is None else epoch
     graph = expand(p, lock, epoch)
@@ -377,6 +529,8 @@ def build(
         from reprobuild.execute import Progress
 
         progress = Progress()
+    if fetcher.on_bytes is None:  # bytes fetched and their rate, for the display
+        fetcher.on_bytes = progress.on_bytes or progress.add_bytes
     step_executor = None
     if executor == "dask":
         from reprobuild.distributed import DaskExecutor
@@ -435,22 +589,23 @@ def build(
             progress.cached -= done_before
             outputs = export_outputs(store, graph.outputs, records, out_dir)
         recorded = {o.name: {"sha256": o.sha256, "media_type": o.media_type} for o in outputs}
-        differs = sorted(
-            n
-            for n, v in recorded.items()
-            if n in lock.outputs and lock.outputs[n].get("sha256") != v["sha256"]
-        )
-        if differs and locked:
-            raise CheckFailed(
-                "not reproduced: " + ", ".join(differs) + " differ from the lockfile's record",
-                hint="'reprobuild diff' explains differences between two artifacts",
-            )
+        if not record:
+            from reprobuild.evidence import refuse_changed_digests
+
+            refuse_changed_digests(store, lock.outputs, outputs, lock_file, locked=locked)
         if dict(lock.outputs) != recorded:
             from dataclasses import replace
 
+            from reprobuild.lockdiff import output_changes
+
+            changed_lines = output_changes(lock.outputs, recorded)
             lock = replace(lock, outputs=recorded)
             with no_space_named(lock_file, "lockfile"):
                 lf.write(lock_file, lock)
+            if changed_lines:
+                if not notes:
+                    notes.append(f"updated {lock_file}")
+                notes += ["  " + line for line in changed_lines]
         _describe_images(outputs, lock, lock_file, result, epoch)
         if attest:
             from reprobuild import attest as at
@@ -469,10 +624,13 @@ def build(
             blob = store.put_file(f)
             source_outputs.append(Output(rel, blob.sha256, blob.size, "text/x-reprobuild"))
         lock_blob = store.put_file(lock_file)
+        from reprobuild.buildref import build_ref_name
+
+        ref_name = build_ref_name(path)
         ref = store.record_build(
-            recipe_name,
+            ref_name,
             BuildRecord(
-                recipe=recipe_name,
+                recipe=ref_name,
                 steps=tuple(sorted(graph.steps)),
                 outputs=tuple(
                     Output(o.name, o.sha256, store.size(o.sha256), o.media_type) for o in outputs
@@ -504,6 +662,8 @@ def build(
         dict(step_executor.ran_on) if step_executor is not None else {},
         cache_report,
         pushed,
+        tuple(notes),
+        step_secrets(graph, records),
     )
 
 
@@ -531,6 +691,31 @@ def _describe_images(
         # Only the layout: NAME.tar stays the image alone, for the tools
         # (skopeo's oci-archive:, podman load) that take one image per archive.
         attach_referrers(o.path, described, lock_file.name, spdx, epoch)
+
+
+def verify_lockfile(
+    path: Path, *, store_path: Path | None = None, sources: Sources | None = None
+) -> None:
+    """Check a lockfile against the archives' signed indexes (see index_trust.py)."""
+    from reprobuild import lockfile as lf
+    from reprobuild.fetch import Fetcher
+    from reprobuild.index_trust import TrustContext, verify_lock
+    from reprobuild.locking import Sources
+    from reprobuild.store import Store
+
+    lock = lf.load(path)
+    with Store.open_store(store_path) as store:
+        verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
+
+
+def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the steps of this build reported as left-over per-machine secrets."""
+    out = []
+    for step in graph.order():
+        record = records.get(step.key)
+        for secret in (record.params.get("secrets") or []) if record is not None else ():
+            out.append(f"{step.kind} '{step.name}': {secret}")
+    return tuple(out)
 
 
 def export_outputs(

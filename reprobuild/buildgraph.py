@@ -142,6 +142,9 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
+            sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
+            if sources:
+                data["apt_sources"] = sources
             inputs += fetch_keys
             if params.get("installer") == "debootstrap":
                 snap = snapshots_by_name[rl.snapshots[0]]
@@ -205,6 +208,26 @@ def _debootstrap_inputs(
         "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
     }
     return spec, steps
+
+
+def _apt_sources(
+    params: Mapping[str, Any], pkgs: list[LockedPackage], snaps: list[SnapshotLock]
+) -> list[dict[str, Any]]:
+    """What /etc/apt/sources.list names: the snapshots' canonical URLs (never a
+    mirror), when apt is in the set and the recipe did not opt out."""
+    if params.get("apt_sources") is False or not any(p.name == "apt" for p in pkgs):
+        return []
+    if params.get("installer") == "debootstrap":
+        return []  # debootstrap writes its own, naming the mirror it was given
+    return [
+        {
+            "url": s.url,
+            "suites": [suite.suite for suite in s.suites],
+            "components": list(s.components),
+        }
+        for s in snaps
+        if s.format == "deb"
+    ]
 
 
 def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:

@@ -15,16 +15,13 @@ a bare git repository or of another store, ``git://``, ``http(s)://``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-from dulwich.objects import ObjectID
-from dulwich.refs import Ref
 
 from reprobuild.cache_sign import CachePolicy, push_signatures, read_signature, signature_refs
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store import Store, TransferReport
-from reprobuild.store.core import STEPS_PREFIX
+from reprobuild.store.history import STEPS_PREFIX
 from reprobuild.store.records import Blob
 
 
@@ -60,30 +57,28 @@ def fetch(
     if not wanted:
         return CacheReport(url, (), (), 0, 0)
     client, path = transport._client(url, create=create)
-    remote_refs: dict[bytes, ObjectID] = {}
-
-    def want(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
-        remote_refs.update({bytes(r): s for r, s in refs.items()})
-        objects = store.repo.object_store
-        shas = [refs.get(Ref(STEPS_PREFIX + k.encode())) for k in wanted]
-        if policy is not None:  # the signatures of the wanted records come along
-            plain = {bytes(r): s for r, s in refs.items()}
-            for k in wanted:
-                shas.extend(signature_refs(plain, k).values())
-        return sorted({s for s in shas if s is not None and s not in objects})
-
+    try:
+        remote_refs = transport._remote_refs(client, path, url)
+    except StoreError as exc:
+        raise StoreError(
+            f"cannot consult the step cache {url}: {exc}",
+            hint="check that the remote exists and is reachable, or build without --cache",
+        ) from exc
     fetched: list[str] = []
     refused: list[tuple[str, str]] = []
     objects = size = 0
     with store._publishing():
+        shas = [remote_refs.get(STEPS_PREFIX + k.encode()) for k in wanted]
+        if policy is not None:  # the signatures of the wanted records come along
+            for k in wanted:
+                shas.extend(signature_refs(remote_refs, k).values())
         try:
-            client.fetch(path, store.repo, determine_wants=want)
-        except Exception as exc:
+            transport.fetch_records(store, client, path, url, [s for s in shas if s is not None])
+        except StoreError as exc:
             raise StoreError(
                 f"cannot consult the step cache {url}: {exc}",
                 hint="check that the remote exists and is reachable, or build without --cache",
             ) from exc
-        store.repo.object_store._update_pack_cache()
         for key in wanted:
             ref = STEPS_PREFIX + key.encode()
             sha = remote_refs.get(ref)
@@ -105,7 +100,7 @@ def fetch(
                         continue
                 _, pointers = store._reachable({ref: sha})
                 needed = [b for b in pointers.values() if not store.has(b.sha256)]
-                got, got_bytes = transport._fetch_content(
+                got, got_bytes = transport.fetch_content(
                     store, client, path, url, _sorted(needed), remote_refs
                 )
             except (IntegrityError, StoreError, KeyError) as exc:

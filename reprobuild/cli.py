@@ -123,7 +123,24 @@ def graph_cmd(file: Path, fmt: str) -> None:
     click.echo(api.graph(file, fmt))
 
 
+def _use_archives(ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]) -> None:
+    if value:
+        from reprobuild.archives import use_dirs
+
+        use_dirs(value)
+
+
 def _mirror_options(f: Any) -> Any:
+    f = click.option(
+        "--archives",
+        multiple=True,
+        metavar="DIR",
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        expose_value=False,
+        callback=_use_archives,
+        help="Read archive definitions (NAME.toml) from DIR first; then "
+        "${XDG_CONFIG_HOME:-~/.config}/reprobuild/archives/, then those shipped.",
+    )(f)
     f = click.option(
         "--allow-expired",
         is_flag=True,
@@ -195,13 +212,22 @@ def lock_cmd(
                     "changed": result.changed,
                     "packages": result.packages,
                     "snapshots": {s.name: s.timestamp for s in result.lockfile.snapshots},
+                    "changes": result.changes.to_json()
+                    if result.changed and result.changes
+                    else None,
                     "warnings": list(result.warnings),
                 }
             )
         )
         return
     verb = "wrote" if result.changed else "up to date:"
-    click.echo(f"{verb} {result.path} ({result.packages} packages, snapshot {snaps})")
+    size = _size(sum(p.size for p in result.lockfile.packages))
+    click.echo(f"{verb} {result.path} ({result.packages} packages, {size}, snapshot {snaps})")
+    if result.changed and result.changes is not None:
+        if result.reasons:
+            click.echo("  because: " + "; ".join(result.reasons))
+        for line in result.changes.lines():
+            click.echo("  " + line)
     if result.lockfile.insecure:
         click.echo("warning: signatures were NOT checked (--insecure-allow-unsigned)", err=True)
 
@@ -233,6 +259,18 @@ def _store_option(f: Any) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the steps that would run and the packages that would be fetched "
+    "(name, version, size); write nothing.",
+)
+@click.option(
+    "--progress",
+    "force_progress",
+    is_flag=True,
+    help="Progress lines on standard error even with --json.",
+)
+@click.option(
     "--attest", is_flag=True, help="Write an in-toto SLSA provenance statement beside each output."
 )
 @click.option(
@@ -258,6 +296,12 @@ def _store_option(f: Any) -> Any:
     "instead of running the steps.",
 )
 @click.option("--push-cache", is_flag=True, help="Send this build's step records to --cache.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Replace the output digests the lockfile records with this build's (without it, "
+    "a build making other bytes fails and leaves the record as it is).",
+)
 @click.option(
     "--trusted-key",
     "trusted_keys",
@@ -285,12 +329,15 @@ def build_cmd(
     locked: bool,
     as_json: bool,
     quiet: bool,
+    dry_run: bool,
+    force_progress: bool,
     attest: bool,
     executor: str,
     scheduler: str | None,
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
+    record: bool,
     trusted_keys: tuple[str, ...],
     cache_secret_key: Path | None,
     allow_unsigned_cache: bool,
@@ -300,7 +347,12 @@ def build_cmd(
     insecure_allow_unsigned: bool,
     allow_expired: bool,
 ) -> None:
-    """Fetch, verify, build and export every output of RECIPE."""
+    """Fetch, verify, build and export every output of RECIPE.
+
+    Creates or updates RECIPE.lock when it is missing or stale (and says so).
+    Output digests it already records are never overwritten: a build making
+    other bytes exits 1 naming both, unless --record is given.
+    """
     from reprobuild.locking import Sources
 
     policy = None
@@ -313,7 +365,10 @@ def build_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    with make_progress(quiet=quiet or as_json) as progress:
+    if dry_run:
+        _print_dry_run(recipe, store_path, sources, locked, as_json)
+        return
+    with make_progress(quiet=quiet or (as_json and not force_progress)) as progress:
         result = api.build(
             recipe,
             out_dir=out_dir,
@@ -328,6 +383,7 @@ def build_cmd(
             cache=cache,
             push_cache=push_cache,
             worker_remote=worker_remote,
+            record=record,
             cache_policy=policy,
         )
     extra: dict[str, Any] = {}
@@ -341,6 +397,14 @@ def build_cmd(
         }
         for key, why in result.cache.refused:
             click.echo(f"warning: cache entry for step {key} refused: {why}", err=True)
+    for secret in result.secrets:
+        click.echo(
+            f"warning: {secret}; every image would share it "
+            "(remove it and generate it on first boot)",
+            err=True,
+        )
+    if result.secrets:
+        extra["secrets"] = list(result.secrets)
     if as_json:
         click.echo(
             _dump(
@@ -356,10 +420,17 @@ def build_cmd(
                     },
                     "steps": {"total": result.total, "cached": result.cached, "run": result.run},
                     "build": result.build_ref,
+                    "lockfile": {
+                        "path": str(result.lockfile),
+                        "changed": bool(result.lock_notes),
+                        "notes": list(result.lock_notes),
+                    },
                 }
             )
         )
         return
+    for line in result.lock_notes:  # a lockfile change is announced even with -q
+        click.echo(line, err=True)
     if not quiet:
         click.echo(f"{result.total} steps ({result.cached} cached, {result.run} run)", err=True)
         if result.cache is not None:
@@ -371,6 +442,38 @@ def build_cmd(
     width = max((len(o.name) for o in result.outputs), default=0)
     for o in result.outputs:
         click.echo(f"{o.name:<{width}}  sha256:{o.sha256}  {o.path}")
+
+
+def _print_dry_run(
+    recipe: Path, store_path: Path | None, sources: Any, locked: bool, as_json: bool
+) -> None:
+    from reprobuild.dryrun import dry_run
+    from reprobuild.fetch import Fetcher
+
+    plan = dry_run(recipe, store_path=store_path, sources=sources, fetcher=Fetcher(), locked=locked)
+    if as_json:
+        click.echo(_dump(plan.to_json()))
+        return
+    for line in plan.lock_notes:
+        click.echo(line)
+    to_run = [s for s in plan.steps if not s.cached]
+    click.echo(f"steps: {len(to_run)} would run, {len(plan.steps) - len(to_run)} cached")
+    width = max((len(s.kind) for s in plan.steps), default=0)
+    for s in plan.steps:
+        click.echo(f"  {'cached' if s.cached else 'run   '}  {s.kind:<{width}}  {s.name}")
+    fetched = [p for p in plan.packages if not p.stored]
+    total = sum(p.size for p in plan.packages)
+    click.echo(
+        f"packages: {len(plan.packages)} ({_size(total)}), {len(fetched)} to fetch "
+        f"({_size(plan.fetch_bytes)})"
+    )
+    nwidth = max((len(p.name) for p in plan.packages), default=0)
+    vwidth = max((len(p.version) for p in plan.packages), default=0)
+    for p in plan.packages:
+        click.echo(
+            f"  {p.name:<{nwidth}}  {p.version:<{vwidth}}  {p.architecture:<5}  "
+            f"{_size(p.size):>9}{'  (stored)' if p.stored else ''}"
+        )
 
 
 @cli.command("replay")
@@ -420,16 +523,20 @@ def replay_cmd(
     sources = Sources.from_env(
         mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
     )
-    result = replay(
-        target,
-        store_path=store_path,
-        sources=sources,
-        out_dir=out_dir,
-        jobs=jobs,
-        recipe=recipe,
-        embedded_recipe=embedded_recipe,
-        on_note=lambda text: click.echo(f"note: {text}", err=True),
-    )
+    from reprobuild.progress import make_progress
+
+    with make_progress(quiet=as_json) as progress:
+        result = replay(
+            target,
+            store_path=store_path,
+            sources=sources,
+            out_dir=out_dir,
+            jobs=jobs,
+            recipe=recipe,
+            embedded_recipe=embedded_recipe,
+            on_note=lambda text: click.echo(f"note: {text}", err=True),
+            progress=progress,
+        )
     if as_json:
         click.echo(_dump(result.to_json()))
     else:
@@ -465,11 +572,22 @@ def replay_cmd(
     "hostname, dir_order, time (or all).",
 )
 @click.option("--json", "as_json", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
+@_store_option
+@click.option(
+    "--sequential",
+    is_flag=True,
+    help="Build one after the other (default: the control and the varied build at once "
+    "when there are at least 2 CPUs and the clock is varied).",
+)
 @_mirror_options
 def check_cmd(
     recipe: Path,
     variations: str,
     as_json: bool,
+    quiet: bool,
+    store_path: Path | None,
+    sequential: bool,
     mirrors: tuple[str, ...],
     keyrings: tuple[str, ...],
     insecure_allow_unsigned: bool,
@@ -478,9 +596,14 @@ def check_cmd(
     """Build RECIPE twice, the second time under reprotest's variations; compare.
 
     Exit 0 when every output is identical; 1 naming, for each differing output,
-    the variation(s) responsible and what differs.
+    the variation(s) responsible and what differs, or when a build left a
+    per-machine secret (an SSH host key, ...) in an image.
     """
     from reprobuild.check import check, parse_variations
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
 
     result = check(
         recipe,
@@ -489,6 +612,9 @@ def check_cmd(
         keyrings=keyrings,
         allow_expired=allow_expired,
         insecure=insecure_allow_unsigned,
+        say=say,
+        concurrent=None if not sequential else False,
+        store_path=store_path,
     )
     if as_json:
         click.echo(_dump(result.to_json()))
@@ -507,7 +633,42 @@ def check_cmd(
             click.echo(f"    caused by: {', '.join(o.causes)}")
             if o.diff:
                 click.echo("    " + o.diff.replace("\n", "\n    "))
-    if not result.reproducible:
+        for secret in result.secrets:
+            click.echo(f"generated secret: {secret}")
+    if not result.passed:
+        sys.exit(1)
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor_cmd(as_json: bool) -> None:
+    """List every external tool reprobuild drives: found or missing, its version,
+    the features that need it. Exit 1 when the sandbox or a core tool is missing."""
+    from reprobuild.doctor import diagnose
+
+    report = diagnose()
+    if as_json:
+        click.echo(_dump(report.to_json()))
+    else:
+        width = max(len(t.tool.name) for t in report.tools)
+        pwidth = max(len(t.tool.package) for t in report.tools)
+        for t in report.tools:
+            state = t.version or "?" if t.found else "MISSING"
+            click.echo(
+                f"{t.tool.name:<{width}}  {t.tool.package:<{pwidth}}  {state[:40]:<40}  "
+                f"{', '.join(t.tool.features)}"
+            )
+        click.echo(
+            "sandbox: works"
+            if report.sandbox is None
+            else f"sandbox: DOES NOT WORK ({report.sandbox})"
+        )
+        cmd = report.install_command()
+        if cmd:
+            click.echo(f"missing: {len(report.missing)} tool(s); as root: {cmd}")
+        else:
+            click.echo("every tool is installed")
+    if not report.ok:
         sys.exit(1)
 
 
@@ -533,7 +694,8 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
         lock, name = lf.load(target), target.name.removesuffix(".lock").removesuffix(".repro")
     else:
         lock, name = sbom.lock_for_output(target, store_path)
-    text = sbom.dumps(sbom.sbom(lock, name, "spdx" if fmt == "spdx" else "cyclonedx"))
+    licenses = sbom.licenses_in_store(lock, store_path)
+    text = sbom.dumps(sbom.sbom(lock, name, "spdx" if fmt == "spdx" else "cyclonedx", licenses))
     if dest is None:
         click.echo(text, nl=False)
     else:
@@ -546,13 +708,32 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
 @click.option(
     "--lockfile",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="Also check that the statement was made from this lockfile.",
+    help="Also check that the statement was made from this lockfile, and the lockfile "
+    "against the archive's signed index (from the store, else the mirror).",
 )
-def verify_attestation_cmd(attestation: Path, output: Path, lockfile: Path | None) -> None:
+@_store_option
+@_mirror_options
+def verify_attestation_cmd(
+    attestation: Path,
+    output: Path,
+    lockfile: Path | None,
+    store_path: Path | None,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+    allow_expired: bool,
+) -> None:
     """Check that ATTESTATION's subject is OUTPUT (and its lockfile LOCKFILE)."""
     from reprobuild.attest import verify
 
     info = verify(attestation, output, lockfile)
+    if lockfile is not None:
+        from reprobuild.locking import Sources
+
+        sources = Sources.from_env(
+            mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+        )
+        api.verify_lockfile(lockfile, store_path=store_path, sources=sources)
     click.echo(f"ok: sha256:{info['subject']} from recipe {info['recipe']['name']}")
 
 
@@ -730,11 +911,17 @@ def store_keygen(name: str, secret_file: Path) -> None:
 
 @store_group.command("verify")
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also re-make every re-compressed region (gzip/zstd layers kept decompressed) "
+    "and check the whole content's sha256 (slower).",
+)
 @_store_option
-def store_verify(store_path: Path | None, as_json: bool) -> None:
+def store_verify(store_path: Path | None, as_json: bool, deep: bool) -> None:
     """Recompute every object's hash and check every ref; exit 1 on damage."""
     with _open_store(store_path) as store:
-        report = store.verify()
+        report = store.verify(deep=deep)
     if as_json:
         click.echo(_dump({"ok": report.ok, "problems": [str(p) for p in report.problems]}))
     else:
@@ -746,19 +933,63 @@ def store_verify(store_path: Path | None, as_json: bool) -> None:
 
 
 @store_group.command("gc")
-@click.option("--keep-days", type=click.IntRange(min=0), help="Keep step records this young.")
+@click.option(
+    "--keep-builds",
+    type=click.IntRange(min=0),
+    help="Keep the newest N builds of each recipe (with --keep-days, also builds that young); "
+    "remove the others, and the step records only they listed.",
+)
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    help="Keep step records used this recently (and, with --keep-builds, builds this young).",
+)
+@click.option(
+    "--grace",
+    "grace_seconds",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Seconds during which new content and just-used steps are kept whatever the "
+    "policy (a running build may not have recorded them yet).",
+)
 @_store_option
-def store_gc(store_path: Path | None, keep_days: int | None) -> None:
-    """Delete what no ref reaches."""
+def store_gc(
+    store_path: Path | None, keep_builds: int | None, keep_days: int | None, grace_seconds: float
+) -> None:
+    """Apply the retention policy, then delete what no ref reaches."""
     with _open_store(store_path) as store:
-        report = store.gc(keep_days=keep_days)
+        report = store.gc(keep_days=keep_days, keep_builds=keep_builds, grace_seconds=grace_seconds)
     click.echo(
-        f"removed {len(report.removed_refs)} refs, {report.removed_content} content objects "
+        f"removed {len(report.removed_refs)} refs, {report.removed_content} content objects, "
+        f"{report.removed_chunks} chunks "
         f"and {report.removed_git_objects} git objects; freed {_size(report.freed_bytes)}"
         + (f"; kept {report.kept_young} young objects" if report.kept_young else "")
     )
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@store_group.command("rm")
+@click.argument("refs", nargs=-1, required=True)
+@_store_option
+def store_rm(store_path: Path | None, refs: tuple[str, ...]) -> None:
+    """Remove builds (refs/builds/R/N, R/N); `store gc` then frees what only they used."""
+    with _open_store(store_path) as store:
+        for ref in refs:
+            click.echo(f"removed {store.remove_build(ref)}")
+
+
+@store_group.command("migrate")
+@_store_option
+def store_migrate(store_path: Path | None) -> None:
+    """Convert a store of an older format in place (also done by its first write)."""
+    with _open_store(store_path) as store:
+        report = store.migrate()
+    click.echo(
+        f"store format {report.from_format} -> {report.to_format}: {report.objects} objects "
+        f"chunked, {_size(report.bytes_before)} -> {_size(report.bytes_after)}"
+    )
 
 
 @store_group.command("push")
@@ -773,11 +1004,16 @@ def store_push(store_path: Path | None, remote: str) -> None:
 
 @store_group.command("pull")
 @click.argument("remote")
+@click.argument("refs", nargs=-1)
 @_store_option
-def store_pull(store_path: Path | None, remote: str) -> None:
-    """Fetch builds, steps and their content from a git remote (path or URL)."""
+def store_pull(store_path: Path | None, remote: str, refs: tuple[str, ...]) -> None:
+    """Fetch builds, steps and their content from a git remote (path or URL).
+
+    With REFS (refs/builds/R/N, R/N, refs/steps/KEY), only those records, the
+    steps a build lists, and their content are fetched.
+    """
     with _open_store(store_path, create=True) as store:
-        report = store.pull(remote)
+        report = store.pull(remote, refs=refs or None)
     _transfer(report, "pulled from")
 
 
@@ -829,6 +1065,16 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the machine's state (a full disk, a read-only path), not a bug
+        import tempfile
+
+        from reprobuild.oserrors import project_error
+
+        if debug:
+            traceback.print_exc()
+        error = project_error(exc, where=(tempfile.gettempdir(), Path.cwd()))
+        click.echo(error.render(), err=True)
+        sys.exit(error.exit_code)
     except Exception as exc:  # a bug: say so briefly, unless asked for details
         if debug:
             traceback.print_exc()

@@ -32,18 +32,40 @@ class SourceSpan:
 
 
 class ReprobuildError(Exception):
-    """Base class: an expected failure with a message a user can act on."""
+    """Base class: an expected failure with a message a user can act on.
+
+    An error found after evaluation (an unknown package, a future date) can
+    still point into the recipe: the stage that finds it sets ``where`` (step
+    key, argument name, and the text to point at, if any) and the caller who
+    holds the recipe's source calls :meth:`locate`.
+    """
 
     exit_code: int = EXIT_BAD_INPUT
+    span: SourceSpan | None = None
+    source_line: str | None = None
+    where: tuple[str, str, str | None] | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
 
+    def locate(self, span: SourceSpan, source_line: str | None) -> None:
+        """Point this error at a place in a recipe (printed with a caret)."""
+        self.span = span
+        self.source_line = source_line
+
     def render(self) -> str:
         """The text the CLI prints (without a trailing newline)."""
-        text = f"error: {self.message}"
+        if self.span is None:
+            text = f"error: {self.message}"
+        else:
+            text = f"{self.span}: error: {self.message}"
+            if self.source_line is not None:
+                src, caret = _window(
+                    self.source_line.rstrip("\n").expandtabs(1), self.span.column - 1
+                )
+                text += f"\n    {src}\n    " + " " * caret + "^"
         if self.hint:
             text += f"\nhint: {self.hint}"
         return text

@@ -9,6 +9,7 @@ step that failed.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Protocol
 
 from reprobuild import FORMAT_VERSION
 from reprobuild.buildgraph import BuildGraph, BuildStep
-from reprobuild.errors import ReprobuildError
+from reprobuild.errors import DiskFull, ReprobuildError
 from reprobuild.fetch import Fetcher
 from reprobuild.locking import Sources
 from reprobuild.store import Output, StepRecord, Store
@@ -71,6 +72,9 @@ class StepContext:
     sources: Sources
     recipe_dir: Path
     log: Callable[[str], None] = lambda msg: None
+    # per-machine secrets the step left in its tree ("/PATH: why"): kept in
+    # its record, so a cached step still reports them
+    secrets: list[str] = field(default_factory=list)
 
     def input(self, key: str) -> StepRecord:
         return self.inputs[key]
@@ -130,6 +134,17 @@ class Progress:
     on_event: Callable[[str, BuildStep], None] = lambda event, step: None
     lock: threading.Lock = field(default_factory=threading.Lock)
     mismatches: list[tuple[BuildStep, StepRecord, StepRecord]] = field(default_factory=list)
+    on_phase: Callable[[BuildStep, str], None] = lambda step, text: None
+    fetched: int = 0  # bytes downloaded (Fetcher.on_bytes)
+    on_bytes: Callable[[int], None] | None = None  # a display's hook; default add_bytes
+
+    def phase(self, step: BuildStep, text: str) -> None:
+        """What a running step is doing now (its ``ctx.log`` lines)."""
+        self.on_phase(step, text)
+
+    def add_bytes(self, n: int) -> None:
+        with self.lock:
+            self.fetched += n
 
     def event(self, event: str, step: BuildStep) -> None:
         with self.lock:
@@ -229,6 +244,8 @@ def execute(
                             sources=sources,
                             recipe_dir=recipe_dir,
                         )
+                        if executor is None:  # a cluster's contexts travel: no closures
+                            ctx.log = functools.partial(progress.phase, step)
                         progress.event("start", step)
                         running[pool.submit(step, ctx, progress)] = step
                     if any(s.key in waiting and not waiting[s.key] for s in order):
@@ -251,6 +268,20 @@ def execute(
         shutil.rmtree(tmp_root, ignore_errors=True)
     if failure is not None:
         assert failed_step is not None
+        if isinstance(failure, OSError):  # the machine's state (a full disk, ...), not a bug
+            from reprobuild.oserrors import fullest, project_error
+
+            place = fullest([tmp_root, store.path]) if failure.filename is None else None
+            failure = project_error(
+                failure,
+                where=(tmp_root, store.path),
+                what="the build's temporary files, under TMPDIR" if place == tmp_root else "",
+            )
+        if isinstance(failure, DiskFull):
+            raise DiskFull(
+                f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
+                hint=failure.hint,
+            ) from failure
         if isinstance(failure, ReprobuildError):
             raise StepFailed(
                 f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
@@ -365,7 +396,11 @@ def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]
         inputs=step.inputs,
         outputs=outputs,
         versions=step_versions(step),
-        params={"name": step.name, "plan_key": step.plan_key or ""},
+        params={
+            "name": step.name,
+            "plan_key": step.plan_key or "",
+            **({"secrets": list(ctx.secrets)} if ctx.secrets else {}),
+        },
     )
     shutil.rmtree(ctx.workdir, ignore_errors=True)
     return record, ctx.store.record_step(step.key, record)

@@ -71,6 +71,10 @@ class Fetcher:
         self.on_bytes = on_bytes
         self.sleep = sleep
         self._pool: object | None = None
+        # Hosts that could not be resolved or reached after every retry: later
+        # requests to them fail at once (offline, a build ends in seconds, not
+        # after the retries of every package).
+        self.unreachable: dict[str, str] = {}
 
     # -- public -------------------------------------------------------------
     def get(self, url: str, *, max_size: int = 1 << 31) -> Fetched:
@@ -112,6 +116,8 @@ class Fetcher:
             with src.open("rb") as fin, part.open("wb") as fout:
                 while chunk := fin.read(CHUNK):
                     fout.write(chunk)
+                    if self.on_bytes:
+                        self.on_bytes(len(chunk))
         else:
             offset = part.stat().st_size if part.exists() else 0
             if size is not None and offset > size:
@@ -153,7 +159,15 @@ class Fetcher:
 
         pool = self._pool_manager()
         assert isinstance(pool, urllib3.PoolManager)
+        host = urlsplit(url).netloc
+        if host in self.unreachable:
+            raise FetchError(
+                f"{url}: {self.unreachable[host]} (host {host} already failed in this run; "
+                "not retried)",
+                hint="check the network, or pass --mirror NAME=URL",
+            )
         attempt = 0
+        unreachable = False
         delay = self.policy.backoff
         received = offset
         current = url
@@ -222,7 +236,13 @@ class Fetcher:
                 cause = str(exc)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 cause = _describe(exc)
+                unreachable = isinstance(
+                    exc,
+                    urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError,
+                )
             if attempt > self.policy.retries:
+                if unreachable:
+                    self.unreachable[urlsplit(current).netloc] = cause
                 raise FetchError(
                     f"{current}: {cause} (gave up after {attempt} attempts)",
                     hint="check the mirror URL and the network, or pass --mirror NAME=URL",

@@ -20,10 +20,15 @@ module checks it against what the archive signed:
 InRelease files and indexes are kept in the store (by sha256), so a later
 build or replay works from the store alone, as the packages do.
 
-Arch Linux databases are not signed upstream; their package signatures are
-checked elsewhere. :data:`VERIFIERS` is the hook a format registers its own
-check in (``VERIFIERS["alpm"] = ...``); a format without one is accepted as
-the lockfile says, which SECURITY.md states.
+Arch Linux databases are not signed upstream: each package is, and the
+lockfile pins its signature and signing key. :data:`VERIFIERS` is the hook a
+format registers its own check in: for ``alpm``, every pinned signature must
+name the key the lockfile pins, a key of the archive's keyring
+(:func:`reprobuild.archives.alpm_trust.check_locked_signers`), before
+anything is fetched; each package's bytes are then verified against its
+signature whenever they are used (fetched, or taken from the store). A
+format without a verifier is accepted as the lockfile says, which
+SECURITY.md states.
 """
 
 from __future__ import annotations
@@ -122,6 +127,12 @@ def _signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: in
         with ctx.store.open_blob(sha256) as handle:  # re-hashed while read
             data: bytes = handle.read()
         return data
+    from reprobuild.steps.fetching import read_input_store
+
+    seeded = read_input_store(sha256, limit)  # another store (check's builds), hash-checked
+    if seeded is not None:
+        ctx.store.put_bytes(seeded)
+        return seeded
     try:
         data = ctx.fetcher.get(url, max_size=limit).data
     except FetchError as exc:
@@ -140,12 +151,58 @@ def _signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: in
     return data
 
 
+def _index_bytes(
+    ctx: TrustContext, release: Any, base: str, suite: str, path: str
+) -> tuple[str, bytes]:
+    """A Packages index the lockfile records as ``path`` (its uncompressed name):
+    whichever form the signed Release lists (``.xz``, ``.gz``, plain) the store
+    holds, else the first this mirror serves. Returns (the form's path, its bytes)."""
+    from reprobuild.fetch import NotFound
+
+    base_path = path.removesuffix(".xz").removesuffix(".gz")
+    forms = [path] if base_path != path else [f"{path}.xz", f"{path}.gz", path]
+    listed = [(f, e) for f in forms if (e := release.entry(f)) is not None]
+    from reprobuild.steps.fetching import input_store
+
+    other = input_store()
+    for form, entry in listed:
+        if ctx.store.has(entry.sha256) or (other is not None and other.has(entry.sha256)):
+            return form, _signed_bytes(ctx, entry.sha256, "", form, entry.size)
+    last: FetchError | None = None
+    for form, entry in listed:
+        url = f"{base}dists/{suite}/{form}"
+        try:
+            data = ctx.fetcher.get(url, max_size=entry.size).data
+        except NotFound as exc:
+            last = exc
+            continue
+        except FetchError as exc:
+            raise FetchError(
+                f"{url} (sha256 {entry.sha256}) is not in the store and cannot be fetched: "
+                f"{exc.message}",
+                hint="pull a store that has it, or point --mirror at a mirror of this snapshot",
+            ) from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != entry.sha256:
+            raise IntegrityError(
+                f"{url}: sha256 {actual} is not the {entry.sha256} the signed Release lists",
+                hint="the mirror serves another snapshot, or a damaged file",
+            )
+        ctx.store.put_bytes(data)
+        return form, data
+    raise FetchError(
+        f"{base}dists/{suite}/: none of {', '.join(f for f, _ in listed)} is in the store "
+        f"or served by the mirror ({last.message if last else 'none is listed'})",
+        hint="pull a store that has it, or point --mirror at a mirror of this snapshot",
+    )
+
+
 def verify_debian(
     snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
 ) -> list[SignedFile]:
     """Steps 1 to 3 of the module docstring for one Debian snapshot."""
     from reprobuild.archives.debian import check_index, verify_inrelease
-    from reprobuild.locking import _parsed_index
+    from reprobuild.locking import _parsed_index, _recorded_index
 
     archive = _archive(snap)
     if not snap.signed:
@@ -180,11 +237,15 @@ def verify_debian(
                     f"{what}: the signed Release does not list {path} with sha256 {digest}",
                     hint="the lockfile was edited, or made from another snapshot",
                 )
-            url = f"{base}dists/{suite.suite}/{path}"
-            index = _signed_bytes(ctx, digest, url, url, entry.size)
-            check_index(verified.release, path, index, what=url)
-            used.append(SignedFile(what.rsplit("/", 1)[0] + "/" + path, digest, len(index)))
-            for pkg in _parsed_index(index, path, digest):
+            served, index = _index_bytes(ctx, verified.release, base, suite.suite, path)
+            served_entry = verified.release.entry(served)
+            assert served_entry is not None
+            check_index(verified.release, served, index, what=f"{base}dists/{suite.suite}/{served}")
+            used.append(
+                SignedFile(what.rsplit("/", 1)[0] + "/" + served, served_entry.sha256, len(index))
+            )
+            _, uncompressed = _recorded_index(verified.release, served, index)
+            for pkg in _parsed_index(index, served, uncompressed):
                 listed.setdefault(
                     (pkg.name, pkg.version, pkg.architecture), (pkg.filename, pkg.size, pkg.sha256)
                 )
@@ -209,3 +270,21 @@ def verify_debian(
 
 VERIFIERS["deb"] = verify_debian
 
+
+def verify_arch(
+    snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
+) -> list[SignedFile]:
+    """Arch packages carry their own signatures: check the lockfile's are usable."""
+    from reprobuild.archives.alpm_trust import check_locked_signers
+
+    archive = _archive(snap)
+    check_locked_signers(
+        packages,
+        lambda: ctx.sources.keyring(archive),
+        insecure=ctx.sources.insecure,
+        allow_revoked=ctx.sources.allow_expired,
+    )
+    return []
+
+
+VERIFIERS["alpm"] = verify_arch

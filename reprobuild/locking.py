@@ -15,7 +15,7 @@ import json
 import os
 import pickle
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,15 @@ from reprobuild.archives.debian import (
     parse_release,
     verify_inrelease,
 )
-from reprobuild.errors import ArchiveError, FetchError, SignatureError, UsageError
+from reprobuild.errors import (
+    ArchiveError,
+    FetchError,
+    IntegrityError,
+    ReprobuildError,
+    ResolveError,
+    SignatureError,
+    UsageError,
+)
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
 from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
@@ -125,12 +133,13 @@ class SnapshotIndex:
     only when a resolution needs them)."""
 
     lock: SnapshotLock
-    indexes: tuple[tuple[str, str, bytes], ...] = ()  # (path, sha256, verified bytes)
+    # (recorded path, its sha256 as the Release lists it, the file served, its verified bytes)
+    indexes: tuple[tuple[str, str, str, bytes], ...] = ()
 
     def packages(self) -> tuple[BinaryPackage, ...]:
         out: list[BinaryPackage] = []
-        for path, sha256, data in self.indexes:
-            out.extend(_parsed_index(data, path, sha256))
+        for _, sha256, served, data in self.indexes:
+            out.extend(_parsed_index(data, served, sha256))
         return tuple(out)
 
 
@@ -140,7 +149,9 @@ def cache_dir() -> Path:
 
 
 def _parsed_index(data: bytes, path: str, sha256: str) -> tuple[BinaryPackage, ...]:
-    """Parse a Packages index, reusing an earlier parse of the same bytes."""
+    """Parse a Packages index served as ``path`` (compressed or not) whose
+    uncompressed bytes have ``sha256``, reusing an earlier parse of the same
+    index from any mirror. The uncompressed bytes are checked against it."""
     cached = cache_dir() / f"{sha256}.v{INDEX_CACHE_VERSION}.pickle"
     with contextlib.suppress(OSError, pickle.UnpicklingError, EOFError, AttributeError):
         data_ = cached.read_bytes()
@@ -155,7 +166,15 @@ def _parsed_index(data: bytes, path: str, sha256: str) -> tuple[BinaryPackage, .
                 gc.enable()
         if isinstance(packages, tuple):
             return packages
-    packages = parse_packages(decompress_index(path, data), what=path)
+    text = decompress_index(path, data)
+    actual = hashlib.sha256(text).hexdigest()
+    if actual != sha256:
+        raise IntegrityError(
+            f"{path}: decompressed, its sha256 is {actual}, not the {sha256} the signed "
+            "Release lists for the uncompressed index",
+            hint="the mirror served a damaged or different file; fetch it again",
+        )
+    packages = parse_packages(text, what=path)
     with contextlib.suppress(OSError):
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.{os.getpid()}")
@@ -236,7 +255,7 @@ class DebianSnapshots:
         ts, first = self.find_timestamp(archive, p["date"], suites[0])
         base = self.sources.base_url(archive, ts)
         suite_locks: list[SuiteLock] = []
-        raw: list[tuple[str, str, bytes]] = []
+        raw: list[tuple[str, str, str, bytes]] = []
         for i, suite in enumerate(suites):
             data = first if i == 0 else self.fetcher.get(f"{base}dists/{suite}/InRelease").data
             what = f"{archive.name}/{ts}/dists/{suite}/InRelease"
@@ -251,9 +270,10 @@ class DebianSnapshots:
             )
             indexes: dict[str, str] = {}
             for comp in components:
-                data_, path, digest = self._packages(base, suite, release, comp, arch, what)
+                data_, served, _ = self._packages(base, suite, release, comp, arch, what)
+                path, digest = _recorded_index(release, served, data_)
                 indexes[path] = digest
-                raw.append((f"{suite}/{path}", digest, data_))
+                raw.append((f"{suite}/{path}", digest, served, data_))
             suite_locks.append(
                 SuiteLock(
                     suite=suite,
@@ -306,6 +326,23 @@ class DebianSnapshots:
             f"{what}: no Packages index for {comp}/binary-{arch} could be fetched ({last})",
             hint="the mirror is missing files the signed Release lists",
         )
+
+
+def _recorded_index(release: Any, served: str, data: bytes) -> tuple[str, str]:
+    """How a lockfile records a Packages index: by the uncompressed name the
+    Release gives it and the sha256 the Release lists for that name, whatever
+    compression this mirror served, so that every mirror of a snapshot gives
+    the same lockfile. A Release listing only compressed files gets the
+    sha256 of the decompressed bytes (the served file was checked first)."""
+    base = served
+    for suffix in (".xz", ".gz"):
+        base = base.removesuffix(suffix)
+    entry = release.entry(base)
+    if entry is not None:
+        return base, str(entry.sha256)
+    if base == served:
+        return base, hashlib.sha256(data).hexdigest()
+    return base, hashlib.sha256(decompress_index(served, data)).hexdigest()
 
 
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
@@ -382,7 +419,14 @@ def build_lock(
         if date is not None:
             step = _with_date(step, date)
         params = step.param_data()
-        if load_archive(params["archive"]).format == "alpm":
+        with _pointing_at(step.key, "archive"):
+            fmt = load_archive(params["archive"]).format
+        if date is None:
+            with _pointing_at(step.key, "date"):
+                refuse_future(params["date"])
+        else:
+            refuse_future(date)
+        if fmt == "alpm":
             indexes[key] = arch_linux.acquire(name, params, step.key)
         else:
             indexes[key] = debian.acquire(name, step)
@@ -421,7 +465,13 @@ def build_lock(
                 raise UsageError(f"rootfs '{name}': installer \"debootstrap\" takes one snapshot")
             members = lock_debootstrap(p, deb_snaps[0])
         else:
-            members = _lock_deb(request, deb_snaps)
+            try:
+                members = _lock_deb(request, deb_snaps)
+            except ReprobuildError as exc:
+                requested = getattr(exc, "request", None)
+                exc.where = exc.where or (step.key, "packages" if requested else "", requested)
+                raise
+            _refuse_unconfigurable(step, request, members, deb_snaps)
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp
@@ -446,6 +496,63 @@ def build_lock(
     )
 
 
+@contextlib.contextmanager
+def _pointing_at(step_key: str, arg: str, needle: str | None = None) -> Iterator[None]:
+    """Errors in the body point at argument ``arg`` of the step (see ReprobuildError.where)."""
+    try:
+        yield
+    except ReprobuildError as exc:
+        exc.where = exc.where or (step_key, arg, needle)
+        raise
+
+
+def refuse_future(date: str) -> None:
+    """A snapshot date later than now would lock today to the newest snapshot and
+    tomorrow to a newer one: the same recipe would not mean the same bytes."""
+    ts = snapshot_timestamp(date)
+    now = datetime.now(UTC)
+    when = datetime.strptime(ts, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    if when > now:
+        raise UsageError(
+            f"the snapshot date {when:%Y-%m-%dT%H:%M:%SZ} is in the future (now "
+            f"{now:%Y-%m-%dT%H:%M:%SZ}): locking now and later would pick different snapshots",
+            hint="use a date in the past, e.g. today's; the newest snapshot at or before it "
+            "is used",
+        )
+
+
+def _refuse_unconfigurable(
+    step: Step, request: Any, members: Sequence[LockedPackage], snaps: Sequence[SnapshotIndex]
+) -> None:
+    """``variant = "none"`` with dpkg in the set runs maintainer scripts (and
+    reprobuild's own configure script) under /bin/sh with coreutils: without a
+    shell or coreutils, dpkg would fail with "rm: not found". Refused at lock,
+    naming those and the other Essential packages (Debian Policy 3.8) missing."""
+    params = step.param_data()
+    names = {m.name for m in members}
+    configure = params.get("configure")
+    if request.variant != "none" or configure is False or not (configure or "dpkg" in names):
+        return
+    needed = [] if "coreutils" in names else ["coreutils"]
+    if not names & {"dash", "bash"}:
+        needed.append("dash")
+    if not needed:
+        return
+    essential = sorted({p.name for s in snaps for p in s.packages() if p.essential} - names)
+    others = [e for e in essential if e not in needed]
+    err = ResolveError(
+        f'variant = "none" with dpkg in the package set runs the maintainer scripts under '
+        f"/bin/sh with coreutils; missing: {', '.join(needed)}"
+        + (
+            f" (other Essential packages scripts may assume: {', '.join(others)})" if others else ""
+        ),
+        hint=f'use variant = "essential", add {" and ".join(needed)} to packages, or set '
+        "configure = false to unpack without running scripts",
+    )
+    err.where = (step.key, "variant", None)
+    raise err
+
+
 RESOLUTION_CACHE_VERSION = 1  # bump when resolve.py can choose differently
 
 
@@ -457,7 +564,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
 
     key_material = {
         "v": RESOLUTION_CACHE_VERSION,
-        "indexes": [[s.lock.name, [[p, h] for p, h, _ in s.indexes]] for s in snaps],
+        "indexes": [[s.lock.name, [[p, h] for p, h, _, _ in s.indexes]] for s in snaps],
         "request": [list(request.packages), request.variant, request.architecture],
     }
     cache = cache_dir() / f"resolve-{sha256_hex(canonical_json(key_material).encode())}.json"

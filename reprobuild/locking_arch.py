@@ -20,6 +20,7 @@ import gc
 import hashlib
 import marshal
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,7 @@ from reprobuild.lockfile import LockedPackage, SnapshotLock, SuiteLock
 
 __all__ = ["ArchSnapshot", "ArchSnapshots", "lock_rootfs"]
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 DB_CACHE_VERSION = 2  # bump when SyncDb's rows change shape
 
 
@@ -261,10 +263,13 @@ def lock_rootfs(
         snap, repo = owner[choice.repo]
         what = f"package {pkg.name} {pkg.version} ({choice.repo})"
         layout = snap.archive.layout or "{repo}/os/{arch}/"
-        if pkg.sha256 is None or pkg.csize is None:
+        if pkg.sha256 is None or pkg.csize is None or not pkg.filename:
             raise ArchiveError(
-                f"{what}: the database gives no %SHA256SUM%/%CSIZE%; it cannot be pinned"
+                f"{what}: the database gives no %FILENAME%, %SHA256SUM% or %CSIZE%; "
+                "it cannot be pinned"
             )
+        if not _SHA256.fullmatch(pkg.sha256):
+            raise ArchiveError(f"{what}: %SHA256SUM% is not a sha256: {pkg.sha256[:80]!r}")
         fingerprint = pgpsig = None
         if not sources.insecure:
             pgpsig = _package_signature(pkg, repo, fetcher, what)

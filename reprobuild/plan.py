@@ -19,11 +19,10 @@ from typing import Any
 import networkx as nx
 
 from reprobuild import FORMAT_VERSION
-from reprobuild.errors import PlanError
+from reprobuild.errors import PlanError, SourceSpan
 from reprobuild.lang.builtins import step_args
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import AttrsValue, PathValue, StepValue, Value
-from reprobuild.stepspec import STEP_KINDS
 
 
 def canonical_json(data: Any) -> str:
@@ -45,6 +44,8 @@ class Step:
     params: str
     inputs: tuple[str, ...]
     location: str
+    # Where each argument was written (for errors found after evaluation).
+    spans: Mapping[str, SourceSpan] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def short(self) -> str:
@@ -95,8 +96,10 @@ def file_digest(path: PathValue) -> dict[str, str]:
 
 
 def _hash_file(p: Path) -> str:
+    from reprobuild.safecopy import open_regular
+
     h = hashlib.sha256()
-    with p.open("rb") as f:
+    with open_regular(p, "a recipe's file input") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -115,7 +118,9 @@ def _hash_tree(root: Path) -> str:
             rel = os.path.normpath(os.path.join(rel_dir, name))
             if os.path.islink(full):
                 entry = f"l {rel} {os.readlink(full)}"
-            else:
+            elif os.path.isdir(full):
+                continue  # a link to a directory was handled above; a directory is walked
+            else:  # a regular file; a device node, FIFO or socket is refused unread
                 mode = "x" if os.access(full, os.X_OK) else "-"
                 entry = f"f {rel} {mode} {_hash_file(Path(full))}"
             h.update(entry.encode() + b"\n")
@@ -174,7 +179,7 @@ class _Planner:
         for sid in nx.topological_sort(self.graph):
             step = self.values[sid]
             args = self.args[sid]
-            params = _params_json(args, out, step.kind)
+            params = _params_json(args, out)
             inputs = tuple(sorted({out[id(c)].key for _, c in _child_steps(args)}))
             identity = {
                 "kind": step.kind,
@@ -189,6 +194,7 @@ class _Planner:
                 params=canonical_json(params),
                 inputs=inputs,
                 location=str(step.span),
+                spans={"": step.span, **step.args.spans},
             )
         return out
 
@@ -208,9 +214,7 @@ def _child_steps(args: Mapping[str, Any]) -> Iterator[tuple[str, StepValue]]:
         yield from walk(name, args[name])
 
 
-def _params_json(
-    args: Mapping[str, Any], keyed: Mapping[int, Step], kind: str | None = None
-) -> dict[str, Any]:
+def _params_json(args: Mapping[str, Any], keyed: Mapping[int, Step]) -> dict[str, Any]:
     def conv(x: Any) -> Any:
         if isinstance(x, StepValue):
             return {"step": keyed[id(x)].key}
@@ -222,14 +226,8 @@ def _params_json(
             return {k: conv(x[k]) for k in sorted(x)}
         return x
 
-    spec = STEP_KINDS.get(kind) if kind else None
-
-    def omitted(name: str, value: Any) -> bool:
-        arg = spec.arg(name) if spec else None
-        return value is None and arg is not None and arg.omit_unset
-
     # The display name is not part of what a step makes.
-    return {k: conv(v) for k, v in sorted(args.items()) if k != "name" and not omitted(k, v)}
+    return {k: conv(v) for k, v in sorted(args.items()) if k != "name"}
 
 
 def top_level_steps(ev: Evaluator, value: Value) -> list[tuple[str, StepValue]]:

@@ -14,12 +14,15 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild import lockfile as lf
 from reprobuild.errors import LockfileError, ReprobuildError
 from reprobuild.fetch import Fetcher
 from reprobuild.locking import Sources
+
+if TYPE_CHECKING:
+    from reprobuild.execute import Progress
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def replay(
     recipe: Path | None = None,
     embedded_recipe: bool = False,
     on_note: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
     """Replay a lockfile path or a build reference (``refs/builds/NAME/N``, ``NAME/N``).
 
@@ -95,7 +99,9 @@ def replay(
     else:
         recipe_path, lock, tmp, expected = _from_build(target, store_path)
     try:
-        result = _run(recipe_path, lock, expected, store_path, sources, fetcher, out_dir, jobs)
+        result = _run(
+            recipe_path, lock, expected, store_path, sources, fetcher, out_dir, jobs, progress
+        )
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -179,6 +185,7 @@ def _run(
     fetcher: Fetcher | None,
     out_dir: Path | None,
     jobs: int | None,
+    progress: Progress | None = None,
 ) -> ReplayResult:
     from reprobuild import api
     from reprobuild.buildgraph import expand
@@ -199,9 +206,12 @@ def _run(
     graph = expand(p, lock, epoch)
     name = recipe.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / f"{name}-replay"
-    progress = Progress()
+    progress = progress or Progress()
     fetcher = fetcher or Fetcher()
+    if fetcher.on_bytes is None:
+        fetcher.on_bytes = progress.on_bytes or progress.add_bytes
     sources = sources or Sources.from_env()
+    api.require_tools(p, command="replay", locking=True, signed=not sources.insecure)
     with Store.open_store(store_path) as store:
         from reprobuild.index_trust import TrustContext, verify_lock
 
@@ -250,7 +260,8 @@ def _summarise(store: Any, expected: str, actual: str, out_dir: Path, name: str)
     exp = out_dir / f".{name}.expected"
     store.export(expected, exp)
     try:
-        difference = compare(exp, store.path_of(actual))
+        with store.materialized(actual) as act:
+            difference = compare(exp, act)
     except ReprobuildError as exc:
         return f"could not compare: {exc.message}"
     finally:

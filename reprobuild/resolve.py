@@ -95,6 +95,8 @@ _NEGATIVE: tuple[tuple[RelationField, str], ...] = (
 class UnknownPackageError(ResolveError):
     """A requested package (or version) does not exist in the universe."""
 
+    request: str | None = None  # the request item at fault, as the recipe wrote it
+
 
 class UnsatisfiableError(ResolveError):
     """A requested package's dependencies cannot be met."""
@@ -669,7 +671,11 @@ def resolve(universe: DebianUniverse, request: Request) -> Resolution:
         index[name] = len(items)
         items.append((name, universe.candidates[name], why))
     for spec in request.packages:
-        name, pkg, note = _lookup(universe, spec, universe.architecture)
+        try:
+            name, pkg, note = _lookup(universe, spec, universe.architecture)
+        except UnknownPackageError as exc:
+            exc.request = spec
+            raise
         why = "requested" if note is None else f"requested ({note})"
         if name in index:
             prev = items[index[name]]

@@ -28,7 +28,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reprobuild.archives.alpm_db import Depend, SyncDb, SyncPackage, dep_name, parse_depend
+from reprobuild.archives.alpm_db import Depend, SyncDb, SyncPackage, parse_depend
 from reprobuild.errors import ResolveError
 
 
@@ -130,10 +130,13 @@ def _depcmp(pkg: SyncPackage, dep: Depend) -> bool:
     return _literal(pkg, dep) or _by_provides(pkg, dep)
 
 
-@dataclass
-class _Miss:
-    dep: Depend
-    needed_by: str
+class _Unsatisfied(Exception):
+    """A dependency no package meets (libalpm: 'unable to satisfy dependency')."""
+
+    def __init__(self, dep: Depend, needed_by: str) -> None:
+        super().__init__(str(dep))
+        self.dep = dep
+        self.needed_by = needed_by
 
 
 class _Resolver:
@@ -141,7 +144,6 @@ class _Resolver:
         self.u = universe
         self.every = tuple(range(len(universe.repos)))
         self.reasons: dict[str, str] = {}
-        self.miss: _Miss | None = None
         self.provided: dict[str, list[SyncPackage]] = {}  # chosen packages by what they provide
 
     # -- resolvedep --------------------------------------------------------
@@ -222,15 +224,24 @@ class _Resolver:
     # -- _alpm_resolvedeps -------------------------------------------------
     def resolvedeps(
         self, found: _Pkg, preferred: Sequence[_Pkg], packages: dict[str, _Pkg], why: str
-    ) -> bool:
+    ) -> None:
+        """Add a package and, depth first, what it needs; :class:`_Unsatisfied` at
+        the first dependency nothing meets.
+
+        libalpm goes on after a failure, undoes the failed package's additions
+        and lets its parent fail in turn (there is no fallback to another
+        provider, and an empty root offers none), so one failure always ends
+        in "could not satisfy dependencies". Stopping at the first is the same
+        answer, without libalpm's retries of the same failing subtree, which
+        grow exponentially (``pacman -Sp kde-applications-meta`` on the 2022
+        databases, without community, runs for more than ten minutes).
+        """
         _, pkg = found
         if pkg.name in packages:
-            return True
-        before = dict(packages)
+            return
         packages[pkg.name] = found
         self._index(pkg)
         self.reasons.setdefault(pkg.name, why)
-        ok = True
         for dep in pkg.depends:
             if _depcmp(pkg, dep):  # alpm_checkdeps: the package meets its own need
                 continue
@@ -239,20 +250,9 @@ class _Resolver:
             spkg = next((c for c in preferred if _depcmp(c[1], dep)), None)
             if spkg is None:
                 spkg = self.resolvedep(dep, self.every, packages)
-            if spkg is not None and self.resolvedeps(
-                spkg, preferred, packages, f"depends of {pkg.name} ({dep})"
-            ):
-                continue
-            if self.miss is None:
-                self.miss = _Miss(dep, pkg.name)
-            ok = False
-        if not ok:
-            packages.clear()
-            packages.update(before)
-            self.provided.clear()
-            for _, p in packages.values():
-                self._index(p)
-        return ok
+            if spkg is None:
+                raise _Unsatisfied(dep, pkg.name)
+            self.resolvedeps(spkg, preferred, packages, f"depends of {pkg.name} ({dep})")
 
     def _index(self, pkg: SyncPackage) -> None:
         for prov in pkg.provides:
@@ -318,15 +318,15 @@ def resolve_arch(universe: ArchUniverse, request: ArchRequest) -> ArchResolution
     targets = r.targets(request.packages)
     preferred = [t for t, _ in targets]
     packages: dict[str, _Pkg] = {}
-    for found, why in targets:
-        if not r.resolvedeps(found, preferred, packages, why):
-            miss = r.miss
-            assert miss is not None
-            raise ResolveError(
-                f"cannot satisfy '{miss.dep}' (a dependency of {miss.needed_by}): "
-                "no package in the snapshot provides it",
-                hint=_suggest(dep_name(str(miss.dep)), universe),
-            )
+    try:
+        for found, why in targets:
+            r.resolvedeps(found, preferred, packages, why)
+    except _Unsatisfied as miss:
+        raise ResolveError(
+            f"cannot satisfy '{miss.dep}' (a dependency of {miss.needed_by}): "
+            "no package in the snapshot provides it",
+            hint=_suggest(miss.dep.name, universe),
+        ) from None
     chosen = list(packages.values())
     removed, warnings = r.conflicts(chosen)
     kept = sorted((c for c in chosen if c[1].name not in removed), key=lambda c: c[1].name)

@@ -127,7 +127,9 @@ def explain(
 ) -> str | None:
     """Which limit a failed command most likely ran into, as a sentence, or None."""
     text = stderr.decode(errors="replace")
-    if returncode == SIGXFSZ_EXIT or "File size limit exceeded" in text:
+    if returncode == SIGXFSZ_EXIT or any(
+        s in text for s in ("File size limit exceeded", "File too large")
+    ):
         var = SETTINGS["file_size"][0]
         return f"a file grew past the file size limit of {limits.file_size} bytes ({var})"
     if pids_hit or "fork: Resource temporarily unavailable" in text:

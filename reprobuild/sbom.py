@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from urllib.parse import quote
 
 from reprobuild import __version__
 from reprobuild.buildgraph import snapshot_epoch
+from reprobuild.licenses import PackageLicense
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 
 Format = Literal["spdx", "cyclonedx"]
@@ -47,14 +49,49 @@ def _spdx_id(kind: str, *parts: str) -> str:
     return f"SPDXRef-{kind}-" + re.sub(r"[^A-Za-z0-9.-]", "-", "-".join(parts))
 
 
-def sbom(lock: Lockfile, name: str, fmt: Format) -> dict[str, Any]:
+def sbom(
+    lock: Lockfile,
+    name: str,
+    fmt: Format,
+    licenses: Mapping[str, PackageLicense] | None = None,
+) -> dict[str, Any]:
+    """``licenses`` (package ident -> its DEP-5 licenses, see :func:`licenses_in_store`)
+    fill SPDX's licenseDeclared and CycloneDX's licenses; others are NOASSERTION."""
     snaps = {s.name: s for s in lock.snapshots}
     if fmt == "spdx":
-        return _spdx(lock, name, snaps)
-    return _cyclonedx(lock, name, snaps)
+        return _spdx(lock, name, snaps, licenses or {})
+    return _cyclonedx(lock, name, snaps, licenses or {})
 
 
-def _spdx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str, Any]:
+def licenses_in_store(lock: Lockfile, store_path: Path | None) -> dict[str, PackageLicense]:
+    """The licenses of the locked Debian packages the store holds (read from
+    each package's copyright file; a package not in the store has none here)."""
+    from reprobuild.errors import StoreError
+    from reprobuild.licenses import from_deb
+    from reprobuild.store import Store
+
+    snaps = {s.name: s for s in lock.snapshots}
+    out: dict[str, PackageLicense] = {}
+    try:
+        store = Store.open_store(store_path, create=False)
+    except StoreError:
+        return out
+    with store:
+        for pkg in lock.packages:
+            if snaps[pkg.snapshot].format != "deb" or not store.has(pkg.sha256):
+                continue
+            found = from_deb(store.path_of(pkg.sha256), pkg.name)
+            if found is not None:
+                out[pkg.ident] = found
+    return out
+
+
+def _spdx(
+    lock: Lockfile,
+    name: str,
+    snaps: dict[str, SnapshotLock],
+    licenses: Mapping[str, PackageLicense],
+) -> dict[str, Any]:
     packages: list[dict[str, Any]] = []
     relationships: list[dict[str, str]] = []
     outputs = []
@@ -104,9 +141,14 @@ def _spdx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str
                     }
                 ],
                 "comment": f"architecture {pkg.architecture}, {pkg.size} bytes, "
-                f"from snapshot {snap.archive}@{snap.timestamp}",
+                f"from snapshot {snap.archive}@{snap.timestamp}"
+                + (
+                    f"; debian/copyright names {', '.join(lic.names)}"
+                    if (lic := licenses.get(pkg.ident)) is not None
+                    else ""
+                ),
                 "licenseConcluded": "NOASSERTION",
-                "licenseDeclared": "NOASSERTION",
+                "licenseDeclared": (lic.spdx if lic is not None and lic.spdx else "NOASSERTION"),
                 "copyrightText": "NOASSERTION",
                 "supplier": "NOASSERTION",
             }
@@ -134,15 +176,29 @@ def _spdx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str
     }
 
 
-def _cyclonedx(lock: Lockfile, name: str, snaps: dict[str, SnapshotLock]) -> dict[str, Any]:
+def _cyclonedx(
+    lock: Lockfile,
+    name: str,
+    snaps: dict[str, SnapshotLock],
+    licenses: Mapping[str, PackageLicense],
+) -> dict[str, Any]:
     components: list[dict[str, Any]] = []
     refs = []
     for pkg in sorted(lock.packages):
         snap = snaps[pkg.snapshot]
         ref = purl(pkg, snap)
         refs.append(ref)
+        component: dict[str, Any] = {}
+        lic = licenses.get(pkg.ident)
+        if lic is not None:
+            component["licenses"] = (
+                [{"expression": lic.spdx}]
+                if lic.spdx
+                else [{"license": {"name": n}} for n in lic.names]
+            )
         components.append(
             {
+                **component,
                 "type": "library",
                 "bom-ref": ref,
                 "name": pkg.name,
@@ -201,22 +257,42 @@ def lock_for_output(artifact: Path, store_path: Path | None) -> tuple[Lockfile, 
     from reprobuild.fetch import sha256_file
     from reprobuild.store import Store
 
-    if artifact.is_dir() and (artifact / "index.json").exists():
-        index = json.loads((artifact / "index.json").read_text())
-        digest = str(index["manifests"][0]["digest"]).removeprefix("sha256:")
-    else:
-        digest = sha256_file(artifact)[0]
+    digest = _oci_manifest_digest(artifact) or sha256_file(artifact)[0]
     with Store.open_store(store_path, create=False) as store:
         for info in store.list_builds():
             if any(o.sha256 == digest for o in info.record.outputs):
                 for src in info.record.sources:
                     if src.name.endswith(".lock"):
                         data = json.loads(store.read_bytes(src.sha256))
-                        return lf.Lockfile.from_json(data), info.record.recipe
+                        # the document is named after the recipe, not its ref's path hash
+                        name = re.sub(r"-[0-9a-f]{8}$", "", info.record.recipe)
+                        return lf.Lockfile.from_json(data), name
     raise StoreError(
         f"no build in the store produced {artifact} (sha256 {digest})",
         hint="pass the lockfile instead, or the store the build used (--store)",
     )
+
+
+def _oci_manifest_digest(artifact: Path) -> str | None:
+    """An OCI image's identity (its manifest digest), from its layout directory
+    (``out/NAME/``) or its archive (``out/NAME.tar``); None for other artifacts."""
+    import tarfile
+
+    index: Any = None
+    if artifact.is_dir():
+        if (artifact / "index.json").is_file():
+            index = json.loads((artifact / "index.json").read_text())
+    elif artifact.is_file() and tarfile.is_tarfile(artifact):
+        try:
+            with tarfile.open(artifact) as t:
+                member = t.extractfile("index.json")
+                if member is not None:
+                    index = json.loads(member.read())
+        except (KeyError, tarfile.TarError, ValueError):
+            return None
+    if not isinstance(index, dict) or not index.get("manifests"):
+        return None
+    return str(index["manifests"][0]["digest"]).removeprefix("sha256:")
 
 
 def dumps(data: dict[str, Any]) -> str:

@@ -40,9 +40,9 @@ class Arg:
     choices: tuple[object, ...] = ()
     steps: tuple[str, ...] = ()  # accepted step kinds for step-typed arguments
     doc: str = ""
-    # Left out of the step's key while unset (None), so that adding the
-    # argument did not change the keys of steps that do not use it.
-    omit_unset: bool = False
+    # Left out of the step's parameters unless given: an argument added later
+    # changes no existing step key (a disk's identifiers derive from its key).
+    only_when_given: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,13 @@ class StepKind:
         return tuple(a.name for a in self.args)
 
 
+def _later(name: str, type: ArgType, doc: str, default: object = None) -> Arg:
+    """An argument added after recipes were locked: left out of the step's
+    parameters unless given, so no existing step key (or disk identifier
+    derived from one) changes."""
+    return Arg(name, type, default=default, doc=doc, only_when_given=True)
+
+
 TREES = ("rootfs", "run")  # steps whose result is a file-system tree
 NAME = Arg("name", "string", doc="a name for progress output and the store")
 COMPRESSION = ("none", "gzip", "zstd", "xz")
@@ -70,7 +77,7 @@ NORMALISE = Arg(
     "normalise",
     "string",
     choices=(None, "full", "minimal", "epoch"),
-    omit_unset=True,
+    only_when_given=True,
     doc='"full" (default): remove logs, caches, dpkg\'s -old backups, set /etc/shadow '
     'days to the epoch\'s; "minimal": change only what would differ between two builds '
     "(mtimes clamped, /var/log files and ldconfig's aux-cache emptied, machine-id emptied, "
@@ -107,18 +114,43 @@ STEP_KINDS: dict[str, StepKind] = {
                     choices=("none", "essential", "required", "minbase", "important"),
                 ),
                 Arg("packages", "strings", default=[]),
+                _later(
+                    "packages_from",
+                    "path",
+                    "a file naming more packages, one a line (# comments), read at evaluation",
+                ),
                 Arg("files", "files", default={}),
                 Arg("remove", "strings", default=[]),
-                Arg("users", "attrs_list", default=[]),
+                Arg(
+                    "users",
+                    "attrs_list",
+                    default=[],
+                    doc="{ name; uid?; password_hash?; ssh_authorized_keys?; groups?; ... }",
+                ),
                 Arg("groups", "attrs_list", default=[]),
                 Arg("hostname", "string"),
+                _later("hosts", "string_attrs", "/etc/hosts: address -> names (hostname added)"),
+                _later("root_password_hash", "string", "a crypt(3) hash; default: root locked"),
+                _later("autologin", "string", "a user logged in on the consoles (test images)"),
+                _later("locale", "string", 'LANG, e.g. "en_US.UTF-8" (made with locale-gen)'),
+                _later("timezone", "string", 'e.g. "Europe/Berlin" (needs tzdata)'),
+                _later("keymap", "string", 'console keymap for /etc/vconsole.conf, e.g. "de"'),
+                _later("enable_units", "strings", "systemd units enabled by preset", []),
+                _later("disable_units", "strings", "systemd units disabled by preset", []),
+                _later("mask_units", "strings", "systemd units masked (linked to /dev/null)", []),
+                _later(
+                    "apt_sources",
+                    "bool",
+                    "write /etc/apt/sources.list pointing at the snapshot (when apt is in)",
+                    True,
+                ),
                 Arg("configure", "bool", doc="run maintainer scripts (default: when dpkg is in)"),
                 Arg("base", "step", steps=TREES, doc="a tree to install on top of"),
                 Arg(
                     "installer",
                     "string",
                     choices=(None, "reprobuild", "debootstrap"),
-                    omit_unset=True,
+                    only_when_given=True,
                     doc='"reprobuild" (default, as mmdebstrap does) or "debootstrap": '
                     "debootstrap 1.0.128's package choice and two-stage procedure, step "
                     "for step (reprobuild/steps/debootstrap.py)",
@@ -126,7 +158,7 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg(
                     "mirror",
                     "string",
-                    omit_unset=True,
+                    only_when_given=True,
                     doc='installer "debootstrap": the mirror URL it writes to sources.list '
                     "and names its lists after ({timestamp} becomes the snapshot's); "
                     "default: the snapshot's canonical URL",
@@ -134,7 +166,7 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg(
                     "no_extract",
                     "strings",
-                    omit_unset=True,
+                    only_when_given=True,
                     doc="Arch Linux: pacman.conf NoExtract patterns (fnmatch, the last match "
                     "decides, ! re-includes); matching members are listed, not extracted",
                 ),
@@ -155,7 +187,7 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg(
                     "tmpfs",
                     "strings",
-                    omit_unset=True,
+                    only_when_given=True,
                     doc='fresh tmpfs mounts (default [ "/tmp" "/run" ]); [ ] leaves the '
                     "tree's own directories, as a chroot would",
                 ),
@@ -221,6 +253,12 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("kernel", "string", doc="path in the tree (default /boot/vmlinuz)"),
                 Arg("initrd", "string", doc="path in the tree (default /boot/initrd.img)"),
                 Arg("cmdline", "string", doc="default: console=ttyS0"),
+                _later(
+                    "grow_root",
+                    "bool",
+                    "grow the root partition and file system to the disk on boot",
+                    False,
+                ),
             ),
             "a partitioned VM disk image",
             "artifact",
@@ -235,7 +273,7 @@ STEP_KINDS: dict[str, StepKind] = {
                     "format",
                     "string",
                     choices=(None, "canonical", "gnu", "posix"),
-                    omit_unset=True,
+                    only_when_given=True,
                     doc='"canonical" (default, pax; reprobuild\'s tree format); "gnu": '
                     "the bytes of GNU tar 1.34 'tar --create --format=gnu --numeric-owner "
                     "--sort=name --transform s,^./,, --directory ROOT .' (debuerreotype-tar); "
@@ -246,7 +284,7 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg(
                     "exclude",
                     "strings",
-                    omit_unset=True,
+                    only_when_given=True,
                     doc="GNU tar --exclude patterns matched against ./path names "
                     "(wildcards match '/', unanchored, a match excludes what is below)",
                 ),

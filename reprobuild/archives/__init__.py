@@ -1,11 +1,23 @@
 """Archive definitions: where a dated snapshot lives and which keyring signs it.
 
-Each archive is a ``snapshots/NAME.toml`` file next to its keyring, so adding
-a distribution (or a private mirror of one) needs no code change.
+Each archive is a ``NAME.toml`` file next to its keyring, so adding a
+distribution (or a private mirror of one) needs no code change. They are
+looked up, first found wins, in:
+
+1. the directories given with ``--archives DIR`` (:func:`use_dirs`) and in
+   ``REPROBUILD_ARCHIVES`` (``:``-separated);
+2. ``${XDG_CONFIG_HOME:-~/.config}/reprobuild/archives/``, a user's own;
+3. the definitions shipped with reprobuild: the repository's ``snapshots/``
+   directory, which ``reprobuild/archives/definitions`` links to, so that an
+   installed wheel carries them (and the keyrings) as package data.
+
+A relative ``keyring`` is read beside the definition, else from the shipped
+keyrings, so a user's archive can name ``keyrings/debian-archive-keyring.gpg``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from collections.abc import Sequence
@@ -21,11 +33,33 @@ __all__ = [
     "ArchiveDef",
     "known_archives",
     "load_archive",
+    "search_dirs",
     "snapshot_timestamp",
+    "use_dirs",
 ]
 
-SNAPSHOTS_DIR = Path(__file__).resolve().parents[2] / "snapshots"
-"""The definitions shipped with reprobuild (repository root ``snapshots/``)."""
+SNAPSHOTS_DIR = (Path(__file__).parent / "definitions").resolve()
+"""The definitions shipped with reprobuild: in a checkout the repository's
+``snapshots/`` (through the ``definitions`` link), in a wheel its package data."""
+
+_EXTRA_DIRS: tuple[Path, ...] = ()
+
+
+def use_dirs(dirs: Sequence[Path]) -> None:
+    """Search ``dirs`` before every other place (``--archives DIR``)."""
+    global _EXTRA_DIRS
+    _EXTRA_DIRS = tuple(Path(d) for d in dirs)
+
+
+def user_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "reprobuild" / "archives"
+
+
+def search_dirs() -> tuple[Path, ...]:
+    """Where definitions are looked up, first found wins (see the module docstring)."""
+    env = tuple(Path(d) for d in os.environ.get("REPROBUILD_ARCHIVES", "").split(os.pathsep) if d)
+    return (*_EXTRA_DIRS, *env, user_dir(), SNAPSHOTS_DIR)
 
 ArchiveFormat = Literal["deb", "alpm"]
 DateRule = Literal["redirect", "daily"]
@@ -109,8 +143,8 @@ def snapshot_timestamp(date_str: str) -> str:
     return dt.strftime("%Y%m%dT%H%M%SZ")
 
 
-def _search_dirs(search_dirs: Sequence[Path] | None) -> tuple[Path, ...]:
-    return tuple(search_dirs) if search_dirs is not None else (SNAPSHOTS_DIR,)
+def _search_dirs(dirs: Sequence[Path] | None) -> tuple[Path, ...]:
+    return tuple(dirs) if dirs is not None else search_dirs()
 
 
 def known_archives(search_dirs: Sequence[Path] | None = None) -> tuple[str, ...]:
@@ -159,11 +193,18 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         raise ArchiveError(f"invalid archive name {name!r}")
     path = next((d / f"{name}.toml" for d in dirs if (d / f"{name}.toml").is_file()), None)
     if path is None:
-        known = ", ".join(known_archives(dirs)) or "none"
+        import difflib
+
+        names = known_archives(dirs)
+        close = difflib.get_close_matches(name, names, n=1)
+        places = ", ".join(
+            "those shipped with reprobuild" if d == SNAPSHOTS_DIR else str(d) for d in dirs
+        )
         raise ArchiveError(
             f"unknown archive {name!r}",
-            hint=f"known archives: {known} (definitions are read from "
-            f"{', '.join(str(d) for d in dirs)})",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"known archives: {', '.join(names) or 'none'} (definitions NAME.toml are read "
+            f"from {places})",
         )
     where = str(path)
     try:
@@ -193,7 +234,7 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         name=name,
         format=fmt,
         url=url,
-        keyring=(path.parent / keyring).resolve(),
+        keyring=_keyring_path(path.parent, keyring),
         date_rule=rule,
         source=path,
         description=_str(doc, "description", where, required=False) or "",
@@ -204,3 +245,12 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         arch=_str(defaults, "arch", f"{where} [defaults]", required=False),
         mirror_subdirs=_strs(doc, "mirror_subdirs", where),
     )
+
+
+def _keyring_path(definition_dir: Path, keyring: str) -> Path:
+    """``keyring`` beside the definition; failing that, a shipped keyring of that name."""
+    beside = (definition_dir / keyring).resolve()
+    if beside.is_file() or Path(keyring).is_absolute():
+        return beside
+    shipped = (SNAPSHOTS_DIR / keyring).resolve()
+    return shipped if shipped.is_file() else beside

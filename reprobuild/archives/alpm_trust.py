@@ -3,33 +3,36 @@
 Arch Linux signs packages, not databases: each package has a detached
 signature, as ``%PGPSIG%`` in the sync database and as a ``.sig`` beside the
 package. pacman refuses a package without one, with a bad one, or signed by
-a key outside the archlinux keyring. reprobuild does the same in two steps:
+a key outside the archlinux keyring. reprobuild does the same, three times:
 
 * at ``lock``, each chosen package's signature is read (never trusted): it
   must name a key of the keyring, not one the keyring lists as revoked; the
   lockfile pins the signature and the primary key's fingerprint;
-* before a package is used (fetched, or taken from the store by any build,
-  replay, check or verify), its bytes are verified against the pinned
-  signature with Sequoia (pysequoia, in-process), and the signer must be the
-  pinned key.
+* before a build, replay or check fetches anything, every signature a
+  lockfile pins must name the key it pins, a key of the keyring
+  (:func:`check_locked_signers`, the ``alpm`` hook of
+  :mod:`reprobuild.index_trust`);
+* whenever a package's bytes are used (fetched, or taken from the store),
+  they are verified against the pinned signature with Sequoia (pysequoia,
+  in-process), and the signer must be the pinned key.
 
-A key that expired after it signed still verifies: Sequoia judges a key at
-the signature's creation time (a key retired since, by a soft revocation in
-its certificate, likewise; a hard revocation always refuses). Keys listed in
-``KEYRING-revoked`` beside the keyring (the file ``pacman-key --populate``
-reads, which makes pacman refuse them) are refused too, unless the user
-allows keys that have expired or been retired since they signed
-(``--allow-expired``, as for Debian's Release files): old snapshots need it,
-since packagers' keys are rotated (161 of the 3,290 packages of 2022-09-12
-are signed by keys the 2023 keyring lists as revoked).
+A key that expired after it signed still verifies: Sequoia judges a key's
+validity at the signature's creation time. Keys listed in ``KEYRING-revoked``
+beside the keyring (the file ``pacman-key --populate`` reads, which makes
+pacman refuse them) are refused unless the user allows keys that have
+expired or been retired since they signed (``--allow-expired``, as for
+Debian's Release files): old snapshots need it, since packagers rotate keys
+(161 of the 3,290 packages of 2022-09-12 are signed by keys the 2023 keyring
+lists as revoked).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reprobuild.archives.openpgp import (
     KeyringIndex,
@@ -39,10 +42,14 @@ from reprobuild.archives.openpgp import (
 )
 from reprobuild.errors import SignatureError
 
+if TYPE_CHECKING:
+    from reprobuild.lockfile import LockedPackage
+
 __all__ = [
     "ArchKeyring",
     "PackageSigner",
     "check_locked_package",
+    "check_locked_signers",
     "load_keyring",
     "signer_of",
     "verify_package",
@@ -197,3 +204,39 @@ def check_locked_package(
         what=what,
         allow_revoked=allow_revoked,
     )
+
+
+def check_locked_signers(
+    packages: Sequence[LockedPackage],
+    keyring: Callable[[], Path],
+    *,
+    insecure: bool,
+    allow_revoked: bool,
+) -> None:
+    """Before anything is fetched: every Arch package a lockfile pins carries a
+    signature naming a key of the keyring, the key the lockfile pins for it.
+
+    The package's bytes are verified against that signature when they are
+    used (:func:`check_locked_package`); this refuses a lockfile that could
+    never pass, naming the package, before any download.
+    """
+    ring: ArchKeyring | None = None
+    for p in packages:
+        what = f"package {p.name} {p.version} ({p.filename})"
+        if p.pgpsig is None or p.fingerprint is None:
+            if insecure:
+                continue
+            raise SignatureError(
+                f"{what}: the lockfile pins no signature for it (it was locked with "
+                "--insecure-allow-unsigned)",
+                hint="pass --insecure-allow-unsigned to use it anyway, or lock again without it",
+            )
+        ring = ring or load_keyring(keyring())
+        signer = signer_of(p.pgpsig, ring, what=what, allow_revoked=allow_revoked)
+        if signer.fingerprint != p.fingerprint.upper():
+            raise SignatureError(
+                f"{what}: signed by {_describe(signer.key_id, signer.fingerprint)}, but the "
+                f"lockfile pins key {p.fingerprint}",
+                hint="the lockfile was edited; lock again ('reprobuild lock --update') "
+                "from a mirror you trust",
+            )

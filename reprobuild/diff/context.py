@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final
 
 from reprobuild.diff.model import Difference
+from reprobuild.errors import ReprobuildError
 
 __all__ = ["HEAD_SIZE", "Context", "Probe", "ToolProblem"]
 
@@ -35,6 +36,21 @@ _PACKAGES: Final = {
 
 class ToolProblem(Exception):
     """An external tool is missing or failed; the message becomes a comment."""
+
+
+SCRATCH_SETTING: Final = "REPROBUILD_DIFF_MAX_SCRATCH"
+DEFAULT_SCRATCH: Final = 4 << 30
+
+
+class ScratchLimit(ReprobuildError):
+    """Decompressing what is compared would write more than the scratch limit."""
+
+
+def scratch_limit() -> int:
+    """Bytes a comparison may unpack in all (``REPROBUILD_DIFF_MAX_SCRATCH``, 4 GiB):
+    a small compressed bomb must not fill the disk."""
+    value = os.environ.get(SCRATCH_SETTING, "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_SCRATCH
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,18 @@ class Context:
     #: Said once at the top rather than on every file (e.g. diffoscope missing).
     notes: list[str] = field(default_factory=list)
     _counter: itertools.count[int] = field(default_factory=itertools.count)
+    scratch_limit: int = field(default_factory=scratch_limit)
+    scratch_used: int = 0
+
+    def charge(self, n: int, what: str) -> None:
+        """Count *n* more bytes written to scratch; past the limit, stop with an error."""
+        self.scratch_used += n
+        if self.scratch_used > self.scratch_limit:
+            raise ScratchLimit(
+                f"comparing needs more than {self.scratch_limit} bytes of scratch space "
+                f"(unpacking {what}, {SCRATCH_SETTING}): does a small file expand without bound?",
+                hint=f"raise {SCRATCH_SETTING} (bytes) if the inputs are genuine",
+            )
 
     def compare(self, a: Probe, b: Probe, label: str) -> Difference | None:
         """Compare two nested things by content (the recursion entry point)."""

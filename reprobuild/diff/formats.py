@@ -23,6 +23,7 @@ import shutil
 import struct
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, ClassVar, Final
 
@@ -40,6 +41,7 @@ from reprobuild.diff.fields import (
 )
 from reprobuild.diff.model import Difference
 from reprobuild.diff.trees import (
+    Entry,
     compare_trees,
     tree_from_cpio,
     tree_from_directory,
@@ -212,10 +214,28 @@ def _read_text(path: Path) -> str | None:
         return None
 
 
+class _Charged(io.RawIOBase):
+    """A file whose writes are counted against the comparison's scratch limit."""
+
+    def __init__(self, handle: IO[bytes], ctx: Context, what: str) -> None:
+        self.handle, self.ctx, self.what = handle, ctx, what
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.ctx.charge(len(data), self.what)
+        return self.handle.write(data)
+
+
 def _extract(ctx: Context, what: str, write: Callable[[IO[bytes]], None]) -> Path:
     out = ctx.scratch(what) / "data"
-    with open(out, "wb") as handle:
-        write(handle)
+    try:
+        with open(out, "wb") as handle:
+            write(_Charged(handle, ctx, what))  # type: ignore[arg-type]
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return out
 
 
@@ -715,7 +735,7 @@ class Cpio(Format):
 class UnpackedImage(Format):
     """A file-system image: header fields read in Python, files via an unpacking tool.
 
-    The tool's output directory is compared as a tree (its root and symlink
+    The tool's output directory is compared as a tree (its root's and symlinks'
     times are the tool's, not the image's, so they are left out). Without
     the tool, the header fields are still compared and a comment says what
     was not.
@@ -731,6 +751,14 @@ class UnpackedImage(Format):
         raise NotImplementedError
 
     @classmethod
+    def restore(
+        cls, ctx: Context, image: Path, tree: dict[str, Entry], work: Path
+    ) -> dict[str, Entry]:
+        """What the unpacking tool could not restore, read from the image (default: none)."""
+        del ctx, image, work
+        return tree
+
+    @classmethod
     def compare(cls, ctx: Context, a: Probe, b: Probe, label: str) -> Difference | None:
         children = cls.header(a.head, b.head)
         comments: list[str] = []
@@ -740,7 +768,11 @@ class UnpackedImage(Format):
             for probe in (a, b):
                 root = ctx.scratch(cls.name) / "root"
                 cls.unpack(ctx, probe.path, root)
-                roots.append(tree_from_directory(root, include_root=False, symlink_times=False))
+                files = tree_from_directory(root, symlink_times=False)
+                # The tools restore the image root's mode and owner onto the
+                # directory they unpack into, but not always its time.
+                files[""] = replace(files[""], mtime=None)
+                roots.append(cls.restore(ctx, probe.path, files, root.parent))
             tree = compare_trees(ctx, roots[0], roots[1], label, cls.name)
             if tree is not None:
                 children.extend(tree.children)
@@ -821,6 +853,15 @@ class Iso9660(UnpackedImage):
             what="files inside the ISO image are not compared",
         )
 
+    @classmethod
+    def restore(
+        cls, ctx: Context, image: Path, tree: dict[str, Entry], work: Path
+    ) -> dict[str, Entry]:
+        """xorriso does not restore the owners of symbolic links; its listing has them."""
+        from reprobuild.diff.isometa import restore_iso_metadata
+
+        return restore_iso_metadata(ctx, image, tree)
+
 
 def _ascii(raw: bytes) -> str:
     return repr(raw.rstrip(b" \0").decode("ascii", "backslashreplace"))
@@ -877,6 +918,15 @@ class Ext4(UnpackedImage):
             ["debugfs", "-R", f"rdump / {dest}", str(image)],
             what="files inside the ext4 file system are not compared",
         )
+
+    @classmethod
+    def restore(
+        cls, ctx: Context, image: Path, tree: dict[str, Entry], work: Path
+    ) -> dict[str, Entry]:
+        """rdump drops setuid/setgid bits, symlink owners and extended attributes."""
+        from reprobuild.diff.ext4meta import restore_ext4_metadata
+
+        return restore_ext4_metadata(ctx, image, tree, work)
 
 
 class Squashfs(UnpackedImage):

@@ -31,6 +31,7 @@ What makes each file system identical run after run:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -43,6 +44,7 @@ from reprobuild.export.boot import (
     resolve_boot_spec,
     write_boot_gpt,
 )
+from reprobuild.export.bootfiles import disk_files, overlay
 from reprobuild.export.squashfs import build_squashfs
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
@@ -133,8 +135,13 @@ def build_ext4(
     fs_uuid: str,
     hash_seed: str,
     work: Path,
+    added: Sequence[bytes] = (),
 ) -> None:
-    """Write an ext4 of *size* bytes holding the extracted *tree* to *image*."""
+    """Write an ext4 of *size* bytes holding the extracted *tree* to *image*.
+
+    *added* names paths the exporter put into the extracted tree besides the
+    tar's (:func:`reprobuild.export.bootfiles.overlay`): their times are the epoch.
+    """
     if size % 4096:
         raise ExportError(f"an ext4 size must be a multiple of 4 KiB (got {size})")
     root_uid = root_gid = 0
@@ -156,6 +163,11 @@ def build_ext4(
             path,
             mtime,
         )
+    for rel in added:
+        path = _debugfs_quote(b"/" + rel)
+        for field in (b"mtime", b"atime", b"ctime", b"crtime"):
+            script += b"sif %s %s @%d\n" % (path, field, epoch)
+        script += b"sif %s ctime_extra 0\n" % path
     script += b'sif "/" mode 0%o\n' % (0o40000 | root_mode)
     conf = work / "mke2fs.conf"
     conf.write_text(_MKE2FS_CONF)
@@ -274,6 +286,7 @@ def export_disk(
     kernel: str | None = None,
     initrd: str | None = None,
     cmdline: str | None = None,
+    grow_root: bool = False,
 ) -> DiskImage:
     """Write *canonical_tar* as a partitioned disk image at *dest* (atomically).
 
@@ -281,8 +294,12 @@ def export_disk(
     System Partition first (root becomes partition 2) holding GRUB built
     from the tree (:mod:`reprobuild.export.boot`), which starts *kernel*
     with *initrd* from the root file system (ext4 only). *cmdline* defaults
-    to ``console=ttyS0``; ``root=PARTUUID=<root partition> ro`` is put in
-    front unless it names a ``root=`` itself.
+    to ``console=ttyS0``; ``root=PARTUUID=<root partition> rw`` is put in
+    front unless it names a ``root=`` itself. A bootable disk gets an
+    ``/etc/fstab`` mounting its root by UUID, read-write (unless the tree
+    has a configured one), and with *grow_root* a unit that grows the root
+    partition and file system to the disk's size on boot
+    (:mod:`reprobuild.export.bootfiles`).
     """
     spec: BootSpec | None = None
     if boot is None:
@@ -295,6 +312,8 @@ def export_disk(
             f"a bootable disk needs filesystem = ext4 (GRUB 2.06 reads neither "
             f"zstd squashfs nor EROFS; got {filesystem!r})"
         )
+    if grow_root and boot is None:
+        raise ExportError("grow_root needs a bootable disk (boot = bios or uefi)")
     if partition_table != "gpt":
         raise ExportError(f"unknown partition table {partition_table!r} (only gpt)")
     if filesystem not in ("ext4", "squashfs", "erofs"):
@@ -318,7 +337,7 @@ def export_disk(
     if boot is not None:
         words = (DEFAULT_CMDLINE if cmdline is None else cmdline).split()
         if not any(w.startswith("root=") for w in words):
-            words = [f"root=PARTUUID={part_guid.lower()}", "ro", *words]
+            words = [f"root=PARTUUID={part_guid.lower()}", "rw", *words]
         spec = resolve_boot_spec(
             canonical_tar, kernel=kernel, initrd=initrd, cmdline=" ".join(words)
         )
@@ -349,6 +368,10 @@ def export_disk(
             offset, part_size = layout.root_offset, layout.root_size
         tree = work / "tree"
         extracted_tree(canonical_tar, tree)
+        added: list[bytes] = []
+        if boot is not None:
+            files = disk_files(tree, fs_uuid=fs_uuid, grow_root=grow_root)
+            added = overlay(tree, files, epoch=epoch)
         fs_image = work / "fs.img"
         if filesystem == "ext4":
             build_ext4(
@@ -360,6 +383,7 @@ def export_disk(
                 fs_uuid=fs_uuid,
                 hash_seed=str(derive_uuid(seed, "ext4-hash-seed")),
                 work=work,
+                added=added,
             )
         elif filesystem == "squashfs":
             build_squashfs(tree, fs_image, epoch=epoch)

@@ -41,6 +41,7 @@ from reprobuild.export.boot import (
     iso_boot_args,
     resolve_boot_spec,
 )
+from reprobuild.export.bootfiles import LIVE_INIT, has_init, live_files, overlay
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
     extracted_tree,
@@ -51,7 +52,7 @@ from reprobuild.export.tools import (
     tool_version,
 )
 
-__all__ = ["Boot", "IsoImage", "export_iso"]
+__all__ = ["Boot", "IsoImage", "default_cmdline", "export_iso"]
 
 Boot = Literal["bios", "uefi", "hybrid"]
 
@@ -81,6 +82,16 @@ def _volume_uuid(epoch: int) -> str:
     return time.strftime("%Y%m%d%H%M%S", time.gmtime(epoch)) + "00"
 
 
+def default_cmdline(volume_id: str, *, live: bool) -> str:
+    """A command line that finds the root from CD-ROM or USB disk alike: by
+    the volume label (the initramfs waits for /dev/disk/by-label/VOLID), and
+    for a tree with an init, through the live wrapper that makes it writable."""
+    words = ["console=ttyS0", f"root=LABEL={volume_id}", "rootfstype=iso9660", "ro"]
+    if live:
+        words.append(f"init={LIVE_INIT}")
+    return " ".join(words)
+
+
 def export_iso(
     canonical_tar: Path,
     dest: Path,
@@ -104,27 +115,33 @@ def export_iso(
     *boot* ``"bios"``, ``"uefi"`` or ``"hybrid"`` (both, from CD or USB
     stick) adds GRUB built from the tree (see :mod:`reprobuild.export.boot`)
     that starts *kernel* with *initrd* and *cmdline* (paths inside the tree;
-    defaults ``/boot/vmlinuz`` or ``/vmlinuz``, ``initrd.img`` likewise,
-    ``console=ttyS0``).
+    defaults ``/boot/vmlinuz`` or ``/vmlinuz``, ``initrd.img`` likewise, and
+    :func:`default_cmdline`: the root by volume label, writable through
+    ``/usr/lib/reprobuild/live-init`` when the tree has an init).
     """
     spec: BootSpec | None = None
+    live = False
+    if not _VOLID_RE.match(volume_id):
+        raise ExportError(
+            f"volume_id {volume_id!r} must be 1-32 characters of A-Z, 0-9 and _ (ECMA-119)"
+        )
     if boot is None:
         if kernel is not None or initrd is not None or cmdline is not None:
             raise ExportError("kernel, initrd and cmdline need boot (bios, uefi or hybrid)")
     elif boot not in ("bios", "uefi", "hybrid"):
         raise ExportError(f"unknown boot mode {boot!r} (bios, uefi or hybrid)")
     else:
+        if cmdline is None:
+            live = has_init([rel for rel, _ in iter_canonical_tar(canonical_tar)])
+            cmdline = default_cmdline(volume_id, live=live)
         spec = resolve_boot_spec(canonical_tar, kernel=kernel, initrd=initrd, cmdline=cmdline)
-    if not _VOLID_RE.match(volume_id):
-        raise ExportError(
-            f"volume_id {volume_id!r} must be 1-32 characters of A-Z, 0-9 and _ (ECMA-119)"
-        )
     if not 0 <= epoch < 32503680000:  # xorriso's uuid dates stop at year 2999
         raise ExportError(f"epoch {epoch} is outside the years ISO 9660 can record")
     volume_uuid = _volume_uuid(epoch)
     with staged_output(dest) as (work, out):
         tree = work / "tree"
         extracted_tree(canonical_tar, tree)
+        added = overlay(tree, live_files(), epoch=epoch) if live else []
         root = os.fsencode(tree)
         options = work / "map.xorriso"
         with open(options, "w", encoding="ascii") as handle:
@@ -134,6 +151,9 @@ def export_iso(
                     special.append((b"/" + rel, entry.mode))
                 if rel:
                     handle.write(f"-map_single {_quote(root + b'/' + rel)} {_quote(b'/' + rel)}\n")
+            for rel in added:
+                handle.write(f"-map_single {_quote(root + b'/' + rel)} {_quote(b'/' + rel)}\n")
+                handle.write(f"-chown 0 {_quote(b'/' + rel)} -- -chgrp 0 {_quote(b'/' + rel)} --\n")
             # -map_single drops the sticky/setgid bits of directories: set them again.
             for path, mode in special:
                 handle.write(f"-chmod 0{mode:04o} {_quote(path)} --\n")
@@ -215,7 +235,7 @@ def export_iso(
                 b"/" + rel
                 for rel, entry in iter_canonical_tar(canonical_tar)
                 if rel and entry.type in (b"0", b"1", b"7")
-            ]
+            ] + [b"/" + rel for rel in added if (tree / os.fsdecode(rel)).is_file()]
             top = len(files) + len(boot_parts.paths)
             with open(weights, "w", encoding="ascii") as handle:
                 for rank, path in enumerate([*(p.encode() for p in boot_parts.paths), *files]):

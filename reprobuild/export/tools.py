@@ -140,6 +140,21 @@ def run_tool(
         raise ToolFailed(f"{what}: cannot run {argv[0]}: {exc.strerror}") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).decode("utf-8", "replace").strip()[-2000:]
+        from reprobuild.oserrors import fullest, mentions_no_space
+
+        if mentions_no_space(tail):
+            from reprobuild.errors import DiskFull
+
+            place = fullest(
+                [p for p in (cwd, *argv[1:]) if isinstance(p, Path | str) and "/" in str(p)]
+                or [tempfile.gettempdir()]
+            )
+            raise DiskFull(
+                f"No space left on device: cannot write {place} ({what}: {argv[0]} says: "
+                f"{tail.splitlines()[-1][:200]})",
+                hint="free space on that file system (TMPDIR moves temporary trees "
+                "elsewhere) and run the command again; nothing partial was kept",
+            )
         raise ToolFailed(f"{what}: {argv[0]} exited with status {proc.returncode}:\n{tail}")
     return proc
 

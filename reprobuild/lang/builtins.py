@@ -26,6 +26,7 @@ from reprobuild.lang import (  # noqa: F401 - each fills the table of builtins
     builtins_types,
 )
 from reprobuild.lang.primops import TABLE, builtin
+from reprobuild.lang.rootfs_args import file_entry, package_list
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
@@ -216,11 +217,18 @@ def _step_args(ev: Evaluator, step: StepValue) -> dict[str, Any]:
     for a in spec.args:
         t = step.args.attrs.get(a.name)
         if t is None:
-            out[a.name] = a.default
+            if not a.only_when_given:
+                out[a.name] = a.default
             continue
         span = step.args.spans.get(a.name, step.span)
         with ev.frame(f"checking the argument '{a.name}' of the {step.kind} step at {step.span}"):
             out[a.name] = _check_arg(ev, a, ev.force(t), span, step.kind)
+    if step.kind == "rootfs" and out.get("packages_from") is not None:
+        span = step.args.spans.get("packages_from", step.span)
+        listed = package_list(ev, out["packages_from"], span)
+        out["packages"] = list(out["packages"] or []) + [
+            p for p in listed if p not in (out["packages"] or [])
+        ]
     if step.kind == "fetchurl" and urlsplit(out["url"]).scheme not in ("http", "https"):
         raise ev.error(
             f"fetchurl takes http or https URLs only, not {out['url'].split(':', 1)[0]!r}: "
@@ -326,12 +334,7 @@ def _check_arg(
                     raise ev.error(
                         f"'{a.name}' of {kind}: '{name}' must be an absolute path in the image", sp
                     )
-                if not isinstance(x, str | PathValue | StepValue):
-                    raise ev.error(
-                        f"'{a.name}.\"{name}\"' of {kind} must be a string, a path or a file "
-                        f"step, not {type_name(x)}",
-                        sp,
-                    )
+                x = file_entry(ev, x, f"'{a.name}.\"{name}\"' of {kind}", sp)
             if a.type == "inputs" and not isinstance(x, PathValue | StepValue):
                 raise ev.error(
                     f"'{a.name}.{name}' of {kind} must be a path or a step, not {type_name(x)}", sp
@@ -398,6 +401,11 @@ def _to_json(
         if isinstance(v, ListValue):
             return [_to_json(ev, ev.force(t), span, budget, level + 1) for t in v.items]
         if isinstance(v, AttrsValue):
+            # As Nix: a set with __toString is that string, one with outPath that value.
+            if "__toString" in v.attrs:
+                return ev.coerce_to_string(v, span, more=False)
+            if "outPath" in v.attrs:
+                return _to_json(ev, ev.force(v.attrs["outPath"]), span, budget, level + 1)
             budget[0] -= sum(len(k) for k in v.attrs)
             return {
                 k: _to_json(ev, ev.force(v.attrs[k]), span, budget, level + 1)

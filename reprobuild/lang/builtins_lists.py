@@ -13,7 +13,7 @@ from reprobuild.lang.primops import (
     force_bool_result,
     force_function,
 )
-from reprobuild.lang.values import AttrsValue, Lazy, ListValue, Thunk, Value, type_name
+from reprobuild.lang.values import AttrsValue, Lazy, ListValue, PathValue, Thunk, Value, type_name
 
 if TYPE_CHECKING:
     from reprobuild.lang.evaluate import Evaluator
@@ -33,7 +33,7 @@ def _map(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
 @builtin("filter", "f", "list", group=G)
 def _filter(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     """The elements of *list* for which *f* returns `true`."""
-    fn = ev.force(f)
+    fn = force_function(ev, f, span)
     out = []
     for x in ev.force_list(xs, span).items:
         keep = ev.apply(fn, x, span)
@@ -172,12 +172,10 @@ class _Key:
 @builtin("sort", "comparator", "list", group=G)
 def _sort(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
     """*list* sorted by *comparator* (`a: b: a < b` sorts ascending); stable, like Nix's."""
+    fn = force_function(ev, f, span)
     items = ev.force_list(xs, span).items
-    if not items:
-        return ListValue([])
     for t in items:
         ev.force(t)
-    fn = ev.force(f)
     keys = sorted(_Key(ev, fn, span, t) for t in items)
     return ListValue([k.thunk for k in keys])
 
@@ -233,3 +231,62 @@ def _group_by(ev: Evaluator, span: SourceSpan, f: Thunk, xs: Thunk) -> Value:
             )
         groups.setdefault(name, []).append(x)
     return AttrsValue({k: Thunk.of(ListValue(v)) for k, v in sorted(groups.items())})
+
+
+def _key(ev: Evaluator, v: Value, span: SourceSpan) -> tuple[object, ...]:
+    """A hashable stand-in for a ``genericClosure`` key, equal where Nix's
+    comparison says equal (1 and 1.0 are one key)."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return ("number", v)
+    if isinstance(v, str):
+        return ("string", v)
+    if isinstance(v, PathValue):
+        return ("path", str(v.rel))
+    if isinstance(v, ListValue):
+        return ("list", tuple(_key(ev, ev.force(t), span) for t in v.items))
+    ev.compare(v, v, span)  # raises: Nix cannot compare such keys
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@builtin("genericClosure", "attrset", group=G)
+def _generic_closure(ev: Evaluator, span: SourceSpan, s: Thunk) -> Value:
+    """The closure of `startSet` under `operator`: starting from the sets in
+    `startSet`, apply `operator` to each new one and add what it returns; a set
+    whose `key` was seen before is dropped. In order of discovery."""
+    args = ev.force_attrs(s, span).attrs
+    for name in ("startSet", "operator"):
+        if name not in args:
+            raise ev.error(f"attribute '{name}' missing for call to 'genericClosure'", span)
+    work = list(ev.force_list(args["startSet"], span).items)
+    op = ev.force(args["operator"])
+    seen: set[tuple[object, ...]] = set()
+    first: tuple[object, Value] = ("", None)  # the kind and value of the first key
+    out: list[Thunk] = []
+    while work:
+        t = work.pop(0)
+        ev.tick(span)
+        attrs = ev.force_attrs(t, span).attrs
+        if "key" not in attrs:
+            raise ev.error("attribute 'key' required", span)
+        value = ev.force(attrs["key"])
+        key = _key(ev, value, span)
+        if seen and key[0] != first[0]:
+            ev.compare(first[1], value, span)  # Nix compares keys: this raises
+        if not seen:
+            first = (key[0], value)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(t)
+        ev.check_list(len(out), span)
+        more = ev.apply(op, t, span)
+        if not isinstance(more, ListValue):
+            raise ev.error(
+                f"value is {type_name(more)} while a list was expected "
+                "(the result of genericClosure's operator)",
+                span,
+            )
+        for x in more.items:
+            ev.force(x)
+            work.append(x)
+    return ListValue(out)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from reprobuild.errors import SourceSpan
 from reprobuild.lang.primops import builtin
-from reprobuild.lang.values import Thunk, Value
+from reprobuild.lang.values import AttrsValue, ListValue, Thunk, Value
 
 if TYPE_CHECKING:
     from reprobuild.lang.evaluate import Evaluator
@@ -142,6 +142,86 @@ def _hash_string(ev: Evaluator, span: SourceSpan, ty: Thunk, x: Thunk) -> Value:
     kind = ev.force_str(ty, span)
     if kind not in HASHES:
         raise ev.error(
-            f"unknown hash type '{kind}'", span, hint="use one of: " + ", ".join(HASHES)
+            f"unknown hash algorithm '{kind}'", span, hint="use one of: " + ", ".join(HASHES)
         )
     return hashlib.new(kind, utf8(ev.force_str(x, span))).hexdigest()
+
+
+# -- versions, as Nix compares package versions (libstore/names.cc) -------------
+
+
+def _components(version: str) -> list[str]:
+    """Runs of digits, or of other characters, between dots and dashes."""
+    out: list[str] = []
+    i, n = 0, len(version)
+    while True:
+        while i < n and version[i] in ".-":
+            i += 1
+        if i == n:
+            return out
+        j = i
+        if version[i].isascii() and version[i].isdigit():
+            while j < n and version[j].isascii() and version[j].isdigit():
+                j += 1
+        else:
+            while j < n and not (version[j].isascii() and version[j].isdigit()) and (
+                version[j] not in ".-"
+            ):
+                j += 1
+        out.append(version[i:j])
+        i = j
+
+
+def _as_int(c: str) -> int | None:
+    return int(c) if c.isdigit() and c.isascii() and int(c) < 2**31 else None
+
+
+def _component_lt(a: str, b: str) -> bool:
+    n1, n2 = _as_int(a), _as_int(b)
+    if n1 is not None and n2 is not None:
+        return n1 < n2
+    if a == "" and n2 is not None:
+        return True
+    if a == "pre" and b != "pre":
+        return True
+    if b == "pre":
+        return False
+    if n2 is not None:
+        return True
+    if n1 is not None:
+        return False
+    return utf8(a) < utf8(b)
+
+
+@builtin("compareVersions", "s1", "s2", group=G)
+def _compare_versions(ev: Evaluator, span: SourceSpan, a: Thunk, b: Thunk) -> Value:
+    """Compare two versions by Nix's rules: -1, 0 or 1 as *s1* is older than, the same
+    as or newer than *s2*; `compareVersions "1.10" "1.9"` is 1, and `pre` sorts first."""
+    c1, c2 = _components(ev.force_str(a, span)), _components(ev.force_str(b, span))
+    for i in range(max(len(c1), len(c2))):
+        x = c1[i] if i < len(c1) else ""
+        y = c2[i] if i < len(c2) else ""
+        if _component_lt(x, y):
+            return -1
+        if _component_lt(y, x):
+            return 1
+    return 0
+
+
+@builtin("splitVersion", "s", group=G)
+def _split_version(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
+    """The components of the version *s*: `splitVersion "1.2.3pre"` is
+    `[ "1" "2" "3" "pre" ]`."""
+    return ListValue([Thunk.of(c) for c in _components(ev.force_str(x, span))])
+
+
+@builtin("parseDrvName", "s", group=G)
+def _parse_drv_name(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
+    """`{ name; version; }` from a package name such as `"hello-2.12"`: the version
+    starts after the first dash that is not followed by a letter."""
+    s = ev.force_str(x, span)
+    for i, ch in enumerate(s[:-1]):
+        nxt = s[i + 1]
+        if ch == "-" and not (nxt.isascii() and nxt.isalpha()):
+            return AttrsValue({"name": Thunk.of(s[:i]), "version": Thunk.of(s[i + 1 :])})
+    return AttrsValue({"name": Thunk.of(s), "version": Thunk.of("")})

@@ -176,9 +176,10 @@ def _mul(ev: Evaluator, span: SourceSpan, a: Thunk, b: Thunk) -> Value:
 @builtin("div", "e1", "e2", group=G)
 def _div(ev: Evaluator, span: SourceSpan, a: Thunk, b: Thunk) -> Value:
     """`e1 / e2` for numbers; integer division truncates toward zero."""
-    x, y = _number(ev, a, span), _number(ev, b, span)
+    y = _number(ev, b, span)  # first, as Nix: `div "x" 0` is a division by zero
     if y == 0:
         raise ev.error("division by zero", span)
+    x = _number(ev, a, span)
     if isinstance(x, int) and isinstance(y, int):
         q = abs(x) // abs(y)
         return _int_result(ev, q if (x >= 0) == (y >= 0) else -q, span)
@@ -212,3 +213,19 @@ def _rounding(name: str) -> None:
 
 _rounding("ceil")
 _rounding("floor")
+
+
+@builtin("functionArgs", "f", group=G)
+def _function_args(ev: Evaluator, span: SourceSpan, f: Thunk) -> Value:
+    """The named arguments of the function *f*, each `true` if it has a default:
+    `functionArgs ({ a, b ? 1 }: a)` is `{ a = false; b = true; }`; `{ }` for
+    `x: ...` and for builtins."""
+    fn = ev.force(f)
+    if isinstance(fn, PrimOp):
+        return AttrsValue({})
+    if not isinstance(fn, Closure):
+        raise ev.error("'functionArgs' requires a function", span)
+    formals = fn.node.formals
+    if formals is None:
+        return AttrsValue({})
+    return AttrsValue({x.name: Thunk.of(x.default is not None) for x in formals.formals})

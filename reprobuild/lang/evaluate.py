@@ -368,6 +368,13 @@ class Evaluator:
             if t is A.Apply:
                 assert isinstance(node, A.Apply)
                 fn = self.eval(node.fn, env)
+                if type(fn) is Closure and fn.node.formals is None:
+                    # A call in tail position runs in this loop, not a level deeper
+                    # (a loop written as tail recursion needs no stack).
+                    assert fn.node.param is not None
+                    env = fn.env.child({fn.node.param: self.thunk(node.arg, env)})
+                    node = fn.node.body
+                    continue
                 return self.apply(fn, self.thunk(node.arg, env), node.span)
             if t is A.Select:
                 assert isinstance(node, A.Select)
@@ -763,8 +770,10 @@ class Evaluator:
         if isinstance(a, ListValue) and isinstance(b, ListValue):
             if a is b:
                 return True
+            # The same thunk on both sides is equal unforced, even a function
+            # (Nix's value identity optimization).
             return len(a.items) == len(b.items) and all(
-                self.equal(self.force(x), self.force(y), span)
+                x is y or self.equal(self.force(x), self.force(y), span)
                 for x, y in zip(a.items, b.items, strict=True)
             )
         if isinstance(a, AttrsValue) and isinstance(b, AttrsValue):
@@ -773,7 +782,8 @@ class Evaluator:
             if a.attrs.keys() != b.attrs.keys():
                 return False
             return all(
-                self.equal(self.force(a.attrs[k]), self.force(b.attrs[k]), span)
+                a.attrs[k] is b.attrs[k]
+                or self.equal(self.force(a.attrs[k]), self.force(b.attrs[k]), span)
                 for k in sorted(a.attrs)
             )
         if isinstance(a, StepValue) and isinstance(b, StepValue):

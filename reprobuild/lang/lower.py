@@ -68,6 +68,8 @@ def static_name(name: A.AttrName) -> str | None:
     """The name if it is known without evaluation, else None."""
     if isinstance(name, str):
         return name
+    if isinstance(name, A.Interp):  # ``${"a"}``: only a string, so static (as in Nix)
+        return static_name(name.expr) if isinstance(name.expr, A.Str) else None
     if isinstance(name, A.Str) and all(isinstance(p, str) for p in name.parts):
         return "".join(p for p in name.parts if isinstance(p, str))
     return None
@@ -167,6 +169,7 @@ class Lowerer:
         static: dict[str, LAttr] = {}
         nested: dict[str, list[A.Bind]] = {}
         nested_span: dict[str, SourceSpan] = {}
+        nested_rec: set[str] = set()  # merged into a ``rec`` set
         order: list[str] = []
         dynamic: list[LDynamic] = []
 
@@ -204,8 +207,9 @@ class Lowerer:
             if len(b.path) == 1:
                 value = b.value
                 if name in nested:
-                    # a.b = 1; a = { c = 2; };  -> merge when the value is a plain set
-                    if isinstance(value, A.AttrSet) and not value.rec:
+                    # a.b = 1; a = { c = 2; };  -> merge when the value is a set; a
+                    # later ``rec`` is dropped, as Nix does (NixOS/nix#9020)
+                    if isinstance(value, A.AttrSet):
                         nested[name].extend(value.binds)
                         continue
                     raise self.error(
@@ -228,13 +232,17 @@ class Lowerer:
             rest = A.Binding(b.path[1:], b.value, span=b.span)
             if name in static:
                 prev = static[name].value
-                if static[name].inherited or not (isinstance(prev, A.AttrSet) and not prev.rec):
+                if static[name].inherited or not isinstance(prev, A.AttrSet):
                     raise self.error(
                         f"attribute '{name}' already defined at {static[name].span}", b.span
                     )
+                # ``a = rec { ... }; a.c = ...;`` stays one rec set, as in Nix
+                # (which keeps it for compatibility: NixOS/nix#9020).
                 del static[name]
                 nested[name] = [*prev.binds, rest]
                 nested_span[name] = prev.span
+                if prev.rec:
+                    nested_rec.add(name)
                 continue
             if name not in nested:
                 nested[name] = []
@@ -248,6 +256,6 @@ class Lowerer:
                 attrs.append(static[name])
             elif name in nested:
                 sp = nested_span[name]
-                synthetic = A.AttrSet(False, tuple(nested[name]), span=sp)
+                synthetic = A.AttrSet(name in nested_rec, tuple(nested[name]), span=sp)
                 attrs.append(LAttr(name, synthetic, False, sp))
         return LAttrs(rec, tuple(attrs), tuple(dynamic))

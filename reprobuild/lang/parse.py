@@ -19,6 +19,7 @@ from reprobuild.errors import ParseError, SourceSpan
 from reprobuild.lang import ast as A
 from reprobuild.lang.lexer import Comment, RecipeLexer, Tokenizer
 from reprobuild.lang.limits import EvalLimits, limit_hint, recursion_room
+from reprobuild.lang.lower import static_name
 
 GRAMMAR = Path(__file__).with_name("grammar.lark")
 
@@ -386,6 +387,12 @@ class _Builder:
             inner = it.children[0]
             if isinstance(inner, Token):
                 names.append(str(inner))
+            elif inner.data == "interp":
+                # ``inherit ${"a"}``: allowed when it is only a string (as in Nix)
+                interp = self.interp(inner)
+                if static_name(interp) is None:
+                    raise self.error("dynamic attributes are not allowed in inherit", inner)
+                names.append(interp)
             else:
                 s = self.string(inner)
                 if not all(isinstance(x, str) for x in s.parts):

@@ -20,12 +20,8 @@ NIX_IMPURE = frozenset(
 )  # fmt: skip
 # The rest of Nix 2.8's builtins that reprobuild does not have (yet).
 NIX_MISSING = frozenset(
-    {
-        "addErrorContext", "compareVersions", "fromTOML", "functionArgs", "genericClosure",
-        "langVersion", "nixVersion", "parseDrvName", "splitVersion", "toXML",
-        "unsafeGetAttrPos",
-    }
-)  # fmt: skip
+    {"addErrorContext", "fromTOML", "langVersion", "nixVersion", "toXML", "unsafeGetAttrPos"}
+)
 
 
 def _nix_only(name: str) -> str | None:

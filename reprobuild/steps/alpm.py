@@ -952,7 +952,9 @@ def _sandboxed(
     root: Path, command: tuple[str, ...], epoch: int, binds: tuple[Bind, ...] = ()
 ) -> _Ran:
     result = run(
-        SandboxSpec(root=root, command=command, epoch=epoch, binds=binds),
+        SandboxSpec(
+            root=root, command=command, epoch=epoch, binds=binds, what="a package scriptlet"
+        ),
         timeout=SCRIPTLET_TIMEOUT,
         check=False,
     )

@@ -28,14 +28,16 @@ def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     tree = ctx.input(params["root"]["step"]).outputs[0]
     exclude = params.get("exclude") or []
     if params.get("format") in ("gnu", "posix") or exclude:
-        return _written_tarball(ctx, ctx.store.path_of(tree.sha256), params, compression)
+        with ctx.store.materialized(tree.sha256) as canonical:
+            return _written_tarball(ctx, canonical, params, compression)
     if compression == "none":
         # Trees travel as canonical tars: an uncompressed tarball is the very
         # same bytes, already in the store. No copy, no second hash.
         return (Output(f"rootfs{SUFFIX['none']}", tree.sha256, tree.size, MEDIA["none"]),)
-    src = ctx.store.path_of(tree.sha256)
     dest = ctx.workdir / f"rootfs{SUFFIX[compression]}"
-    export_tarball(src, dest, compression)
+    ctx.log(f"compressing ({compression})")
+    with ctx.store.materialized(tree.sha256) as src:
+        export_tarball(src, dest, compression)
     blob = ctx.store.put_file(dest)
     return (Output(dest.name, blob.sha256, blob.size, MEDIA[compression]),)
 

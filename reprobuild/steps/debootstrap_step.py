@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 def install_debootstrap(step: BuildStep, ctx: StepContext, tree: Path) -> None:
     params = step.data["params"]
     spec = step.data["debootstrap"]
-    inrelease = ctx.store.path_of(spec["inrelease"]["sha256"]).read_bytes()
+    inrelease = ctx.store.read_bytes(spec["inrelease"]["sha256"])
     index = decompress_index(
-        spec["packages"]["path"], ctx.store.path_of(spec["packages"]["sha256"]).read_bytes()
+        spec["packages"]["path"], ctx.store.read_bytes(spec["packages"]["sha256"])
     )
     release = parse_release(
         split_inline_sig(inrelease)[0].decode("utf-8", "replace"), what=spec["inrelease"]["path"]

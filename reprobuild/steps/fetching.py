@@ -8,11 +8,12 @@ later build and replay, with or without the mirror.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
-from reprobuild.errors import FetchError, UsageError
+from reprobuild.errors import FetchError, IntegrityError, UsageError
 from reprobuild.fetch import NotFound
 from reprobuild.plan import canonical_json
 from reprobuild.store import Output
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 DEB = "application/vnd.debian.binary-package"
+# Which of Sources.base_urls held the last package of an archive (a mirror given
+# as the archive's root): later packages try it first instead of a 404 each.
+_MIRROR_LAYOUT: dict[str, int] = {}
 ALPM = "application/x-alpm-package"
 
 
@@ -47,15 +51,22 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
             return (Output(name, pkg["sha256"], pkg["size"], media),)
         ctx.log(f"{name}: the stored copy is damaged; fetching it again")
+    seeded = _from_input_store(ctx, pkg)
+    if seeded is not None:
+        check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
+        return (Output(name, seeded, pkg["size"], media),)
     archive = load_archive(snap["archive"])
     dest = ctx.workdir / name
-    bases = ctx.sources.base_urls(archive, snap["timestamp"])
+    candidates = ctx.sources.base_urls(archive, snap["timestamp"])
+    last = min(_MIRROR_LAYOUT.get(archive.name, 0), len(candidates) - 1)
+    bases = [candidates[last], *(b for i, b in enumerate(candidates) if i != last)]
     tried: list[str] = []
     for base in bases:
         url = base + pkg["filename"]
         tried.append(url)
         try:
             ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
+            _MIRROR_LAYOUT[archive.name] = candidates.index(base)
             break
         except NotFound:
             if len(tried) < len(bases):
@@ -75,33 +86,60 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     except BaseException:
         dest.unlink(missing_ok=True)  # never stored: a refused package is not kept
         raise
-    blob = ctx.store.put_file(dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"])
+    blob = ctx.store.put_file(
+        dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"], whole=True
+    )
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
 
 
 def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     """A signed Release or an index the lockfile pinned by sha256 (for steps that
-    need the archive's own text, such as installer "debootstrap")."""
+    need the archive's own text, such as installer "debootstrap").
+
+    An index pinned by its uncompressed name (``.../Packages``, as lockfiles
+    record it) is fetched in whichever form the mirror serves (``.xz``,
+    ``.gz``, plain), decompressed, and kept if the result has the pinned sha256.
+    """
+    from reprobuild.archives.debian import decompress_index
+
     f = step.data["file"]
     snap = step.data["snapshot"]
     name = PurePosixPath(f["path"]).name
     if ctx.store.has(f["sha256"]) and _intact(ctx, f["sha256"]):
         return (Output(name, f["sha256"], ctx.store.size(f["sha256"])),)
     archive = load_archive(snap["archive"])
-    url = ctx.sources.base_url(archive, snap["timestamp"]) + f["path"]
-    dest = ctx.workdir / name
-    try:
-        ctx.fetcher.download(url, dest, sha256=f["sha256"])
-    except FetchError as exc:
-        raise FetchError(
-            f"{f['path']} (sha256 {f['sha256']}) is not in the store and {url} failed: "
-            f"{exc.message}",
-            hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
-        ) from None
-    blob = ctx.store.put_file(dest, expected_sha256=f["sha256"])
-    dest.unlink()
-    return (Output(name, blob.sha256, blob.size),)
+    base = ctx.sources.base_url(archive, snap["timestamp"])
+    path = f["path"]
+    plain = not path.endswith((".xz", ".gz")) and PurePosixPath(path).name == "Packages"
+    forms = [f"{path}.xz", f"{path}.gz", path] if plain else [path]
+    failures = []
+    for form in forms:
+        url = base + form
+        try:
+            data = ctx.fetcher.get(url, max_size=1 << 31).data
+        except NotFound as exc:
+            failures.append(exc.message)
+            continue
+        except FetchError as exc:
+            raise FetchError(
+                f"{path} (sha256 {f['sha256']}) is not in the store and {url} failed: "
+                f"{exc.message}",
+                hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
+            ) from None
+        content = decompress_index(form, data) if form != path else data
+        if hashlib.sha256(content).hexdigest() != f["sha256"]:
+            raise IntegrityError(
+                f"{url}: its content is not the {path} the lockfile pins (sha256 {f['sha256']})",
+                hint="the mirror serves another snapshot, or a damaged file",
+            )
+        blob = ctx.store.put_bytes(content)
+        return (Output(name, blob.sha256, blob.size),)
+    raise FetchError(
+        f"{path} (sha256 {f['sha256']}) is not in the store and the mirror has none of "
+        f"{', '.join(forms)} ({'; '.join(failures)})",
+        hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
+    )
 
 
 def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> None:
@@ -122,11 +160,66 @@ def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> No
     )
 
 
+INPUT_STORE = "REPROBUILD_INPUT_STORE"
+_input_stores: dict[str, Any] = {}
+
+
+def input_store() -> Any:
+    """The store ``REPROBUILD_INPUT_STORE`` names, opened once (None: none)."""
+    import os
+
+    from reprobuild.errors import ReprobuildError
+
+    where = os.environ.get(INPUT_STORE)
+    if not where:
+        return None
+    if where not in _input_stores:
+        from reprobuild.store import Store
+
+        try:
+            _input_stores[where] = Store.open_store(where, create=False)
+        except ReprobuildError:
+            _input_stores[where] = None
+    return _input_stores[where]
+
+
+def read_input_store(sha256: str, limit: int) -> bytes | None:
+    """Small signed files (InRelease, indexes) from the input store, hash-checked."""
+    import hashlib
+
+    other = input_store()
+    if other is None or not other.has(sha256) or other.size(sha256) > limit:
+        return None
+    data: bytes = other.read_bytes(sha256)
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def _from_input_store(ctx: StepContext, pkg: dict[str, Any]) -> str | None:
+    """A package from another store named by ``REPROBUILD_INPUT_STORE`` (read
+    only; ``check`` points its fresh stores at the user's, so packages are not
+    fetched again). Copied in by sha256 and size, checked while copied; None
+    when that store lacks it (or holds a damaged copy)."""
+    from reprobuild.errors import IntegrityError
+
+    other = input_store()
+    if other is None or not other.has(pkg["sha256"]):
+        return None
+    try:
+        blob = ctx.store.put_file(
+            other.path_of(pkg["sha256"]), expected_sha256=pkg["sha256"], expected_size=pkg["size"]
+        )
+    except (IntegrityError, OSError):
+        return None
+    return str(blob.sha256)
+
+
 def _intact(ctx: StepContext, sha256: str) -> bool:
     """Inputs are re-hashed before use: a damaged store object is removed (so
     it can be fetched again) rather than built into an image."""
     from reprobuild.fetch import sha256_file
 
+    if not ctx.store.is_whole(sha256):
+        return ctx.store.intact(sha256)  # chunked (a migrated store): chunk by chunk
     path = ctx.store.path_of(sha256)
     if sha256_file(path)[0] == sha256:
         return True

@@ -8,6 +8,7 @@ manifest digest a registry serves, so it is the output's digest) and the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,14 +35,23 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_ARCHIVE = "application/vnd.oci.image.layout.v1+tar"
 
 
-def _tree_path(ctx: StepContext, ref: dict[str, Any]) -> Path:
-    return ctx.store.path_of(ctx.input(ref["step"]).outputs[0].sha256)
+def _tree_path(ctx: StepContext, ref: dict[str, Any], stack: contextlib.ExitStack) -> Path:
+    """The input tree's canonical tar as a file while ``stack`` is open (no copy when
+    the store keeps it whole; a verified temp copy when it keeps it as chunks)."""
+    return stack.enter_context(ctx.store.materialized(ctx.input(ref["step"]).outputs[0].sha256))
 
 
 def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    with contextlib.ExitStack() as stack:
+        return _oci_image(step, ctx, stack)
+
+
+def _oci_image(
+    step: BuildStep, ctx: StepContext, stack: contextlib.ExitStack
+) -> tuple[Output, ...]:
     p = step.data["params"]
     refs = p.get("layers") or [p["root"]]
-    layers = [_tree_path(ctx, r) for r in refs]
+    layers = [_tree_path(ctx, r, stack) for r in refs]
     config = ImageConfig(
         entrypoint=p.get("entrypoint"),
         cmd=p.get("cmd"),
@@ -55,6 +65,7 @@ def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         annotations=step.data.get("annotations") or {},
     )
     layout = ctx.workdir / "layout"
+    ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")
     image = write_oci_layout(
         layers, config, layout, compression=p.get("compression") or "gzip", epoch=ctx.epoch
     )
@@ -110,7 +121,7 @@ def run_image_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     for i, ref in enumerate(p["images"]):
         layout = ctx.workdir / f"image-{i}"
         archive = ctx.input(ref["step"]).output("oci.tar")
-        with tarfile.open(ctx.store.path_of(archive.sha256)) as t:
+        with ctx.store.open_blob(archive.sha256) as f, tarfile.open(fileobj=f, mode="r|") as t:
             t.extractall(layout, filter="data")
         images.append(load_layout(layout))
     dest = ctx.workdir / "index"
@@ -129,9 +140,9 @@ def run_image_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 def _one_file(
     step: BuildStep, ctx: StepContext, name: str, media: str, make: Callable[[Path, Path], None]
 ) -> tuple[Output, ...]:
-    src = _tree_path(ctx, step.data["params"]["root"])
     dest = ctx.workdir / name
-    make(src, dest)
+    with contextlib.ExitStack() as stack:
+        make(_tree_path(ctx, step.data["params"]["root"], stack), dest)
     blob = ctx.store.put_file(dest)
     return (Output(name, blob.sha256, blob.size, media),)
 
@@ -139,6 +150,7 @@ def _one_file(
 def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     p = step.data["params"]
     volume_id = p.get("volume_id") or "REPROBUILD"
+    ctx.log("writing the ISO image (xorriso)")
     return _one_file(
         step,
         ctx,
@@ -161,6 +173,7 @@ def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     p = step.data["params"]
     fmt: DiskFormat = p.get("format") or "raw"
+    ctx.log("partitioning and making the file system")
     return _one_file(
         step,
         ctx,
@@ -178,6 +191,7 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 partition_table=p.get("partition_table") or "gpt",
                 format=fmt,
                 boot=p.get("boot"),
+                grow_root=bool(p.get("grow_root")),
             )
         ),
     )

@@ -4,9 +4,11 @@ Debian, as mmdebstrap does it: merged-/usr links first, every package
 unpacked in-process and registered as dpkg would (``install ok unpacked``),
 then, when dpkg is in the set, each ``preinst install`` and ``dpkg
 --configure -a`` run chrooted in the sandbox (no network, services
-forbidden by a policy-rc.d). Recipe additions (``files``, ``remove``,
-``hostname``) come next, then normalisation, and the result is stored as
-the canonical tar of the tree.
+forbidden by a policy-rc.d). System settings (:mod:`.sysconfig`), recipe
+additions (``files``, accounts, ``hostname``, ``remove``) and a way in
+(:mod:`.access`) come next, then per-machine state is removed
+(:mod:`.firstboot`), the tree normalised, and the result stored as the
+canonical tar of the tree.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shlex
 import shutil
 import stat
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -29,6 +31,7 @@ import networkx as nx
 from reprobuild.archives.debian import parse_relations
 from reprobuild.errors import ReprobuildError, UsageError
 from reprobuild.sandbox import SandboxSpec, remove_inside, run
+from reprobuild.steps.access import configure_access
 from reprobuild.steps.alpm import (
     install_order,
     read_alpm_package,
@@ -44,6 +47,9 @@ from reprobuild.steps.deb import (
     unpack_data,
 )
 from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
+from reprobuild.steps.firstboot import finalize, find_secrets
+from reprobuild.steps.rootfiles import apply_owners, write_files
+from reprobuild.steps.sysconfig import configure_system
 from reprobuild.store import Output
 from reprobuild.tree import normalise, read_canonical_tar, write_canonical_tar
 
@@ -85,8 +91,18 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
         _install_alpm(step, ctx, tree, params)
     else:
         _install_deb(step, ctx, tree, params, bool(base))
+    configure_system(
+        tree,
+        params,
+        apt_sources=step.data.get("apt_sources") or [],
+        epoch=ctx.epoch,
+        replaceable=_replaceable,
+    )
     _apply_recipe(tree, params, ctx)
+    configure_access(tree, params, replaceable=_replaceable, mkdirs=_mkdirs)
+    finalize(tree, replaceable=_replaceable)
     normalise(tree, epoch=ctx.epoch, mode=params.get("normalise"))
+    ctx.secrets.extend(find_secrets(tree))
     out = ctx.workdir / "rootfs.tar"
     with out.open("wb") as f:
         write_canonical_tar(tree, f, epoch=ctx.epoch)
@@ -149,6 +165,7 @@ def _install_deb(
         setup_merged_usr(tree, arch)
         init_admindir(tree, arch=arch)
         _bootstrap_files(tree)
+    ctx.log(f"unpacking {len(debs)} packages")
     for deb, data in _decompressing_ahead([d for d, _ in _unpack_order(debs)]):
         record_unpacked(tree, unpack_data(deb.path, tree, data=data))
     names = {d.name for d, _ in debs}
@@ -158,6 +175,7 @@ def _install_deb(
     if configure:
         if "dpkg" not in names and not (tree / "usr/bin/dpkg").exists():
             raise UsageError('configure = true needs dpkg in the package set (add "dpkg")')
+        ctx.log("configuring (maintainer scripts, dpkg --configure -a)")
         _configure(tree, [d for d, _ in _unpack_order(debs)], ctx.epoch)
 
 
@@ -306,7 +324,11 @@ def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
     try:
         run(
             SandboxSpec(
-                root=tree, command=("/bin/sh", "-c", "\n".join(lines) + "\n"), epoch=epoch, env=env
+                root=tree,
+                command=("/bin/sh", "-c", "\n".join(lines) + "\n"),
+                epoch=epoch,
+                env=env,
+                what="the maintainer scripts (dpkg --configure -a)",
             ),
             timeout=CONFIGURE_TIMEOUT,
         )
@@ -317,20 +339,21 @@ def _configure(tree: Path, order: Sequence[DebPackage], epoch: int) -> None:
 
 
 def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
-    for path, value in sorted((params.get("files") or {}).items()):
-        dest = _replaceable(tree, path)
-        if isinstance(value, str):
-            dest.write_bytes(value.encode("utf-8"))
-        elif isinstance(value, dict) and "step" in value:
-            record = ctx.input(value["step"])
-            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
-        elif isinstance(value, dict) and "sha256" in value:
-            shutil.copyfile(ctx.recipe_dir / value["path"], dest)
+    def copy_source(ref: Mapping[str, Any], dest: Path) -> None:
+        if "step" in ref:
+            ctx.store.copy_to(ctx.input(ref["step"]).outputs[0].sha256, dest)
         else:
-            raise UsageError(f'files."{path}": a directory cannot be copied as one file')
-        os.chmod(dest, 0o644)
-        os.chown(dest, 0, 0)
+            shutil.copyfile(ctx.recipe_dir / str(ref["path"]), dest)
+
+    owned = write_files(
+        tree,
+        params.get("files") or {},
+        copy_source=copy_source,
+        replaceable=_replaceable,
+        mkdirs=_mkdirs,
+    )
     _accounts(tree, params.get("groups") or [], params.get("users") or [], ctx.epoch)
+    apply_owners(tree, owned)
     hostname = params.get("hostname")
     if hostname:
         dest = _replaceable(tree, "/etc/hostname")
@@ -341,7 +364,10 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
 
 
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-USER_KEYS = {"name", "uid", "gid", "group", "groups", "home", "shell", "comment", "system"}
+USER_KEYS = {
+    *("name", "uid", "gid", "group", "groups", "home", "shell", "comment", "system"),
+    *("password_hash", "ssh_authorized_keys"),
+}
 GROUP_KEYS = {"name", "gid", "system"}
 
 
@@ -377,7 +403,14 @@ def _accounts(
             args += ["-r"] if u.get("system") else []
             cmds.append([*args, u["name"]])
         script = "set -e\n" + "\n".join(" ".join(shlex.quote(a) for a in c) for c in cmds) + "\n"
-        run(SandboxSpec(root=tree, command=("/bin/sh", "-c", script), epoch=epoch))
+        run(
+            SandboxSpec(
+                root=tree,
+                command=("/bin/sh", "-c", script),
+                epoch=epoch,
+                what="groupadd/useradd of the rootfs",
+            )
+        )
         return
     days = epoch // 86400
     lines: dict[str, list[str]] = {"group": [], "gshadow": [], "passwd": [], "shadow": []}

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.safecopy import copy_file, copy_tree
 from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
 from reprobuild.store import Output
 from reprobuild.tree import normalise, read_canonical_tar, write_canonical_tar
@@ -56,6 +57,7 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             binds=tuple(binds),
             workdir="/build",
             tmpfs=_tmpfs(params.get("tmpfs")),
+            what=f"run step '{step.name}'",
         ),
         timeout=RUN_TIMEOUT,
     )
@@ -93,11 +95,11 @@ def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(value, dict) and "step" in value:
             record = ctx.input(value["step"])
-            shutil.copyfile(ctx.store.path_of(record.outputs[0].sha256), dest)
+            ctx.store.copy_to(record.outputs[0].sha256, dest)
         elif isinstance(value, dict) and "sha256" in value:
-            shutil.copyfile(ctx.recipe_dir / value["path"], dest)
+            copy_file(ctx.recipe_dir / value["path"], dest, "a run step's input")
         elif isinstance(value, dict) and "tree-sha256" in value:
-            shutil.copytree(ctx.recipe_dir / value["path"], dest, symlinks=True)
+            copy_tree(ctx.recipe_dir / value["path"], dest, "a run step's input")
         else:
             raise UsageError(f"run: input {name!r} must be a path or a step")
         binds.append(Bind(dest, f"/inputs/{name}", "ro"))
@@ -143,7 +145,9 @@ def _select(tree: Path, outputs: list[str], dest: Path) -> Path:
             d.mkdir()
             os.chmod(d, 0o755)
         if src.is_dir() and not src.is_symlink():
-            shutil.copytree(src, target, symlinks=True)
-        else:
+            copy_tree(src, target, "a run step's outputs")
+        elif src.is_symlink():
             shutil.copy2(src, target, follow_symlinks=False)
+        else:
+            copy_file(src, target, "a run step's outputs")
     return dest

@@ -6,9 +6,12 @@ Layout of a store directory (a valid bare git repository)::
     refs/steps/<key>                    commit: record.json + outputs/<name> pointers
     refs/builds/<recipe>/<n>            commit: build.json + outputs/ + sources/ pointers,
                                         parent = build n-1 of the same recipe
-    lfs/objects/ab/cd/<sha256>          the bytes, uncompressed, read-only
+    lfs/objects/ab/cd/<sha256>          content up to 4 MiB, whole, uncompressed, read-only
+    lfs/manifests/ab/cd/<sha256>        larger content: its ordered list of chunks
+    lfs/chunks/ab/cd/<sha256>           one ~64 KiB content-defined chunk, zstd, stored once
+    lfs/views/<sha256>                  assembled copies made by path_of (a cache)
     lfs/tmp/                            content being written (ignored by verify)
-    reprobuild/format                   store format version
+    reprobuild/format                   store format version (2; 1 = no chunks, see migrate.py)
     reprobuild/{gc,refs}.lock           flock(2) files
     reprobuild/stamps/<key>             mtime = last time a step was recorded or used
     reprobuild/tmp/                     git objects being written
@@ -34,7 +37,6 @@ per store, and the time is what ``store log`` shows.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -42,8 +44,7 @@ import shutil
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, overload
 
@@ -56,22 +57,21 @@ from dulwich.repo import Repo
 from reprobuild.errors import StoreError
 from reprobuild.store._fs import atomic_write_bytes, flocked, no_space_named
 from reprobuild.store.content import ContentMissing, ContentStore
+from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX, BuildHistory
+from reprobuild.store.migrate import MigrateReport
 from reprobuild.store.records import (
     Blob,
-    BuildRecord,
     Output,
     StepRecord,
     TransferReport,
     check_ref_component,
     check_sha256,
-    parse_pointer,
     pointer_bytes,
     tree_entry_name,
 )
+from reprobuild.store.reports import BuildInfo, GcReport, ListEntry, Problem, VerifyReport
 
-STORE_FORMAT = "1"
-STEPS_PREFIX = b"refs/steps/"
-BUILDS_PREFIX = b"refs/builds/"
+STORE_FORMAT = "2"
 IDENTITY = b"reprobuild <reprobuild@localhost>"
 DEFAULT_GRACE_SECONDS = 3600.0
 _MODE_FILE = 0o100644
@@ -102,67 +102,6 @@ def default_store_path() -> Path:
     return Path(data_home).expanduser() / "reprobuild" / "store"
 
 
-@dataclass(frozen=True)
-class BuildInfo:
-    """One build commit: where it is, when it was made and what it recorded."""
-
-    ref: str
-    recipe: str
-    number: int
-    commit: str
-    time: int
-    record: BuildRecord
-
-
-@dataclass(frozen=True)
-class ListEntry:
-    """A line of ``store ls``: a build or a step with the size of its outputs."""
-
-    kind: str  # "build" or "step"
-    ref: str
-    name: str  # recipe name or step kind
-    size: int
-    outputs: tuple[Output, ...]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing ``verify`` found wrong, naming the object or ref concerned."""
-
-    subject: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.subject}: {self.message}"
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    """``problems`` empty means the store is sound (the CLI exits 1 otherwise)."""
-
-    problems: tuple[Problem, ...]
-    content_objects: int
-    content_bytes: int
-    git_objects: int
-    refs: int
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class GcReport:
-    """What ``gc`` removed."""
-
-    removed_refs: tuple[str, ...]
-    removed_content: int
-    freed_bytes: int
-    removed_git_objects: int
-    kept_young: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
 class _StoreOpen:
     """``Store.open(path)`` opens a store; ``store.open(sha256)`` opens content.
 
@@ -190,7 +129,7 @@ class _OpenBlobFn(Protocol):
     def __call__(self, sha256: str) -> BinaryIO: ...
 
 
-class Store:
+class Store(BuildHistory):
     """A reprobuild store; see the module docstring for the layout and invariants."""
 
     def __init__(self, path: Path, repo: Repo) -> None:
@@ -202,6 +141,7 @@ class Store:
         self._stamps = self._meta / "stamps"
         self._gc_lock = self._meta / "gc.lock"
         self._refs_lock = self._meta / "refs.lock"
+        self._format_ok = False
 
     # ------------------------------------------------------------------ open
 
@@ -267,16 +207,27 @@ class Store:
             fmt = self._meta / "format"
             if not fmt.exists():
                 atomic_write_bytes(fmt, (STORE_FORMAT + "\n").encode(), self._tmp, mode=0o644)
+            self._format_ok = fmt.read_text().strip() == STORE_FORMAT
         except OSError as exc:
             raise StoreError(f"cannot use store {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        self.repo.close()
+        try:
+            self.repo.close()
+        except BufferError:
+            # A view into a pack's mmap is still referenced, typically from a
+            # traceback cycle not yet collected; collect it and close again.
+            import gc
+
+            gc.collect()
+            self.repo.close()
 
     def __enter__(self) -> Store:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            _release_frames(exc)
         self.close()
 
     def __repr__(self) -> str:
@@ -290,6 +241,7 @@ class Store:
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
+        whole: bool = False,
     ) -> Blob:
         """Store bytes read from ``fileobj`` (streamed, 1 MiB at a time).
 
@@ -298,7 +250,7 @@ class Store:
         """
         with self._writing():
             return self.content.put_stream(
-                fileobj, expected_sha256=expected_sha256, expected_size=expected_size
+                fileobj, expected_sha256=expected_sha256, expected_size=expected_size, whole=whole
             )
 
     def put_file(
@@ -307,17 +259,35 @@ class Store:
         *,
         expected_sha256: str | None = None,
         expected_size: int | None = None,
+        whole: bool = False,
     ) -> Blob:
-        """Store a file's bytes; see :meth:`put_stream`."""
+        """Store a file's bytes; see :meth:`put_stream`. A large file is chunked in place.
+
+        ``whole``: keep it as one file whatever its size (already-compressed
+        inputs that never change, such as packages: chunks would save nothing,
+        and a whole file is read with no copy).
+        """
+        if not whole:
+            with self._writing():
+                blob = self.content.put_path(
+                    Path(path), expected_sha256=expected_sha256, expected_size=expected_size
+                )
+            if blob is not None:
+                return blob
         with open(path, "rb") as f:
-            return self.put_stream(f, expected_sha256=expected_sha256, expected_size=expected_size)
+            return self.put_stream(
+                f, expected_sha256=expected_sha256, expected_size=expected_size, whole=whole
+            )
 
     def put_bytes(self, data: bytes) -> Blob:
         """Store a small in-memory value."""
         return self.put_stream(io.BytesIO(data))
 
     def has(self, sha256: str) -> bool:
-        return self.content.has(sha256)
+        """True if the content is here; it is then freshened, so a concurrent gc
+        keeps it through its grace period (a caller that finds content usually
+        goes on to use or record it: a cached package, a stored InRelease)."""
+        return self.content.freshen(sha256)
 
     def intact(self, sha256: str) -> bool:
         """Re-hash one object; a damaged one is removed (see ContentStore.intact)."""
@@ -341,19 +311,59 @@ class Store:
             return f.read()
 
     def path_of(self, sha256: str) -> Path:
-        """The read-only file holding the content (not re-verified: use for zero-copy reads)."""
-        p = self.content.path(sha256)
-        if not p.is_file():
-            raise self.content._missing(sha256)
-        return p
+        """A read-only file holding the content (not re-verified).
+
+        Small content is its own file (zero-copy). Chunked content is
+        assembled (verified) into ``lfs/views/``, a cache gc empties: prefer
+        :meth:`materialized`, which leaves nothing behind.
+        """
+        with self._writing():
+            return self.content.view(sha256)
+
+    def materialized(self, sha256: str) -> contextlib.AbstractContextManager[Path]:
+        """``with store.materialized(sha) as path``: the content as a file for the body.
+
+        No copy for small content (its own read-only file, which a caller may
+        hard-link or reflink); a verified temp copy, removed afterwards, for
+        chunked content.
+        """
+        return self.content.materialized(sha256)
+
+    def copy_to(self, sha256: str, dest: str | os.PathLike[str]) -> None:
+        """Write the content to ``dest`` (a scratch file a step then owns), verified."""
+        if self.content.is_whole(sha256):
+            shutil.copyfile(self.content.path(sha256), dest)  # copy_file_range: no user copy
+            return
+        with self.open_blob(sha256) as src, open(dest, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+
+    def is_whole(self, sha256: str) -> bool:
+        """True if the content is one file (``path_of`` then costs nothing)."""
+        return self.content.is_whole(sha256)
 
     def export(self, sha256: str, dest: str | os.PathLike[str]) -> Blob:
         """Copy content to ``dest`` atomically, verifying the sha256 on the way."""
         return self.content.export(sha256, Path(dest))  # names a full disk itself
 
-    def _writing(self) -> contextlib.AbstractContextManager[None]:
-        """A full file system is reported as DiskFull naming the store."""
-        return no_space_named(self.path, "to the store at")
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A full file system is reported as DiskFull naming the store.
+
+        The first write to a store of an older format migrates it first (migrate.py).
+        """
+        with no_space_named(self.path, "to the store at"):
+            if not self._format_ok:
+                self.migrate()
+            yield
+
+    def migrate(self) -> MigrateReport:
+        """``store migrate``: convert a store of an older format in place (idempotent)."""
+        from reprobuild.store.migrate import migrate
+
+        with no_space_named(self.path, "to the store at"):
+            report = migrate(self)
+        self._format_ok = True
+        return report
 
     @contextlib.contextmanager
     def _publishing(self) -> Iterator[None]:
@@ -471,17 +481,12 @@ class Store:
 
     def _require_content(self, outputs: tuple[Output, ...]) -> None:
         for o in outputs:
-            p = self.content.path(o.sha256)
-            try:
-                size = p.stat().st_size
-                os.utime(p)
-            except FileNotFoundError:
+            if not self.content.freshen(o.sha256):
                 raise ContentMissing(
                     f"cannot record {o.name!r}: content sha256:{o.sha256} is not in the store",
                     hint="put the bytes in the store before recording them",
-                ) from None
-            except PermissionError:
-                size = p.stat().st_size
+                )
+            size = self.content.size(o.sha256)
             if size != o.size:
                 raise StoreError(
                     f"cannot record {o.name!r}: sha256:{o.sha256} has {size} bytes, "
@@ -578,213 +583,15 @@ class Store:
             self._touch_stamp(key)  # unknown age (e.g. pulled): start counting now
             return time.time()
 
-    # ---------------------------------------------------------------- builds
-
-    def record_build(
-        self, recipe_name: str, record: BuildRecord, *, timestamp: int | None = None
-    ) -> str:
-        """Append a build to the recipe's history; returns ``refs/builds/<recipe>/<n>``.
-
-        ``n`` counts from 1 per recipe, and the commit's parent is build n-1,
-        so ``git log refs/builds/NAME/<n>`` reads as the recipe's history.
-        """
-        check_ref_component(recipe_name, "recipe name")
-        if record.recipe != recipe_name:
-            raise StoreError(f"build record of {record.recipe!r} recorded as {recipe_name!r}")
-        when = int(time.time()) if timestamp is None else int(timestamp)
-        with self._writing(), self._publishing():
-            self._require_content(record.outputs + record.sources)
-            entries = {b"build.json": (_MODE_FILE, self._blob(record.to_bytes()))}
-            if record.outputs:
-                entries[b"outputs"] = (_MODE_TREE, self._pointer_tree(record.outputs))
-            if record.sources:
-                entries[b"sources"] = (_MODE_TREE, self._pointer_tree(record.sources))
-            tree = self._tree(entries)
-            prefix = BUILDS_PREFIX + recipe_name.encode() + b"/"
-            with flocked(self._refs_lock):
-                numbered = self._numbered(prefix)
-                n = max(numbered, default=0) + 1
-                parent = numbered.get(n - 1)
-                # history goes on from the last build, unless that ref dangles
-                parents = (
-                    [parent] if parent is not None and parent in self.repo.object_store else []
-                )
-                lines = [f"build {recipe_name} #{n}", ""]
-                lines += [f"{o.name} sha256:{o.sha256} {o.size}" for o in record.outputs]
-                commit = self._commit(tree, ("\n".join(lines) + "\n").encode(), parents, when)
-                ref = prefix + str(n).encode()
-                self._clear_stale_lock(ref)
-                if self._get_ref(ref) is not None:
-                    raise StoreError(f"{ref.decode()} appeared while recording the build")
-                self._put_ref(ref, commit)
-        return ref.decode()
-
-    def _numbered(self, prefix: bytes) -> dict[int, ObjectID]:
-        out: dict[int, ObjectID] = {}
-        for ref, sha in self._refs_under(prefix).items():
-            tail = ref[len(prefix) :]
-            if tail.isdigit():
-                out[int(tail)] = sha
-        return out
-
-    def _build_info(self, ref: str, commit_id: ObjectID) -> BuildInfo:
-        commit = self._commit_obj(commit_id)
-        record = BuildRecord.from_bytes(self._read_blob(commit.tree, b"build.json"))
-        m = _BUILD_MSG_RE.match(commit.message)
-        number = int(m.group(2)) if m else 0
-        return BuildInfo(
-            ref=ref,
-            recipe=record.recipe,
-            number=number,
-            commit=commit_id.decode(),
-            time=int(commit.commit_time),
-            record=record,
-        )
-
-    def list_builds(self, recipe: str | None = None) -> list[BuildInfo]:
-        """Every build ref (or those of ``recipe``), by recipe then number."""
-        prefix = BUILDS_PREFIX + (recipe.encode() + b"/" if recipe else b"")
-        infos = [self._build_info(r.decode(), sha) for r, sha in self._refs_under(prefix).items()]
-        return sorted(infos, key=lambda i: (i.recipe, i.number))
-
-    def resolve_build(self, spec: str) -> str:
-        """``refs/builds/R/n``, ``R/n`` or ``R`` (its latest build) -> the full ref name."""
-        if spec.startswith("refs/"):
-            ref = spec.encode()
-        elif "/" in spec:
-            ref = BUILDS_PREFIX + spec.encode()
-        else:
-            numbered = self._numbered(BUILDS_PREFIX + spec.encode() + b"/")
-            if not numbered:
-                raise StoreError(f"no builds of {spec!r} in the store")
-            ref = BUILDS_PREFIX + f"{spec}/{max(numbered)}".encode()
-        if self._get_ref(ref) is None:
-            raise StoreError(f"no build {ref.decode()} in the store")
-        return ref.decode()
-
-    def read_build(self, spec: str) -> BuildInfo:
-        ref = self.resolve_build(spec)
-        sha = self._get_ref(ref.encode())
-        assert sha is not None
-        return self._build_info(ref, sha)
-
-    def log(self, build_ref: str) -> list[BuildInfo]:
-        """The build and its ancestors, newest first (``git log`` of the ref)."""
-        ref = self.resolve_build(build_ref)
-        by_commit = {sha: r.decode() for r, sha in self._refs_under(BUILDS_PREFIX).items()}
-        sha = self._get_ref(ref.encode())
-        out: list[BuildInfo] = []
-        seen: set[ObjectID] = set()
-        while sha is not None and sha not in seen:
-            seen.add(sha)
-            info = self._build_info(by_commit.get(sha, ""), sha)
-            out.append(info)
-            parents = self._commit_obj(sha).parents
-            sha = parents[0] if parents else None
-        return out
-
-    # -------------------------------------------------------------------- ls
-
-    def ls(self) -> list[ListEntry]:
-        """Builds then steps, each with the total size of its outputs."""
-        entries = [
-            ListEntry(
-                "build",
-                b.ref,
-                b.recipe,
-                sum(o.size for o in b.record.outputs),
-                b.record.outputs,
-            )
-            for b in self.list_builds()
-        ]
-        for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
-            rec = self._read_step(sha)
-            entries.append(
-                ListEntry(
-                    "step", ref.decode(), rec.kind, sum(o.size for o in rec.outputs), rec.outputs
-                )
-            )
-        return entries
-
-    # ---------------------------------------------------------------- walk
+    # ------------------------------------------------- walk, verify, gc (maintenance.py)
 
     def _reachable(
         self, roots: dict[bytes, ObjectID], problems: list[Problem] | None = None
     ) -> tuple[set[ObjectID], dict[str, Blob]]:
-        """Git objects reachable from ``roots`` and the content pointers among them.
+        """Git objects reachable from ``roots`` and the content pointers among them."""
+        from reprobuild.store.maintenance import reachable
 
-        With ``problems`` given, missing, corrupt or mistyped objects are
-        reported there (each naming the ref it was reached from) instead of raised.
-        """
-        seen: set[ObjectID] = set()
-        pointers: dict[str, Blob] = {}
-        store = self.repo.object_store
-        for ref, root in sorted(roots.items()):
-            stack = [root]
-            while stack:
-                sha = stack.pop()
-                if sha in seen:
-                    continue
-                seen.add(sha)
-                try:
-                    obj = store[sha]
-                    if problems is not None:
-                        obj.check()
-                        raw = obj.as_raw_string()
-                        header = obj.type_name + b" " + str(len(raw)).encode() + b"\0"
-                        if hashlib.sha1(header + raw).hexdigest().encode() != sha:
-                            raise ValueError("object bytes do not match its id")
-                except KeyError:
-                    if problems is None:
-                        raise StoreError(
-                            f"git object {sha.decode()} reachable from {ref.decode()} is missing"
-                        ) from None
-                    problems.append(
-                        Problem(
-                            f"git object {sha.decode()}", f"missing (reachable from {ref.decode()})"
-                        )
-                    )
-                    continue
-                except Exception as exc:  # corrupt zlib, bad header, checksum, ...
-                    if problems is None:
-                        raise StoreError(f"git object {sha.decode()} is corrupt: {exc}") from exc
-                    problems.append(
-                        Problem(
-                            f"git object {sha.decode()}",
-                            f"corrupt (reachable from {ref.decode()}): {exc}",
-                        )
-                    )
-                    continue
-                if isinstance(obj, Commit):
-                    stack.append(obj.tree)
-                    stack.extend(obj.parents)
-                elif isinstance(obj, Tree):
-                    for entry in obj.items():
-                        if entry.mode != 0o160000:  # gitlinks point outside the repo
-                            stack.append(entry.sha)
-                elif isinstance(obj, GitBlob):
-                    ptr = parse_pointer(obj.as_raw_string())
-                    if ptr is not None:
-                        pointers.setdefault(ptr.sha256, ptr)
-                        if problems is not None:
-                            self._check_pointer(ref, ptr, problems)
-        return seen, pointers
-
-    def _check_pointer(self, ref: bytes, ptr: Blob, problems: list[Problem]) -> None:
-        try:
-            size = self.content.path(ptr.sha256).stat().st_size
-        except FileNotFoundError:
-            problems.append(
-                Problem(f"content sha256:{ptr.sha256}", f"missing (pointed to from {ref.decode()})")
-            )
-            return
-        if size != ptr.size:
-            problems.append(
-                Problem(
-                    f"content sha256:{ptr.sha256}",
-                    f"has {size} bytes, {ref.decode()} says {ptr.size}",
-                )
-            )
+        return reachable(self, roots, problems)
 
     def _record_roots(self) -> dict[bytes, ObjectID]:
         roots = self._refs_under(STEPS_PREFIX)
@@ -803,151 +610,33 @@ class Store:
                     problems.append(Problem(ref.decode(), "unreadable or dangling ref"))
         return roots
 
-    # ---------------------------------------------------------------- verify
+    def verify(self, *, deep: bool = False) -> VerifyReport:
+        """Re-hash every content object and chunk and walk every ref; report, never repair.
 
-    def verify(self) -> VerifyReport:
-        """Re-hash every content object and walk every ref; report, never repair."""
-        problems: list[Problem] = []
-        count = total = 0
-        for name, path in self.content.iter_objects():
-            subject = f"content {path.relative_to(self.path)}"
-            try:
-                expected = self.content.path(name)
-            except StoreError:
-                problems.append(Problem(subject, "stray file: not named by a sha256"))
-                continue
-            if expected != path:
-                problems.append(Problem(subject, "misplaced: not where its name says"))
-                continue
-            actual = self.content.hash_file(path)
-            count += 1
-            total += path.stat().st_size
-            if actual != name:
-                problems.append(
-                    Problem(f"content sha256:{name}", f"corrupt: its bytes hash to sha256:{actual}")
-                )
-        roots = self._all_roots(problems)
-        for ref, sha in sorted(roots.items()):
-            if ref.startswith(STEPS_PREFIX) or ref.startswith(BUILDS_PREFIX):
-                self._check_record_ref(ref, sha, problems)
-        seen, _ = self._reachable(roots, problems)
-        return VerifyReport(tuple(problems), count, total, len(seen), len(roots))
+        ``deep`` also re-makes every derived (re-compressed) region and checks
+        the whole content's sha256, which costs a compression per region.
+        """
+        from reprobuild.store.maintenance import verify
 
-    def _check_record_ref(self, ref: bytes, sha: ObjectID, problems: list[Problem]) -> None:
-        try:
-            commit = self._commit_obj(sha)
-            if ref.startswith(STEPS_PREFIX):
-                rec = StepRecord.from_bytes(self._read_blob(commit.tree, b"record.json"))
-                if rec.key.encode() != ref[len(STEPS_PREFIX) :]:
-                    problems.append(Problem(ref.decode(), f"holds the record of step {rec.key}"))
-            else:
-                BuildRecord.from_bytes(self._read_blob(commit.tree, b"build.json"))
-        except KeyError:
-            problems.append(
-                Problem(ref.decode(), f"points to missing or incomplete commit {sha.decode()}")
-            )
-        except Exception as exc:
-            problems.append(Problem(ref.decode(), f"unreadable record in {sha.decode()}: {exc}"))
-
-    # -------------------------------------------------------------------- gc
+        return verify(self, deep=deep)
 
     def gc(
         self,
         keep_days: float | None = None,
         *,
+        keep_builds: int | None = None,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
     ) -> GcReport:
-        """Delete what no ref reaches; with ``keep_days``, first expire old step refs.
+        """Expire builds and steps by policy, then delete what no ref reaches.
 
-        Semantics: build refs are history and are never removed here. With
-        ``keep_days``, a step ref is removed when it was last recorded or
-        looked up more than ``keep_days`` ago (and more than ``grace_seconds``
-        ago: a running build may just have looked it up) AND no build record
-        lists its key (so everything a recorded build used, inputs included,
-        stays for replay). Then content files and git objects unreachable from any
-        ref are deleted, except those younger than ``grace_seconds``: a
-        concurrent build may have stored them and not yet recorded the step.
+        See :func:`reprobuild.store.maintenance.gc` for the rules.
         """
-        removed_refs: list[str] = []
-        notes: list[str] = []
-        now = time.time()
-        with self._writing(), flocked(self._gc_lock):
-            if keep_days is not None:
-                used: set[str] = set()
-                for info in self.list_builds():
-                    used.update(info.record.steps)
-                cutoff = min(now - keep_days * 86400, now - grace_seconds)
-                for ref, sha in sorted(self._refs_under(STEPS_PREFIX).items()):
-                    key = ref[len(STEPS_PREFIX) :].decode()
-                    if key in used or self._stamp_time(key) >= cutoff:
-                        continue
-                    if self._remove_ref(ref, sha):
-                        removed_refs.append(ref.decode())
-                        with contextlib.suppress(FileNotFoundError):
-                            (self._stamps / key).unlink()
-            roots = self._all_roots()
-            reachable, pointers = self._reachable(roots)
-            removed_content = freed = young = 0
-            for name, path in list(self.content.iter_objects()):
-                if name in pointers:
-                    continue
-                try:
-                    if now - path.stat().st_mtime < grace_seconds:
-                        young += 1
-                        continue
-                except FileNotFoundError:
-                    continue
-                try:
-                    freed += self.content.remove(name)
-                except StoreError:  # stray name: leave it for verify to report
-                    continue
-                removed_content += 1
-            removed_git = self._gc_git(reachable, now - grace_seconds)
-            self.content.clean_tmp(grace_seconds)
-            self.repo.object_store.prune(grace_period=int(grace_seconds))  # tmp_pack_* files
-            self._clean_dir(self._tmp, now - grace_seconds)
-            live_keys = {r[len(STEPS_PREFIX) :].decode() for r in self._refs_under(STEPS_PREFIX)}
-            for stamp in self._stamps.iterdir():
-                if stamp.name not in live_keys and stamp.stat().st_mtime < now - grace_seconds:
-                    with contextlib.suppress(FileNotFoundError):
-                        stamp.unlink()
-        return GcReport(
-            tuple(removed_refs), removed_content, freed, removed_git, young, tuple(notes)
-        )
+        from reprobuild.store.maintenance import gc
 
-    def _gc_git(self, reachable: set[ObjectID], cutoff: float) -> int:
-        store = self.repo.object_store
-        removed = 0
-        objects_dir = Path(store.path)
-        for sha in list(store._iter_loose_objects()):
-            if sha in reachable:
-                continue
-            hexs = sha.decode()
-            path = objects_dir / hexs[:2] / hexs[2:]
-            try:
-                if path.stat().st_mtime >= cutoff:
-                    continue
-                path.unlink()
-                removed += 1
-            except FileNotFoundError:
-                continue
-        packs = [p for p in store.packs if os.path.getmtime(p._data_path) < cutoff]
-        dead = {sha for p in packs for sha in p if sha not in reachable}
-        if dead:
-            store.repack(exclude=dead)
-            removed += len(dead)
-        return removed
-
-    @staticmethod
-    def _clean_dir(directory: Path, cutoff: float) -> None:
-        if not directory.is_dir():
-            return
-        for p in directory.iterdir():
-            with contextlib.suppress(FileNotFoundError):
-                if p.is_file() and p.stat().st_mtime < cutoff:
-                    p.unlink()
-                elif p.is_dir() and p.stat().st_mtime < cutoff:
-                    shutil.rmtree(p, ignore_errors=True)
+        with self._writing():
+            return gc(
+                self, keep_days=keep_days, keep_builds=keep_builds, grace_seconds=grace_seconds
+            )
 
     # -------------------------------------------------------------- transfer
 
@@ -957,15 +646,18 @@ class Store:
 
         return push(self, remote_url)
 
-    def pull(self, remote_url: str) -> TransferReport:
-        """Fetch step and build refs and their content; afterwards all is local."""
+    def pull(self, remote_url: str, refs: Iterable[str] | None = None) -> TransferReport:
+        """Fetch step and build refs (all, or ``refs`` and the steps those builds
+        list) and their content; afterwards all of it is local."""
         from reprobuild.store.transport import pull
 
         with self._writing():
-            return pull(self, remote_url)
+            return pull(self, remote_url, refs)
 
 
 __all__ = [
+    "BUILDS_PREFIX",
+    "STEPS_PREFIX",
     "Blob",
     "BuildInfo",
     "GcReport",
@@ -976,3 +668,23 @@ __all__ = [
     "check_sha256",
     "default_store_path",
 ]
+
+
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames an exception (and its causes) holds.
+
+    When dulwich fails while inflating a pack object (a damaged or half-replaced
+    pack), its frame still holds a memoryview slice of the pack's mmap; closing
+    the store during that exception's propagation then fails with BufferError
+    ("cannot close exported pointers exist"), which replaced the real error.
+    """
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+

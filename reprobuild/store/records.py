@@ -248,4 +248,5 @@ class TransferReport:
     unchanged: int  # record refs already equal on both sides
     conflicts: tuple[str, ...]  # record refs that differ; left alone on the receiving side
     content_objects: int  # content objects transferred
-    content_bytes: int
+    content_bytes: int  # their size
+    sent_bytes: int = 0  # push: bytes of chunks and files actually sent (the rest was there)

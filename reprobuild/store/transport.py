@@ -1,60 +1,68 @@
 """push/pull of a store through an ordinary git remote (path, file://, git://, http).
 
 Records (``refs/steps/*``, ``refs/builds/*``) travel as the git objects they
-are. Content files are not git objects locally (see content.py), so for the
-wire each one is wrapped in a *carrier*: a commit at
-``refs/content/sha256/<hex>`` whose tree holds the bytes as 8 MiB blobs named
-``0000000``, ``0000001``, ... Carriers are deterministic (fixed commit
-metadata), so the same content always has the same carrier id and pushes
-from different stores never conflict.
+are; content travels in *carriers* (see carriers.py): ``refs/content/sha256/<hex>``
+commits whose trees hold a manifest and one blob per chunk. The remote stays a
+plain git repository that any git host serves.
 
-Carriers are never stored locally. ``push`` builds them on the fly inside
-dulwich's ``generate_pack_data`` hook (one read to name the chunks, one to
-send them; at most one chunk in memory). ``pull`` fetches them into a scratch
-repository, streams the chunks into the content store while re-checking the
-sha256 and size the pointer promises, then deletes the scratch repository.
-Refs are created only after everything they reach is local, so an
+Transfers cost what the request needs, not what the remote holds:
+
+* push reads the remote's refs first (the advertisement is the question),
+  then sends only the carriers the remote lacks, and in them only the chunk
+  blobs that no carrier already on the remote lists;
+* pull and the step cache fetch only the record refs asked for and the
+  carriers of content missing here, naming the carriers of content both sides
+  have as ``have`` so the remote leaves out the chunks this store holds;
+* a remote on a local path is read in place, object by object through its
+  pack indexes, never by dulwich's local fetch (which inflates every object of
+  every pack to look for deltas: 12 of 13 s on a 2 GB remote).
+
+Refs are created only after everything they reach is local and checked, so an
 interrupted pull leaves only garbage. A remote that is itself a reprobuild
 store on a local path is served directly from its ``lfs/`` directory.
-
 Conflicts (a ref present on both sides with different values) are never
 overwritten; they are reported.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import shutil
 import uuid
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from dulwich.client import get_transport_and_path
 from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.object_store import MissingObjectFinder
-from dulwich.objects import Blob as GitBlob
-from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.object_store import MissingObjectFinder, ObjectStoreGraphWalker
+from dulwich.objects import Commit, ObjectID, ShaFile, Tree
 from dulwich.pack import UnpackedObject, full_unpacked_object, pack_object_chunks
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from reprobuild.errors import IntegrityError, StoreError
-from reprobuild.store.records import Blob, TransferReport
+from reprobuild.store.carriers import (
+    CARRIER_PREFIX,
+    PIECE_SIZE,
+    Carrier,
+    carrier_id_if_chunked,
+    carrier_ref,
+    import_carrier,
+    local_carrier,
+)
+from reprobuild.store.chunks import git_blob_id
+from reprobuild.store.records import Blob, BuildRecord, TransferReport
 
 if TYPE_CHECKING:
     from reprobuild.store.core import Store
 
-CARRIER_PREFIX = b"refs/content/sha256/"
-CHUNK_SIZE = 8 << 20
+CHUNK_SIZE = PIECE_SIZE  # format-1 carrier pieces (kept for callers of the old name)
 ZERO_SHA = ObjectID(b"0" * 40)
-_IDENTITY = b"reprobuild <reprobuild@localhost>"
 _BLOB_TYPE = 3
 _WIRE_PIECE = 512 << 10
+PUSH_BATCH_BYTES = 256 << 20
 
 
 # ------------------------------------------------------------------ remotes
@@ -91,6 +99,13 @@ def _client(url: str, *, create: bool) -> tuple[Any, str]:
     return client, path
 
 
+def _remote_refs(client: Any, path: str, url: str) -> dict[bytes, ObjectID]:
+    try:
+        return {bytes(r): s for r, s in client.get_refs(path).refs.items()}
+    except Exception as exc:
+        raise StoreError(f"cannot reach remote {url}: {exc}") from exc
+
+
 def _is_record_ref(ref: bytes) -> bool:
     return ref.startswith((b"refs/steps/", b"refs/builds/"))
 
@@ -99,88 +114,43 @@ def _is_build_ref(ref: bytes) -> bool:
     return ref.startswith(b"refs/builds/")
 
 
-# --------------------------------------------------------------- carriers
-
-
-@dataclass
-class _Carrier:
-    blob: Blob
-    chunk_ids: list[ObjectID]
-    tree: Tree
-    commit: Commit
-
-
-def _git_blob_id(data: bytes) -> ObjectID:
-    h = hashlib.sha1(b"blob %d\0" % len(data))
-    h.update(data)
-    return ObjectID(h.hexdigest().encode("ascii"))
-
-
-def _read_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK_SIZE):
-            yield chunk
-
-
-def _make_carrier(store: Store, blob: Blob) -> _Carrier:
-    """Name the chunks of one content object (first read; also re-checks its sha256)."""
-    h = hashlib.sha256()
-    ids: list[ObjectID] = []
-    size = 0
-    for chunk in _read_chunks(store.path_of(blob.sha256)):
-        h.update(chunk)
-        size += len(chunk)
-        ids.append(_git_blob_id(chunk))
-    if h.hexdigest() != blob.sha256 or size != blob.size:
-        raise IntegrityError(
-            f"refusing to push corrupt content sha256:{blob.sha256} "
-            f"(its bytes hash to sha256:{h.hexdigest()}, {size} bytes)",
-            hint="run `reprobuild store verify`",
-        )
-    tree = Tree()
-    for i, sha in enumerate(ids):
-        tree.add(b"%07d" % i, 0o100644, sha)
-    commit = Commit()
-    commit.tree = tree.id
-    commit.parents = []
-    commit.author = commit.committer = _IDENTITY
-    commit.author_time = commit.commit_time = 0
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.message = f"content sha256:{blob.sha256} size {blob.size}\n".encode()
-    return _Carrier(blob, ids, tree, commit)
-
-
-def _chunk_object(data: bytes, sha: ObjectID) -> UnpackedObject:
-    """A pack entry for one chunk, deflated at level 1, or stored if it won't shrink.
-
-    Most content (.deb, .zst, squashfs) is already compressed; zlib spends
-    ~20 s/GB failing to shrink it, so a 64 KiB sample decides.
-    """
-    sample = data[:65536]
-    level = 1 if sample and len(zlib.compress(sample, 1)) < 0.9 * len(sample) else 0
-    u = UnpackedObject(_BLOB_TYPE, sha=bytes.fromhex(sha.decode()), decomp_chunks=[data])
-    packed = b"".join(
-        pack_object_chunks(
-            _BLOB_TYPE, [data], object_format=DEFAULT_OBJECT_FORMAT, compression_level=level
-        )
-    )
-    # dulwich's HTTP server refuses chunks over 1 MiB: hand the pack writer small pieces
-    u.comp_chunks = [packed[i : i + _WIRE_PIECE] for i in range(0, len(packed), _WIRE_PIECE)]
-    return u
+def _open_local_repo(url: str) -> Repo | None:
+    local = _local_path(url)
+    if local is None:
+        return None
+    try:
+        return Repo(str(local))
+    except Exception as exc:
+        raise StoreError(f"cannot read remote {url}: {exc}") from exc
 
 
 # ------------------------------------------------------------------ push
 
 
+def _known_chunks(store: Store, remote_refs: Mapping[bytes, ObjectID]) -> set[str]:
+    """Chunks the remote surely has: those of carriers identical to ours for the same content."""
+    known: set[str] = set()
+    chunks = store.content.chunks
+    for ref, sha in remote_refs.items():
+        if not ref.startswith(CARRIER_PREFIX):
+            continue
+        name = ref[len(CARRIER_PREFIX) :].decode()
+        try:
+            manifest = chunks.manifest(name)
+        except (IntegrityError, StoreError):
+            continue
+        if manifest is not None and carrier_id_if_chunked(store, name) == sha:
+            known.update(manifest.unique_chunks())
+    return known
+
+
 def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> TransferReport:
-    """Send every step and build ref, and all content they reach, to ``url``.
+    """Send step and build refs (all, or ``only`` those) and the content they reach.
 
-    ``only`` limits it to those refs (a remote step cache gets a build's steps only).
-
-    Content goes first, in batches of about PUSH_BATCH_BYTES (one pack each,
-    so an interrupted push resumes where it stopped and no single request
-    grows without bound); the record refs follow in a last, small pack. A
-    remote that accepted the records therefore already has their content.
+    The remote's refs are read first; only carriers it lacks are sent, with
+    only the chunk blobs it lacks, in packs of about PUSH_BATCH_BYTES (so an
+    interrupted push resumes where it stopped). The record refs follow in a
+    last, small pack: a remote that accepted the records has their content.
     """
     local_refs = store._record_roots()
     if only is not None:
@@ -198,38 +168,28 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
 
     client, path = _client(url, create=True)
     sent: list[Blob] = []
-    if remote_store is not None:  # another store: give it plain content files
+    sent_bytes = 0
+    if remote_store is not None:  # another store: give it manifests, chunks and files
         from reprobuild.store.core import Store as _Store
 
-        with _Store.open_store(remote_store, create=False) as other:
+        with _Store.open_store(remote_store, create=False) as other, other._writing():
             for blob in sorted(pointers.values(), key=lambda b: b.sha256):
                 if not other.has(blob.sha256):
-                    other.put_file(
-                        store.path_of(blob.sha256),
-                        expected_sha256=blob.sha256,
-                        expected_size=blob.size,
-                    )
+                    sent_bytes += copy_content(store, other, blob)
                     sent.append(blob)
     else:
-        try:
-            remote_refs = client.get_refs(path).refs
-        except Exception as exc:
-            raise StoreError(f"cannot reach remote {url}: {exc}") from exc
-        have = {
-            bytes(r[len(CARRIER_PREFIX) :]).decode()
-            for r in remote_refs
-            if r.startswith(CARRIER_PREFIX)
-        }
+        remote_refs = _remote_refs(client, path, url)
+        known = _known_chunks(store, remote_refs)
         missing = sorted(
-            (b for b in pointers.values() if b.sha256 not in have), key=lambda b: b.sha256
+            (b for b in pointers.values() if carrier_ref(b.sha256) not in remote_refs),
+            key=lambda b: b.sha256,
         )
-        for batch in _batches(missing):
-            carriers = {c.commit.id: c for c in (_make_carrier(store, b) for b in batch)}
-            refs = {
-                Ref(CARRIER_PREFIX + c.blob.sha256.encode()): cid for cid, c in carriers.items()
-            }
-            _send(store, client, path, url, _set_refs(refs), carriers)
-            sent.extend(batch)
+        for batch in _batches(store, missing, known):
+            refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
+            sent_bytes += _send(store, client, path, url, _set_refs(refs), batch, known)
+            sent.extend(c.blob for c in batch)
+            for c in batch:
+                known.update(c.chunks)
 
     updated: list[str] = []
     conflicts: list[str] = []
@@ -249,13 +209,50 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
                 conflicts.append(ref.decode())
         return new
 
-    _send(store, client, path, url, record_refs, {})
+    _send(store, client, path, url, record_refs, [], set())
     return TransferReport(
-        url, tuple(updated), unchanged, tuple(conflicts), len(sent), sum(b.size for b in sent)
+        url,
+        tuple(updated),
+        unchanged,
+        tuple(conflicts),
+        len(sent),
+        sum(b.size for b in sent),
+        sent_bytes,
     )
 
 
-PUSH_BATCH_BYTES = 256 << 20
+def copy_content(src: Store, dst: Store, blob: Blob) -> int:
+    """Copy one object store to store: missing chunks and the manifest, or the whole file.
+
+    Every chunk is re-hashed on the way; the receiver checks the whole
+    content before publishing its manifest. Returns the bytes copied.
+    """
+    manifest = src.content.chunks.manifest(blob.sha256)
+    if manifest is None or src.content.is_whole(blob.sha256):
+        with src.open_blob(blob.sha256) as f:
+            dst.put_stream(f, expected_sha256=blob.sha256, expected_size=blob.size)
+        return blob.size
+    copied = 0
+    with dst._publishing():
+        for sha, ref in manifest.unique_chunks().items():
+            if not dst.content.chunks.has_chunk(sha):
+                try:
+                    data = src.content.chunks.read_chunk(ref)
+                    dst.content.chunks.put_chunk(data, sha)
+                except (IntegrityError, StoreError) as exc:
+                    raise IntegrityError(
+                        f"refusing content sha256:{blob.sha256}: {exc}",
+                        hint="run `reprobuild store verify` where it comes from",
+                    ) from None
+                copied += ref.size
+    from reprobuild.store.content import _ManifestRaw
+
+    with _ManifestRaw(dst.content.chunks, manifest) as check:
+        buf = bytearray(1 << 20)
+        while check.readinto(buf):
+            pass
+    dst.content.put_manifest(manifest)
+    return copied
 
 
 def _set_refs(
@@ -267,17 +264,106 @@ def _set_refs(
     return update_refs
 
 
-def _batches(blobs: list[Blob]) -> Iterator[list[Blob]]:
-    batch: list[Blob] = []
+def _batches(store: Store, blobs: list[Blob], known: set[str]) -> Iterator[list[Carrier]]:
+    """Carriers in groups of about PUSH_BATCH_BYTES of new bytes to send."""
+    batch: list[Carrier] = []
     size = 0
+    planned = set(known)
     for blob in blobs:
-        if batch and size + blob.size > PUSH_BATCH_BYTES:
+        carrier = local_carrier(store, blob)
+        if carrier.chunks:
+            new = [c for s, c in carrier.chunks.items() if s not in planned]
+            planned.update(carrier.chunks)
+            cost = sum(c.size for c in new)
+        else:
+            cost = blob.size
+        if batch and size + cost > PUSH_BATCH_BYTES:
             yield batch
             batch, size = [], 0
-        batch.append(blob)
-        size += blob.size
+        batch.append(carrier)
+        size += cost
     if batch:
         yield batch
+
+
+def _wire_object(data: bytes, sha: ObjectID) -> UnpackedObject:
+    """A pack entry for one blob, deflated at level 1, or stored if it won't shrink.
+
+    Much content (.deb, .zst, squashfs) is already compressed; zlib spends
+    ~20 s/GB failing to shrink it, so a 64 KiB sample decides.
+    """
+    sample = data[:65536]
+    level = 1 if sample and len(zlib.compress(sample, 1)) < 0.9 * len(sample) else 0
+    u = UnpackedObject(_BLOB_TYPE, sha=bytes.fromhex(sha.decode()), decomp_chunks=[data])
+    packed = b"".join(
+        pack_object_chunks(
+            _BLOB_TYPE, [data], object_format=DEFAULT_OBJECT_FORMAT, compression_level=level
+        )
+    )
+    # dulwich's HTTP server refuses chunks over 1 MiB: hand the pack writer small pieces
+    u.comp_chunks = [packed[i : i + _WIRE_PIECE] for i in range(0, len(packed), _WIRE_PIECE)]
+    return u
+
+
+def _carrier_objects(
+    store: Store, carriers: list[Carrier], known: set[str], exclude: set[ObjectID]
+) -> tuple[int, Callable[[], Iterator[UnpackedObject]]]:
+    """How many objects the carriers add to a pack, and a generator of them."""
+    plan: list[tuple[ObjectID, Any]] = []
+    seen: set[ObjectID] = set(exclude)
+
+    def add(sha: ObjectID, how: Any) -> None:
+        if sha not in seen:
+            seen.add(sha)
+            plan.append((sha, how))
+
+    for c in carriers:
+        add(c.commit.id, c.commit)
+        add(c.tree.id, c.tree)
+        for extra in c.extra:
+            add(extra.id, extra)
+        if c.chunks:
+            for sha, ref in c.chunks.items():
+                if sha not in known:
+                    add(ObjectID(ref.git.encode()), ref)
+        else:
+            for i, piece_id in enumerate(c.pieces):
+                add(piece_id, (c.blob, i))
+
+    def generate() -> Iterator[UnpackedObject]:
+        chunks = store.content.chunks
+        for sha, how in plan:
+            if isinstance(how, ShaFile):
+                yield full_unpacked_object(how)
+                continue
+            if isinstance(how, tuple):
+                blob, index = how
+                data = _piece(store, blob, index)
+            else:
+                try:
+                    data = chunks.read_chunk(how, check=True)
+                except (IntegrityError, StoreError) as exc:
+                    raise IntegrityError(
+                        f"refusing to push corrupt content: {exc}",
+                        hint="run `reprobuild store verify`",
+                    ) from None
+            if git_blob_id(data) != sha.decode():
+                raise IntegrityError(f"content changed while being pushed (object {sha.decode()})")
+            yield _wire_object(data, sha)
+
+    return len(plan), generate
+
+
+def _piece(store: Store, blob: Blob, index: int) -> bytes:
+    """Piece ``index`` of whole content (format-1 carriers: small or unmigrated objects)."""
+    if store.content.is_whole(blob.sha256):
+        with open(store.content.path(blob.sha256), "rb") as f:
+            f.seek(index * PIECE_SIZE)
+            return f.read(PIECE_SIZE)
+    with store.open_blob(blob.sha256) as f:
+        for _ in range(index):
+            f.read(PIECE_SIZE)
+        return f.read(PIECE_SIZE)
 
 
 def _send(
@@ -286,9 +372,11 @@ def _send(
     path: str,
     url: str,
     update_refs: Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]],
-    carriers: dict[ObjectID, _Carrier],
-) -> None:
-    """One send_pack: the wanted native objects plus the given carriers, made on the fly."""
+    carriers: list[Carrier],
+    known: set[str],
+) -> int:
+    """One send_pack: the wanted native objects plus the carriers; returns blob bytes sent."""
+    sent = 0
 
     def generate_pack_data(
         have: Any,
@@ -297,34 +385,24 @@ def _send(
         ofs_delta: bool = False,
         progress: Callable[[bytes], None] | None = None,
     ) -> tuple[int, Iterator[UnpackedObject]]:
+        nonlocal sent
         objects = store.repo.object_store
-        native_want = [w for w in want if w not in carriers]
+        carrier_ids = {c.commit.id for c in carriers}
+        native_want = [w for w in want if w not in carrier_ids]
         native_have = [h for h in have if h in objects]
         finder = MissingObjectFinder(objects, haves=native_have, wants=native_want)
         native = [sha for sha, _hint in finder]
-        wanted_ids = _carrier_ids(carriers.values(), set(native))
+        count, carried = _carrier_objects(store, carriers, known, set(native))
 
         def records() -> Iterator[UnpackedObject]:
+            nonlocal sent
             for sha in native:
                 yield full_unpacked_object(objects[sha])
-            emitted: set[ObjectID] = set()
-            for carrier in carriers.values():
-                for obj in (carrier.commit, carrier.tree):
-                    if obj.id in wanted_ids and obj.id not in emitted:
-                        emitted.add(obj.id)
-                        yield full_unpacked_object(obj)
-                for i, chunk in enumerate(_read_chunks(store.path_of(carrier.blob.sha256))):
-                    sha = carrier.chunk_ids[i]
-                    if sha not in wanted_ids or sha in emitted:
-                        continue
-                    if _git_blob_id(chunk) != sha:
-                        raise IntegrityError(
-                            f"content sha256:{carrier.blob.sha256} changed while being pushed"
-                        )
-                    emitted.add(sha)
-                    yield _chunk_object(chunk, sha)
+            for u in carried():
+                sent += sum(len(c) for c in u.decomp_chunks or ())
+                yield u
 
-        return len(native) + len(wanted_ids), records()
+        return len(native) + count, records()
 
     try:
         result = client.send_pack(path, update_refs, generate_pack_data)
@@ -339,76 +417,119 @@ def _send(
             f"push to {url}: the remote refused {len(failed)} ref(s): "
             + "; ".join(f"{r}: {m}" for r, m in sorted(failed.items()))
         )
-
-
-def _carrier_ids(carriers: Any, exclude: set[ObjectID]) -> set[ObjectID]:
-    """Every object id the carriers add to a pack, minus what is sent anyway."""
-    ids: set[ObjectID] = set()
-    for c in carriers:
-        ids.add(c.commit.id)
-        ids.add(c.tree.id)
-        ids.update(c.chunk_ids)
-    return ids - exclude
+    return sent
 
 
 # ------------------------------------------------------------------ pull
 
 
-class _ChunkStream(io.RawIOBase):
-    """The concatenated chunk blobs of a carrier as one readable stream."""
+def fetch_records(
+    store: Store, client: Any, path: str, url: str, wants: Iterable[ObjectID]
+) -> None:
+    """Bring the git objects of ``wants`` (record commits) and what they reach here.
 
-    def __init__(self, repo: Repo, chunk_ids: list[ObjectID]) -> None:
-        super().__init__()
-        self._repo = repo
-        self._ids = iter(chunk_ids)
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._buf:
-            sha = next(self._ids, None)
-            if sha is None:
-                return 0
-            try:
-                obj = self._repo.object_store[sha]
-            except KeyError:
-                raise IntegrityError(f"carrier chunk {sha.decode()} is missing") from None
-            if not isinstance(obj, GitBlob):
-                raise IntegrityError(f"carrier chunk {sha.decode()} is not a blob")
-            self._buf = memoryview(obj.as_raw_string())
-        out = memoryview(buffer).cast("B")
-        n = min(len(out), len(self._buf))
-        out[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
-def pull(store: Store, url: str) -> TransferReport:
-    """Fetch every step and build ref of ``url`` that is new here, with its content."""
-    client, path = _client(url, create=False)
-    remote_refs: dict[bytes, ObjectID] = {}
-
-    def want_records(refs: Mapping[Ref, ObjectID], depth: int | None = None) -> list[ObjectID]:
-        remote_refs.update({bytes(r): s for r, s in refs.items()})
-        objects = store.repo.object_store
-        return sorted({s for r, s in refs.items() if _is_record_ref(bytes(r)) and s not in objects})
-
-    with store._publishing():
+    A local-path remote is read in place, object by object (pack index
+    lookups), stopping at objects this store has: cost in proportion to what
+    is new, whatever else the remote holds.
+    """
+    objects = store.repo.object_store
+    todo = sorted({w for w in wants if w not in objects})
+    if not todo:
+        return
+    remote = _open_local_repo(url)
+    if remote is None:
         try:
-            client.fetch(path, store.repo, determine_wants=want_records)
+            client.fetch(path, store.repo, determine_wants=lambda refs, depth=None: todo)
         except Exception as exc:
-            raise StoreError(f"pull from {url} failed: {exc}") from exc
-        store.repo.object_store._update_pack_cache()
+            raise StoreError(f"fetch from {url} failed: {exc}") from exc
+        objects._update_pack_cache()
+        return
+    with remote:
+        theirs = remote.object_store
+        stack = list(todo)
+        got: list[ShaFile] = []
+        seen: set[ObjectID] = set()
+        while stack:
+            sha = stack.pop()
+            if sha in seen or sha in objects:
+                continue
+            seen.add(sha)
+            try:
+                obj = theirs[sha]
+            except KeyError:
+                continue  # a missing object leaves its record unreadable: refused later
+            got.append(obj)
+            if isinstance(obj, Commit):
+                stack.append(obj.tree)
+                stack.extend(obj.parents)
+            elif isinstance(obj, Tree):
+                stack.extend(e.sha for e in obj.items() if e.mode != 0o160000)
+        for obj in reversed(got):  # children before parents
+            store._add(obj)
 
+
+def _wanted_refs(
+    store: Store,
+    client: Any,
+    path: str,
+    url: str,
+    remote_refs: Mapping[bytes, ObjectID],
+    refs: Iterable[str] | None,
+) -> dict[bytes, ObjectID]:
+    """The remote record refs a pull asks for: all, or the named ones (builds with their steps)."""
+    if refs is None:
+        return {r: s for r, s in remote_refs.items() if _is_record_ref(r)}
+    wanted: dict[bytes, ObjectID] = {}
+    for spec in refs:
+        ref = _resolve_remote(spec, remote_refs)
+        wanted[ref] = remote_refs[ref]
+    builds = {r: s for r, s in wanted.items() if _is_build_ref(r)}
+    fetch_records(store, client, path, url, builds.values())
+    for sha in builds.values():
+        try:
+            record = BuildRecord.from_bytes(
+                store._read_blob(store._commit_obj(sha).tree, b"build.json")
+            )
+        except (KeyError, StoreError):
+            continue
+        for key in record.steps:
+            step = b"refs/steps/" + key.encode()
+            if step in remote_refs:
+                wanted[step] = remote_refs[step]
+    return wanted
+
+
+def _resolve_remote(spec: str, remote_refs: Mapping[bytes, ObjectID]) -> bytes:
+    if spec.startswith("refs/"):
+        ref = spec.encode()
+    elif "/" in spec:
+        ref = b"refs/builds/" + spec.encode()
+    else:
+        prefix = b"refs/builds/" + spec.encode() + b"/"
+        numbers = [
+            int(r[len(prefix) :])
+            for r in remote_refs
+            if r.startswith(prefix) and r[len(prefix) :].isdigit()
+        ]
+        if not numbers:
+            raise StoreError(f"the remote has no builds of {spec!r}")
+        ref = prefix + str(max(numbers)).encode()
+    if ref not in remote_refs or not _is_record_ref(ref):
+        raise StoreError(f"the remote has no {ref.decode()}")
+    return ref
+
+
+def pull(store: Store, url: str, refs: Iterable[str] | None = None) -> TransferReport:
+    """Fetch the remote's step and build refs new here (or only ``refs``), with their content."""
+    client, path = _client(url, create=False)
+    remote_refs = _remote_refs(client, path, url)
+    with store._publishing():
+        wanted = _wanted_refs(store, client, path, url, remote_refs, refs)
         local = store._record_roots()
         to_import: dict[bytes, ObjectID] = {}
         conflicts: list[str] = []
         unchanged = 0
-        for ref, sha in sorted(remote_refs.items()):
-            if not _is_record_ref(ref):
-                continue
+        for ref, sha in sorted(wanted.items()):
             mine = local.get(ref)
             if mine == sha:
                 unchanged += 1
@@ -416,17 +537,24 @@ def pull(store: Store, url: str) -> TransferReport:
                 to_import[ref] = sha
             else:
                 conflicts.append(ref.decode())
-        _, pointers = store._reachable(to_import)
+        fetch_records(store, client, path, url, to_import.values())
+        importable: dict[bytes, ObjectID] = {}
+        incomplete: list[str] = []
+        for ref, sha in to_import.items():
+            try:
+                store._reachable({ref: sha})
+                importable[ref] = sha
+            except StoreError:
+                incomplete.append(ref.decode())
+        _, pointers = store._reachable(importable)
         needed = sorted(
             (b for b in pointers.values() if not store.has(b.sha256)), key=lambda b: b.sha256
         )
-        got, got_bytes = _fetch_content(store, client, path, url, needed, remote_refs)
-
+        got, got_bytes = fetch_content(store, client, path, url, needed, remote_refs)
         missing = {b.sha256 for b in needed} - got
-        incomplete: list[str] = []
         updated: list[str] = []
         # steps before builds: a build ref never appears before the steps it lists
-        for ref, sha in sorted(to_import.items(), key=lambda i: (_is_build_ref(i[0]), i[0])):
+        for ref, sha in sorted(importable.items(), key=lambda i: (_is_build_ref(i[0]), i[0])):
             _, ptrs = store._reachable({ref: sha})
             if any(p in missing for p in ptrs):
                 incomplete.append(ref.decode())
@@ -438,14 +566,16 @@ def pull(store: Store, url: str) -> TransferReport:
     if incomplete:
         raise StoreError(
             f"pull from {url}: {len(incomplete)} record(s) not imported because the remote "
-            f"lacks their content ({len(missing)} object(s), e.g. sha256:{min(missing)}): "
-            + ", ".join(incomplete[:5]),
+            f"lacks their content"
+            + (f" ({len(missing)} object(s), e.g. sha256:{min(missing)})" if missing else "")
+            + ": "
+            + ", ".join(sorted(incomplete)[:5]),
             hint="push to that remote from a store that has the content, then pull again",
         )
     return TransferReport(url, tuple(updated), unchanged, tuple(conflicts), len(got), got_bytes)
 
 
-def _fetch_content(
+def fetch_content(
     store: Store,
     client: Any,
     path: str,
@@ -459,50 +589,50 @@ def _fetch_content(
     if not needed:
         return got, total
     other_dir = _local_store_dir(url)
-    carried = [b for b in needed if CARRIER_PREFIX + b.sha256.encode() in remote_refs]
     if other_dir is not None:
         from reprobuild.store.core import Store as _Store
 
         with _Store.open_store(other_dir, create=False) as other:
             for blob in needed:
                 if other.has(blob.sha256):
-                    with other.open_blob(blob.sha256) as f:
-                        store.put_stream(f, expected_sha256=blob.sha256, expected_size=blob.size)
+                    copy_content(other, store, blob)
                     got.add(blob.sha256)
                     total += blob.size
-        carried = [b for b in carried if b.sha256 not in got]
+    carried = [b for b in needed if b.sha256 not in got and carrier_ref(b.sha256) in remote_refs]
     if not carried:
         return got, total
-    wanted = {remote_refs[CARRIER_PREFIX + b.sha256.encode()]: b for b in carried}
-    local = _local_path(url)
+    wanted = {remote_refs[carrier_ref(b.sha256)]: b for b in carried}
     scratch: Path | None = None
-    if local is not None:  # read the carriers in place: no pack copy
-        repo = Repo(str(local))
-    else:
+    repo = _open_local_repo(url)
+    if repo is None:  # fetch the carriers, leaving out chunks of carriers both sides have
+        haves: list[ObjectID] = []
+        bases: dict[bytes, Any] = {}  # git id -> local chunk: what a thin pack may delta against
+        for ref, sha in remote_refs.items():
+            if not ref.startswith(CARRIER_PREFIX):
+                continue
+            name = ref[len(CARRIER_PREFIX) :].decode()
+            if carrier_id_if_chunked(store, name) != sha:
+                continue
+            haves.append(sha)
+            manifest = store.content.chunks.manifest(name)
+            if manifest is not None:
+                bases.update((c.git.encode(), c) for c in manifest.unique_chunks().values())
         scratch = store._tmp / f"pull-{uuid.uuid4().hex}"
         repo = Repo.init_bare(str(scratch), mkdir=True)
+        walker = ObjectStoreGraphWalker(haves, lambda sha: [])
+        repo.get_graph_walker = lambda heads=None: walker  # type: ignore[method-assign]
+        _resolve_bases_locally(store, repo, bases)
+        try:
+            client.fetch(path, repo, determine_wants=lambda refs, depth=None: sorted(wanted))
+        except Exception as exc:
+            repo.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise StoreError(f"pull from {url} failed while fetching content: {exc}") from exc
+        repo.object_store._update_pack_cache()
     try:
-        if scratch is not None:
-            try:
-                client.fetch(path, repo, determine_wants=lambda refs, depth=None: sorted(wanted))
-            except Exception as exc:
-                raise StoreError(f"pull from {url} failed while fetching content: {exc}") from exc
-            repo.object_store._update_pack_cache()
+        objects = repo.object_store
         for commit_id, blob in sorted(wanted.items(), key=lambda kv: kv[1].sha256):
-            try:
-                commit = repo.object_store[commit_id]
-                tree = repo.object_store[commit.tree] if isinstance(commit, Commit) else None
-            except KeyError:
-                raise IntegrityError(
-                    f"content carrier for sha256:{blob.sha256} is incomplete on {url}"
-                ) from None
-            if not isinstance(tree, Tree):
-                raise IntegrityError(f"content carrier for sha256:{blob.sha256} is malformed")
-            chunk_ids = [e.sha for e in sorted(tree.items(), key=lambda e: e.path)]
-            with io.BufferedReader(_ChunkStream(repo, chunk_ids), CHUNK_SIZE) as stream:
-                store.content.put_stream(
-                    stream, expected_sha256=blob.sha256, expected_size=blob.size
-                )
+            import_carrier(store, blob, commit_id, objects.__getitem__, url)
             got.add(blob.sha256)
             total += blob.size
     finally:
@@ -510,3 +640,23 @@ def _fetch_content(
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return got, total
+
+
+def _resolve_bases_locally(store: Store, repo: Repo, bases: dict[bytes, Any]) -> None:
+    """Let a thin pack's deltas against chunks this store has resolve from the chunk store."""
+    objects = repo.object_store
+    original = objects.get_raw
+
+    def get_raw(name: bytes) -> tuple[int, bytes]:
+        try:
+            return original(ObjectID(name))
+        except KeyError:
+            ref = bases.get(bytes(name)) or bases.get(bytes(name).hex().encode())
+            if ref is None:
+                raise
+            return _BLOB_TYPE, store.content.chunks.read_chunk(ref, check=True)
+
+    objects.get_raw = get_raw  # type: ignore[method-assign]
+
+
+_fetch_content = fetch_content  # the name cache.py used

@@ -61,6 +61,37 @@ def test_keyrings_shipped() -> None:
         assert arch.require_keyring() == arch.keyring
 
 
+def test_ubuntu_keyring_shipped(tmp_path: Path) -> None:
+    """From Debian's ubuntu-keyring package: the 2012 and 2018 archive signing keys."""
+    import shutil
+    import subprocess
+
+    keyring = load_archive("ubuntu").require_keyring()
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg is not installed (Debian package gnupg)")
+    shown = subprocess.run(
+        ["gpg", "--show-keys", "--with-colons", str(keyring)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"GNUPGHOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    fingerprints = {line.split(":")[9] for line in shown.splitlines() if line.startswith("fpr:")}
+    assert {
+        "790BC7277767219C42C86F933B4FE6ACC0B21F32",
+        "F6ECB3762474EDA9D21B7022871920D1991BC93C",
+    } <= fingerprints
+
+
+def test_user_definitions_may_name_shipped_keyrings(tmp_path: Path) -> None:
+    (tmp_path / "company.toml").write_text(
+        'format = "deb"\nurl = "https://e.org/{timestamp}/"\n'
+        'keyring = "keyrings/debian-archive-keyring.gpg"\n[date]\nrule = "redirect"\n'
+    )
+    a = load_archive("company", [tmp_path])
+    assert a.require_keyring() == load_archive("debian").keyring
+
+
 def test_missing_keyring_says_where_to_get_it(tmp_path: Path) -> None:
     (tmp_path / "x.toml").write_text(
         'format = "deb"\nurl = "https://e.org/{timestamp}/"\nkeyring = "k.gpg"\n'

@@ -72,11 +72,22 @@ def test_a_corrupt_cache_entry_is_refused_and_the_step_rebuilt(tmp_path: Path) -
     assert a["cache"]["pushed"] == 7
     # The cpio's bytes belong to it alone (a rootfs and a tarball share theirs).
     cpio_sha = a["outputs"]["c"]["sha256"]
-    obj = next((remote / "lfs" / "objects").rglob(cpio_sha))
+    with Store.open_store(remote, create=False) as cache:
+        if cache.is_whole(cpio_sha):
+            obj = cache.content.path(cpio_sha)
+            damaged = bytearray(obj.read_bytes())
+            damaged[512] ^= 0xFF
+            body = bytes(damaged)
+        else:  # kept as chunks: damage the first one
+            manifest = cache.content.chunks.manifest(cpio_sha)
+            assert manifest is not None
+            first = next(manifest.chunks())
+            obj = cache.content.chunks.chunk_path(first.sha256)
+            damaged = bytearray(cache.content.chunks.read_chunk(first))
+            damaged[512] ^= 0xFF
+            body = b"R" + bytes(damaged)
     obj.chmod(0o644)
-    damaged = bytearray(obj.read_bytes())
-    damaged[512] ^= 0xFF
-    obj.write_bytes(bytes(damaged))
+    obj.write_bytes(body)
 
     r = reprobuild(
         workdir(tmp_path, "b"),

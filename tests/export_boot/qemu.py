@@ -13,7 +13,7 @@ OVMF = Path("/usr/share/ovmf/OVMF.fd")
 
 
 def boot_and_wait(
-    image: Path, *, firmware: str, media: str, marker: str, log: Path, timeout: float = 120
+    image: Path, *, firmware: str, media: str, marker: str, log: Path, timeout: float = 600
 ) -> float:
     """Seconds until *marker* appeared on the serial console; fail with the log's tail.
 

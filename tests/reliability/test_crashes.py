@@ -116,10 +116,12 @@ def crash_build(base: Base, tmp_path: Path, runs: int, kill: Killer) -> None:
     for i in range(runs):
         # A new epoch gives every non-input step a new key: each run has real
         # work (rootfs, tarball, image, export, record) to be killed in.
+        # --record: each epoch makes other bytes than the last finished run recorded.
         kill.run(
             work,
             "build",
             "-q",
+            "--record",
             "--store",
             str(store),
             "--mirror",
@@ -131,7 +133,7 @@ def crash_build(base: Base, tmp_path: Path, runs: int, kill: Killer) -> None:
         lf.load(work / "r.repro.lock")  # whole (temp file + rename)
         check_out_dir(out, store)
     cli_verify(store)
-    assert digests(build(work, store, "--mirror", DEMO_MIRROR)) == base.digests
+    assert digests(build(work, store, "--record", "--mirror", DEMO_MIRROR)) == base.digests
     check_out_dir(out, store)
     assert temp_leftovers(out, work) == []
     cli_verify(store)

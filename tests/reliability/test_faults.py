@@ -99,6 +99,7 @@ def test_a_damaged_store_object_is_refetched_not_used(tmp_path: Path) -> None:
         work,
         "build",
         "--json",
+        "--record",  # another epoch, other bytes than the first build recorded
         "--store",
         str(tmp_path / "store"),
         "--mirror",

@@ -120,15 +120,15 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "output digest not a sha256": (
         _with(outputs={"oci": {"sha256": "../x", "media_type": "x"}}),
-        "output 'oci': no valid sha256 recorded",
+        "outputs: 'oci' has no valid sha256",
     ),
     "output not an object": (
         _with(outputs={"oci": "0" * 64}),
-        "output 'oci': no valid sha256 recorded",
+        "outputs: 'oci' has no valid sha256",
     ),
     "snapshot archive of the wrong type": (
         _snapshot("archive", ["debian"]),
-        "malformed lockfile",
+        "field 'archive' is not a plain word",
     ),
     "package snapshot of the wrong type": (
         _package("snapshot", {"name": "snap"}),

@@ -148,7 +148,8 @@ PURE_BUILTINS = {
     "catAttrs", "typeOf", "isAttrs", "isList", "isString", "isInt", "isBool", "isFunction",
     "isNull", "seq", "deepSeq", "tryEval", "lessThan", "baseNameOf", "dirOf", "hashString",
     "partition", "groupBy", "zipAttrsWith", "add", "sub", "mul", "div", "bitAnd", "bitOr",
-    "bitXor", "isFloat", "isPath", "ceil", "floor",
+    "bitXor", "isFloat", "isPath", "ceil", "floor", "genericClosure", "functionArgs",
+    "compareVersions", "splitVersion", "parseDrvName",
     # read files, but only inside the recipe's tree (test_file_builtins_stay_in_the_tree)
     "readFile", "pathExists",
 }  # fmt: skip
@@ -223,9 +224,10 @@ def test_a_step_in_a_recipe_runs_nothing_at_evaluation(tmp_path: Path) -> None:
     ("text", "limit", "line", "col"),
     [
         # deep non-tail recursion (the example)
-        ("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000", "MAX_DEPTH", 1, 40),
+        # (a call in tail position takes no level, so the limit is met forcing `n - 1`)
+        ("let f = n: if n == 0 then 0 else 1 + f (n - 1); in f 1000000", "MAX_DEPTH", 1, 41),
         # infinite recursion through a builtin and through a functor
-        ("let f = n: builtins.head (map (x: 1 + f n) [1]); in f 0", "MAX_DEPTH", 1, 20),
+        ("let f = n: builtins.head (map (x: 1 + f n) [1]); in f 0", "MAX_DEPTH", 1, 12),
         ("let f = { __functor = s: x: 1 + f 1; }; in f 1", "MAX_DEPTH", 1, 29),
         # deep data, compared, printed, converted
         ("let f = n: [ (f (n + 1)) ]; in f 0 == f 0", "MAX_DEPTH", 1, 15),
@@ -247,6 +249,11 @@ def test_a_step_in_a_recipe_runs_nothing_at_evaluation(tmp_path: Path) -> None:
         # exponential time, no deep recursion, no big value
         ("let f = n: if n == 0 then 0 else f (n - 1) + f (n - 1); in f 64", "MAX_STEPS",
          1, 1),
+        # a regular expression with exponential search (as in libstdc++), and one
+        # recursing once per character of a long string
+        ('builtins.match "((a?)*)*b" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"', "MAX_STEPS", 1, 1),
+        ('builtins.match "(.*)" (builtins.concatStringsSep "" (builtins.genList (i: "ab") '
+         "5000))", "MAX_DEPTH", 1, 1),
         # exponential data through sharing: [a a] 64 times over
         ("let f = a: n: if n == 0 then a else f [ a a ] (n - 1); in builtins.toJSON (f [1] 64)",
          "MAX_STRING", 1, 59),
@@ -396,7 +403,7 @@ def test_cli_reports_limits_and_escapes_cleanly(tmp_path: Path) -> None:
     (tmp_path / "esc.repro").write_text("{ motd = file { path = ./pw; }; }\n")
     env = {"REPROBUILD_MAX_DEPTH": "3000"}
     for name, expect, hint in [
-        ("deep.repro", "deep.repro:1:40: error: evaluation nested more than 3000 levels",
+        ("deep.repro", "deep.repro:1:41: error: evaluation nested more than 3000 levels",
          "REPROBUILD_MAX_DEPTH=3000"),
         ("nest.repro", "nest.repro:1:401: error: expression nested more than 400 levels",
          "REPROBUILD_MAX_NESTING=400"),

@@ -61,17 +61,33 @@ def step_of(store: Path, kind: str, output: str | None = None) -> tuple[str, Out
 
 
 def flip_byte(store: Path, sha256: str, offset: int) -> None:
+    """Damage the stored form: the whole file, or the chunk holding that offset."""
     with Store.open(store, create=False) as s:
-        path = s.path_of(sha256)
-    path.chmod(0o644)
-    data = bytearray(path.read_bytes())
-    data[offset % len(data)] ^= 0x01
-    path.write_bytes(bytes(data))
+        if s.is_whole(sha256):
+            path = s.content.path(sha256)
+            path.chmod(0o644)
+            data = bytearray(path.read_bytes())
+            data[offset % len(data)] ^= 0x01
+            path.write_bytes(bytes(data))
+            return
+        manifest = s.content.chunks.manifest(sha256)
+        assert manifest is not None
+        chunks = list(manifest.chunks())
+        at = offset % sum(c.size for c in chunks)
+        for chunk in chunks:
+            if at < chunk.size:
+                break
+            at -= chunk.size
+        path = s.content.chunks.chunk_path(chunk.sha256)
+        data = bytearray(s.content.chunks.read_chunk(chunk))
+        data[at] ^= 0x01
+        path.chmod(0o644)
+        path.write_bytes(b"R" + bytes(data))  # decodes, but no longer hashes to its name
 
 
 def remove_object(store: Path, sha256: str) -> None:
     with Store.open(store, create=False) as s:
-        s.path_of(sha256).unlink()
+        assert s.content.remove(sha256) > 0
 
 
 @pytest.fixture
@@ -93,7 +109,9 @@ def test_verify_names_each_damage_and_the_build_repairs_what_it_uses(copy: Built
     flip_byte(store, rootfs.sha256, 12345)
     remove_object(store, tarball.sha256)
     (store / snapshot_ref).write_text(MISSING_COMMIT + "\n")  # a step ref to nothing
-    (store / "refs" / "builds" / "r" / "7").write_text(MISSING_COMMIT + "\n")
+    dangling = store / "refs" / "builds" / "r" / "7"  # a made-up build ref to nothing
+    dangling.parent.mkdir(parents=True, exist_ok=True)
+    dangling.write_text(MISSING_COMMIT + "\n")
 
     code, report = verify(store)
     assert code == 1, report

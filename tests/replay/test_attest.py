@@ -44,6 +44,8 @@ def test_statements_match_and_verify(tmp_path: Path) -> None:
     ok = rb(
         a,
         "verify-attestation",
+        "--store",
+        str(a / "store"),  # holds the signed index the build checked
         "--lockfile",
         "demo.repro.lock",
         str(b / "out/demo/oci.intoto.json"),

@@ -46,6 +46,7 @@ class Answer:
     packages: frozenset[str] | None
     warnings: tuple[str, ...] = ()
     output: str = ""
+    timed_out: bool = False  # pacman did not answer in time (see print_set)
 
 
 class Pacman:
@@ -67,19 +68,27 @@ class Pacman:
             + "".join(f"[{repo}]\nServer = file:///nonexistent\n\n" for repo, _ in dbs)
         )
 
-    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def _run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [self.binary, "--config", str(self.conf), "--noconfirm", *args],
             capture_output=True,
             text=True,
             env=ENV,
-            timeout=600,
+            timeout=timeout,
             check=False,
         )
 
-    def print_set(self, targets: Sequence[str]) -> Answer:
-        """``pacman -Sp``: the set, conflicts unchecked."""
-        proc = self._run("-Sp", "--print-format", "%n %v", *targets)
+    def print_set(self, targets: Sequence[str], *, timeout: float = 600) -> Answer:
+        """``pacman -Sp``: the set, conflicts unchecked.
+
+        libalpm retries a failing dependency subtree each time it is needed,
+        which grows exponentially: for some unsatisfiable requests pacman runs
+        for many minutes. Past ``timeout`` the answer says so.
+        """
+        try:
+            proc = self._run("-Sp", "--print-format", "%n %v", *targets, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return Answer(None, output=f"pacman ran for more than {timeout:g} s", timed_out=True)
         said = proc.stdout + proc.stderr
         if proc.returncode != 0:
             return Answer(None, output=said)

@@ -225,7 +225,11 @@ def test_push_pull_over_git_daemon(store: Store, other: Store, tmp_path: Path) -
         text=True,
         check=True,
     )
-    assert sum(int(line.split()[3]) for line in ls.stdout.splitlines()) == big.outputs[0].size
+    # format 2: a manifest plus one blob per distinct chunk (random bytes: no repeats)
+    lines = ls.stdout.splitlines()
+    assert any(line.endswith("\tmanifest") for line in lines)
+    chunk_lines = [line for line in lines if line.split("\t")[1].startswith("c-")]
+    assert sum(int(line.split()[3]) for line in chunk_lines) == big.outputs[0].size
 
 
 def test_conflicting_refs_are_reported_not_overwritten(

@@ -91,8 +91,11 @@ def sha256_file(path: Path) -> str:
 
 def store_objects(store: Path) -> set[str]:
     """Names of the content objects in a store directory."""
-    objects = store / "lfs" / "objects"
-    return {p.name for p in objects.rglob("*") if p.is_file()} if objects.is_dir() else set()
+    names: set[str] = set()
+    for kept in ("objects", "manifests"):  # whole, or as chunks (named by a manifest)
+        top = store / "lfs" / kept
+        names.update(p.name for p in top.rglob("*") if p.is_file())
+    return names
 
 
 def check_oci_layout(layout: Path) -> None:

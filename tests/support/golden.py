@@ -15,7 +15,9 @@ bytes changed in the commit message.
 Where the packages come from (never the network for the Debian snapshot
 itself): the demo from its embedded snapshot (``snapshots/demo``);
 debian-minimal from the shared bookworm mirror (``../shared``) as a
-``file://`` mirror; go-hello from the signed test mirror it was locked
+``file://`` mirror; debian-vm and debian-live from the same genuine snapshot
+index with the packages the shared mirror lacks fetched by ``apt-get
+download`` and checked against the lockfile; go-hello from the signed test mirror it was locked
 against (the shared mirror plus golang from ``apt-get download``, signed
 with the fixed test key: the same packages give the same ``InRelease``).
 """
@@ -37,9 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "mirrors" / "debian" / "archive" / "debian"
 
 # The one place `make golden` names the command that records digests into a
-# lockfile. Issue 15 makes plain `build` refuse to overwrite recorded digests
-# and adds `build --record`; switch this tuple to ("build", "--record") then.
-RECORD_ARGS: tuple[str, ...] = ("build",)
+# lockfile: a plain `build` refuses to overwrite recorded digests (exit 1);
+# `build --record` is the explicit way to replace them.
+RECORD_ARGS: tuple[str, ...] = ("build", "--record")
 # How the test checks them: never writes the lockfile, exits 1 on a difference.
 CHECK_ARGS: tuple[str, ...] = ("build", "--locked")
 
@@ -110,10 +112,30 @@ def test_mirror(lockfile: Path, scratch: Path) -> Mirror:
     return Mirror(m.url, m.keyring)
 
 
+def snapshot_mirror(lockfile: Path, scratch: Path) -> Mirror:
+    """Debian's genuine signed snapshot index (shared mirror) with every package the
+    lockfile names, the missing ones from ``apt-get download NAME=VERSION``
+    (tests/support/snapmirror.py): the lockfile's InRelease and keys hold as committed."""
+    from tests.support.debmirror import MirrorUnavailable
+    from tests.support.snapmirror import locked_mirror
+
+    snaps = json.loads(lockfile.read_text())["snapshots"]
+    try:
+        url = locked_mirror(
+            scratch / "mirror", [lockfile], next(iter(snaps.values()))["timestamp"]
+        )
+    except MirrorUnavailable as exc:
+        raise GoldenUnavailable(str(exc)) from None
+    return Mirror(url)
+
+
 GOLDEN: tuple[Golden, ...] = (
     Golden("demo", Path("recipes/demo.repro"), demo_mirror, slow=False),
     Golden("debian-minimal", Path("recipes/debian-minimal.repro"), shared_mirror, slow=True),
     Golden("go-hello", Path("recipes/go-hello/go-hello.repro"), test_mirror, slow=True),
+    # The default run checks these two too, in tests/boot (one shared rootfs).
+    Golden("debian-vm", Path("recipes/debian-vm.repro"), snapshot_mirror, slow=True),
+    Golden("debian-live", Path("recipes/debian-live.repro"), snapshot_mirror, slow=True),
     Golden(
         "debian-debuerreotype",
         Path("recipes/debian-debuerreotype.repro"),
@@ -123,11 +145,7 @@ GOLDEN: tuple[Golden, ...] = (
 )
 
 # Committed lockfiles deliberately outside the golden set, with the reason.
-NOT_GOLDEN: dict[Path, str] = {
-    # Issue 14: the image carries openssh host keys generated at configure
-    # time, so two builds differ; add it to GOLDEN once issue 14 lands.
-    Path("recipes/debian-vm.repro"): "not reproducible yet (openssh host keys, issue 14)",
-}
+NOT_GOLDEN: dict[Path, str] = {}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,207 @@
+"""Compressed regions kept as what they decompress to, and re-made on read.
+
+reprobuild's own gzip and zstd streams (OCI layers, compressed tarballs) are
+made by pinned compressors (:mod:`reprobuild.export.tar`): zlib level 9 raw
+deflate behind a fixed header, zstd level 19 with content size and checksum.
+Given the decompressed bytes, the same compressor re-makes the stream byte
+for byte, so the store keeps the decompressed bytes (as chunks, which
+deduplicate across variants) and re-makes the stream on read.
+
+A region is only kept this way after it was re-made at ingest and compared
+byte for byte with the original (:func:`verify_region`); anything else (another
+tool's gzip, another level) stays as ordinary chunks. Every read re-checks the
+content's sha256, so a compressor whose output changed (a new zlib or libzstd)
+is caught as an integrity error on read, never served.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import zstandard
+
+from reprobuild.export.tar import GZIP_LEVEL, ZSTD_LEVEL
+
+ALIGN = 512  # regions are looked for where tar members start (OCI archives, tarballs)
+_GZIP_MAGIC = b"\x1f\x8b\x08"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_PIECE = 1 << 20
+_MIN_REGION = 4096  # smaller streams are not worth a derivation
+
+
+class Mismatch(Exception):
+    """The re-made stream differs from the original: keep the region as chunks."""
+
+
+def gzip_params(header: bytes) -> dict[str, str]:
+    return {"header": header.hex()}
+
+
+def remake(
+    method: str, params: dict[str, str] | Any, inner_size: int, pieces: Iterable[bytes]
+) -> Iterator[bytes]:
+    """The compressed stream of ``pieces`` (``inner_size`` bytes in all)."""
+    if method == "gzip":
+        yield bytes.fromhex(params["header"])
+        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        crc = 0
+        for piece in pieces:
+            crc = zlib.crc32(piece, crc)
+            if out := comp.compress(piece):
+                yield out
+        yield comp.flush()
+        yield struct.pack("<II", crc & 0xFFFFFFFF, inner_size & 0xFFFFFFFF)
+    elif method == "zstd":
+        cparams = zstandard.ZstdCompressionParameters.from_level(
+            ZSTD_LEVEL,
+            source_size=inner_size,
+            write_checksum=True,
+            write_content_size=True,
+            threads=0,
+        )
+        zcomp = zstandard.ZstdCompressor(compression_params=cparams).compressobj(size=inner_size)
+        for piece in pieces:
+            if out := zcomp.compress(piece):
+                yield out
+        yield zcomp.flush()
+    else:
+        raise ValueError(f"unknown derivation {method!r}")
+
+
+def candidates(buf: memoryview) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """Aligned offsets where a pinned-compressor stream may start, in order."""
+    whole: Any = buf.obj
+    data = whole if hasattr(whole, "find") and len(whole) == buf.nbytes else bytes(buf)
+    hits: list[tuple[int, str, dict[str, str]]] = []
+    for magic, method in ((_GZIP_MAGIC, "gzip"), (_ZSTD_MAGIC, "zstd")):
+        pos = 0
+        while (pos := _find(data, magic, pos)) >= 0:
+            if pos % ALIGN == 0:
+                if method == "gzip":
+                    header = bytes(buf[pos : pos + 10])
+                    if len(header) == 10 and header[3] == 0:  # no name, comment or extra
+                        hits.append((pos, method, gzip_params(header)))
+                else:
+                    hits.append((pos, method, {}))
+            pos += 1
+    yield from sorted(hits)
+
+
+def _find(data: Any, magic: bytes, start: int) -> int:
+    return int(data.find(magic, start))
+
+
+class RegionReader(io.RawIOBase):
+    """Decompresses the stream at ``buf[start:]``, re-making it as it goes.
+
+    Reading yields the decompressed bytes (to be chunked); each piece is also
+    fed to the pinned compressor and its output compared with the original,
+    so the first differing byte raises :class:`Mismatch`. At EOF, :attr:`end`
+    is where the region ends in ``buf``.
+    """
+
+    def __init__(
+        self, buf: memoryview, start: int, method: str, params: dict[str, str], hasher: Any = None
+    ) -> None:
+        super().__init__()
+        self.hasher = hasher  # fed with the re-made stream (equal to the original)
+        self._buf = buf
+        self._method = method
+        self._pos = start  # next compressed input byte to decompress
+        self._cmp = start  # next original byte to compare with the re-made stream
+        self.inner_size = 0
+        self.end = -1
+        self._pending = memoryview(b"")
+        self._done = False
+        if method == "gzip":
+            if bytes(buf[start : start + 10]) != bytes.fromhex(params["header"]):
+                raise Mismatch("gzip header differs")
+            if hasher is not None:
+                hasher.update(bytes.fromhex(params["header"]))
+            self._pos += 10
+            self._cmp += 10
+            self._dec: Any = zlib.decompressobj(-zlib.MAX_WBITS)
+            self._comp: Any = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+            self._crc = 0
+        else:
+            fp = zstandard.get_frame_parameters(bytes(buf[start : start + 18]))
+            if fp.content_size in (0, zstandard.CONTENTSIZE_UNKNOWN) or not fp.has_checksum:
+                raise Mismatch("zstd frame without content size or checksum")
+            self._size = int(fp.content_size)
+            cparams = zstandard.ZstdCompressionParameters.from_level(
+                ZSTD_LEVEL,
+                source_size=self._size,
+                write_checksum=True,
+                write_content_size=True,
+                threads=0,
+            )
+            self._dec = zstandard.ZstdDecompressor().decompressobj()
+            self._comp = zstandard.ZstdCompressor(compression_params=cparams).compressobj(
+                size=self._size
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def _check(self, made: bytes) -> None:
+        if not made:
+            return
+        orig = self._buf[self._cmp : self._cmp + len(made)]
+        if orig != made:
+            raise Mismatch("re-made stream differs")
+        self._cmp += len(made)
+        if self.hasher is not None:
+            self.hasher.update(made)
+
+    def _next_piece(self) -> bytes:
+        """Decompress the next piece; at the stream's end, finish the comparison."""
+        while True:
+            if self._pos >= len(self._buf):
+                raise Mismatch("truncated stream")
+            src = bytes(self._buf[self._pos : self._pos + _PIECE])
+            try:
+                out: bytes = self._dec.decompress(src)
+            except (zlib.error, zstandard.ZstdError) as exc:
+                raise Mismatch(str(exc)) from None
+            unused = len(self._dec.unused_data) if self._dec.eof else 0
+            self._pos += len(src) - unused
+            if out:
+                self.inner_size += len(out)
+                if self._method == "gzip":
+                    self._crc = zlib.crc32(out, self._crc)
+                self._check(self._comp.compress(out))
+            if self._dec.eof:
+                self._finish()
+                return out
+            if out:
+                return out
+
+    def _finish(self) -> None:
+        self._check(self._comp.flush())
+        if self._method == "gzip":
+            trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self.inner_size & 0xFFFFFFFF)
+            self._check(trailer)
+        elif self.inner_size != self._size:
+            raise Mismatch("zstd frame size differs from its header")
+        if self._cmp != self._pos + (8 if self._method == "gzip" else 0):
+            raise Mismatch("re-made stream has a different length")
+        self.end = self._cmp
+        self._done = True
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        while not self._pending:
+            if self._done:
+                return 0
+            self._pending = memoryview(self._next_piece())
+        n = min(len(out), len(self._pending))
+        out[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+__all__ = ["ALIGN", "_MIN_REGION", "Mismatch", "RegionReader", "candidates", "remake"]

@@ -1,0 +1,1 @@
+builtins.all (_: 1) "foo"

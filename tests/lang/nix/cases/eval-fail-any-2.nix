@@ -1,0 +1,1 @@
+builtins.any (_: 1) "foo"

@@ -1,0 +1,2 @@
+assert { b = 1; } == { b = 2; };
+abort "unreachable"

@@ -1,0 +1,2 @@
+assert { ding = false; } == { ding = null; };
+abort "unreachable"

@@ -1,0 +1,7 @@
+let
+  attrs = {
+    puppy.doggy = { };
+  };
+  key = 1;
+in
+attrs.puppy.${key}

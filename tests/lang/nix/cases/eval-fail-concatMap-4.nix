@@ -1,0 +1,4 @@
+builtins.concatMap (x: "foo") [
+  1
+  2
+]

@@ -1,0 +1,5 @@
+builtins.concatStringsSep "foo" [
+  1
+  2
+  { }
+]

@@ -1,0 +1,1 @@
+builtins.deepSeq { x = abort "foo"; } 456

@@ -1,0 +1,6 @@
+let
+  a.b = 1;
+in
+{
+  inherit (a) ${"b" + ""};
+}

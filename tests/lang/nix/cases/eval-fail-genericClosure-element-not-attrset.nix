@@ -1,0 +1,4 @@
+builtins.genericClosure {
+  startSet = [ "not an attrset" ];
+  operator = x: [ ];
+}

@@ -1,0 +1,7 @@
+builtins.genericClosure {
+  startSet = [
+    { key = 1; }
+    { key = "string"; }
+  ];
+  operator = x: [ ];
+}

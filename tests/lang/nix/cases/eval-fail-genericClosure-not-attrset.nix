@@ -1,0 +1,1 @@
+builtins.genericClosure "not an attrset"

@@ -1,0 +1,1 @@
+builtins.groupBy (_: 1) "foo"

@@ -1,0 +1,5 @@
+builtins.groupBy (x: x) [
+  "foo"
+  "bar"
+  1
+]

@@ -1,0 +1,1 @@
+builtins.partition (_: 1) "foo"

@@ -1,0 +1,4 @@
+let
+  a = { } // a;
+in
+a.foo

@@ -1,0 +1,4 @@
+builtins.sort (_: _: 1) [
+  "foo"
+  "bar"
+]

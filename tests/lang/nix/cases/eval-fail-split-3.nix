@@ -1,0 +1,1 @@
+builtins.split "f(o*o" "1foo2"

@@ -1,0 +1,1 @@
+builtins.sub 1 "foo"

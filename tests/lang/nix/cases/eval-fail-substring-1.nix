@@ -1,0 +1,1 @@
+builtins.substring { } "foo" true

@@ -1,0 +1,1 @@
+builtins.substring (builtins.sub 0 1) 1 "x"

@@ -1,0 +1,1 @@
+"${{ __toString = "not a function"; }}"

@@ -1,0 +1,2 @@
+# interpolation checks the return type of __toString
+"${{ __toString = self: null; }}"

@@ -1,0 +1,4 @@
+builtins.zipAttrsWith (a: b: a + b) [
+  { foo = 1; }
+  { foo = 2; }
+]

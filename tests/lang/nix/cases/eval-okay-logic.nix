@@ -1,0 +1,2 @@
+assert !false && (true || false) -> true;
+1

@@ -1,0 +1,9 @@
+with import ./lib.nix;
+
+concat (
+  map (x: x + "bar") [
+    "foo"
+    "bla"
+    "xyzzy"
+  ]
+)

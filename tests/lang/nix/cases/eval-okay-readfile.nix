@@ -1,0 +1,1 @@
+builtins.readFile ./eval-okay-readfile.nix

@@ -1,0 +1,7 @@
+rec {
+  inherit (x) y;
+  x = {
+    y = 1;
+  };
+}
+.y
