@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-long test-boot golden test-golden lint bench clean deps test-deps nix-conformance
+.PHONY: demo test test-slow test-nonroot test-long test-boot golden test-golden lint bench clean deps test-deps nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ test: test-deps $(STAMP)
 # The slow set (long loops, live apt comparisons, slow golden recipes); CI runs it after `make test`.
 test-slow: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# Tests whose code paths change without root (tree extraction, the sandbox's
+# user namespace, store permissions, diff without restored owners, the skip
+# policy's nonroot entry), run as user nobody. Unpacking packages (tests/steps,
+# every build) needs root: as another user it is refused with PrivilegeError.
+NONROOT_TESTS ?= tests/sandbox tests/tree tests/store tests/diff tests/test_skip_policy.py
+test-nonroot: test-deps $(STAMP)
+	tests/nonroot.sh $(NONROOT_TESTS)
 
 test-long: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q

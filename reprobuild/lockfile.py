@@ -353,11 +353,7 @@ def _check_types(lock: Lockfile, what: str) -> None:
         where = f"snapshot {snap.name!r}"
         for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
             value = getattr(snap, name)
-            if not isinstance(value, str):
-                raise _refuse(
-                    what, f"malformed lockfile: {where}: field {name!r} is not a string: {value!r}"
-                )
-            if not _WORD.fullmatch(value.replace(":", "")):
+            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
                 raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
         if not _TIMESTAMP.fullmatch(snap.timestamp):
             raise _refuse(
@@ -383,9 +379,18 @@ def _check_types(lock: Lockfile, what: str) -> None:
             raise _refuse(what, f"rootfs {r.name!r}: fields 'key' and 'variant' must be strings")
 
 
+def _check_outputs(lock: Lockfile, what: str) -> None:
+    """Recorded outputs are what replay and build --locked compare with."""
+    for name, output in lock.outputs.items():
+        recorded = output.get("sha256") if isinstance(output, Mapping) else None
+        if not isinstance(recorded, str) or not _SHA256.fullmatch(recorded):
+            raise _refuse(what, f"outputs: {name!r} has no valid sha256")
+
+
 def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     """Refuse a lockfile that would make reprobuild fetch or trust the wrong thing."""
     _check_types(lock, what)
+    _check_outputs(lock, what)
     if not _SHA256.fullmatch(str(lock.recipe)):
         raise _refuse(
             what, f"field 'recipe' is not a sha256 (64 lowercase hex digits): {lock.recipe!r}"
@@ -402,6 +407,11 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
     for rel in sorted(lock.embedded):
         if rel in parents or any(p.startswith(rel + "/") for p in parents):
             raise _refuse(what, f"embedded: {rel!r} is both a file and a directory")
+    for name, out in lock.outputs.items():  # compared by build --locked and replay
+        if not isinstance(out, Mapping) or not (
+            isinstance(out.get("sha256"), str) and _SHA256.fullmatch(out["sha256"])
+        ):
+            raise _refuse(what, f"outputs: {name!r} has no valid sha256")
     snapshots = {s.name: s for s in lock.snapshots}
     for snap in lock.snapshots:
         where = f"snapshot {snap.name!r}"

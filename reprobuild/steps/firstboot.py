@@ -131,6 +131,7 @@ WantedBy=multi-user.target
 _SCANNED = ("etc", "var", "root", "home", "srv", "opt", "usr/local")
 _SCAN_LIMIT = 1 << 20  # a key file is small
 _MARKERS = (b"PRIVATE KEY-----", b"BEGIN OPENSSH PRIVATE KEY")
+_UNSHIPPED_KEY = "a private key no package ships (made at build time or by the recipe)"
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def find_secrets(tree: Path) -> list[str]:
         except OSError:
             continue
         if any(marker in head for marker in _MARKERS):
-            found["/" + rel] = "a private key no package ships (generated at build time)"
+            found["/" + rel] = _UNSHIPPED_KEY
     return [f"{path}: {why}" for path, why in sorted(found.items())]
 
 

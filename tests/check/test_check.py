@@ -26,6 +26,12 @@ def test_demo_is_reproducible_under_every_variation(tmp_path: Path) -> None:
         out["variations"]
     )
     assert all(o["status"] == "identical" for o in out["outputs"].values())
+    # Golden digests at no extra cost (the full form is tests/golden, slow for the
+    # demo): the bytes are the ones the committed lockfile records.
+    recorded = json.loads((ROOT / "recipes" / "demo.repro.lock").read_text())["outputs"]
+    assert {n: o["control"] for n, o in out["outputs"].items()} == {
+        n: o["sha256"] for n, o in recorded.items()
+    }, "output bytes changed; if intended, 'make golden' (docs/testing.md)"
 
 
 @pytest.mark.skipif(

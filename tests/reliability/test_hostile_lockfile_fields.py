@@ -128,7 +128,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "snapshot archive of the wrong type": (
         _snapshot("archive", ["debian"]),
-        "field 'archive' is not a plain word",
+        "field 'archive' is not a string",
     ),
     "package snapshot of the wrong type": (
         _package("snapshot", {"name": "snap"}),

@@ -101,7 +101,7 @@ def test_secrets_that_slipped_through_are_named(tmp_path: Path) -> None:
         },
     )
     assert find_secrets(root) == [
-        "/etc/app/server.key: a private key no package ships (generated at build time)",
+        "/etc/app/server.key: a private key no package ships (made at build time or by the recipe)",
         "/etc/dropbear/dropbear_ed25519_host_key: a per-machine identity generated at build time",
         "/etc/machine-id: a machine ID (it should be empty)",
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def _tar(*entries: tuple[str, bytes, str] | tuple[str, bytes, str, bytes]) -> io
             data = entry[3] if len(entry) == 4 else b""
             info = tarfile.TarInfo(name)
             info.type, info.linkname, info.mode = kind, link, 0o755
+            # Owned by whoever runs the test: path safety must not need root to be checked.
+            info.uid, info.gid = os.getuid(), os.getgid()
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data else None)
     buf.seek(0)
