@@ -471,6 +471,7 @@ def build(
     record: bool = False,
     quorum: int = 1,
     insecure_allow_tcp: bool = False,
+    epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
@@ -492,7 +493,8 @@ def build(
     step that runs on the cluster runs on that many distinct workers and is
     recorded only if their outputs are identical (claims.py).
     ``insecure_allow_tcp``: join an unauthenticated tcp:// scheduler off
-    loopback (see cluster_auth.py).
+    loopback (see cluster_auth.py). ``epoch`` overrides SOURCE_DATE_EPOCH and
+    the snapshot's time (verify rebuilds at the epoch an image shows).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -534,7 +536,7 @@ def build(
     lock_file = lf.lock_path(path)
     lock, notes = locked_for_build(pr, locked=locked, sources=sources, fetcher=fetcher)
 
-    epoch = build_epoch(lock)
+    epoch = build_epoch(lock) if epoch is None else epoch
     graph = expand(p, lock, epoch)
     recipe_name = path.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / recipe_name
@@ -624,6 +626,7 @@ def build(
                 if not notes:
                     notes.append(f"updated {lock_file}")
                 notes += ["  " + line for line in changed_lines]
+        _describe_images(outputs, lock, lock_file, result, epoch)
         if attest:
             from reprobuild import attest as at
 
@@ -690,6 +693,32 @@ def build(
         tuple(notes),
         step_secrets(graph, records),
     )
+
+
+def _describe_images(
+    outputs: list[BuiltOutput], lock: Lockfile, lock_file: Path, result: Evaluation, epoch: int
+) -> None:
+    """Put the lockfile (recipe embedded) and an SBOM beside each OCI image of
+    the build, as referrers of its manifest (see reprobuild/export/referrers.py)."""
+    from dataclasses import replace
+
+    from reprobuild import sbom
+    from reprobuild.export.referrers import attach_referrers
+
+    images = [o for o in outputs if o.kind == "oci_image" and o.path.is_dir()]
+    if not images:
+        return
+    root = result.evaluator.root_dir
+    texts = {
+        os.path.relpath(f, root): f.read_text(encoding="utf-8")
+        for f in result.evaluator.files_read.values()
+    }
+    described = replace(lock, embedded=texts)
+    for o in images:
+        spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
+        # Only the layout: NAME.tar stays the image alone, for the tools
+        # (skopeo's oci-archive:, podman load) that take one image per archive.
+        attach_referrers(o.path, described, lock_file.name, spdx, epoch)
 
 
 def verify_lockfile(
@@ -793,14 +822,19 @@ def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
     import tarfile
     import tempfile
 
+    from reprobuild.export.push_referrers import push_referrers
     from reprobuild.export.registry import push_layout
 
     if output.is_dir():
-        return push_layout(output, reference, tls_verify=tls_verify)
+        digest = push_layout(output, reference, tls_verify=tls_verify)
+        push_referrers(output, reference, digest, tls_verify=tls_verify)
+        return digest
     with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
         with tarfile.open(output) as t:
             t.extractall(tmp, filter="data")
-        return push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        digest = push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        push_referrers(Path(tmp), reference, digest, tls_verify=tls_verify)
+        return digest
 
 
 def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:

@@ -800,6 +800,50 @@ def status_cmd(lockfile: Path, rebuilder: str, as_json: bool) -> None:
             click.echo(line + (f"  diffoscope: {p.diffoscope}" if p.diffoscope else ""))
 
 
+@cli.command("verify")
+@click.argument("target")
+@click.option("-j", "--jobs", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    help="Check the registry's TLS certificate (loopback registries never are).",
+)
+@_store_option
+@_mirror_options
+def verify_cmd(
+    target: str,
+    jobs: int | None,
+    as_json: bool,
+    tls_verify: bool,
+    store_path: Path | None,
+    mirrors: tuple[str, ...],
+    keyrings: tuple[str, ...],
+    insecure_allow_unsigned: bool,
+    allow_expired: bool,
+) -> None:
+    """Rebuild an image someone published and say whether it is bit for bit the same.
+
+    TARGET: a rootfs tarball, an OCI layout directory, oci-archive:FILE,
+    docker-archive:FILE or REGISTRY/NAME@sha256:... An image reprobuild built
+    is rebuilt from the lockfile it carries; a Debian root made by
+    debuerreotype from the snapshot it names. Exit 0 identical, 1 differs
+    (every differing path attributed), 2 bad input.
+    """
+    from reprobuild.locking import Sources
+    from reprobuild.verify import verify
+
+    sources = Sources.from_env(
+        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
+    )
+    result = verify(
+        target, sources=sources, store_path=store_path, tls_verify=tls_verify, jobs=jobs
+    )
+    click.echo(_dump(result.to_json()) if as_json else result.render())
+    if not result.identical:
+        sys.exit(1)
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")
@@ -830,6 +874,8 @@ def push_cmd(
     """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
 
     The manifest is not re-encoded, so the pushed digest is the built one.
+    The layout's referrers (the lockfile and SBOM describing the image) are
+    pushed too, so 'reprobuild verify REGISTRY/NAME@DIGEST' can rebuild it.
     """
     if require_reproduced:
         from reprobuild.attest import verify

@@ -347,16 +347,17 @@ def _recorded_index(release: Any, served: str, data: bytes) -> tuple[str, str]:
 
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "snapshots": list(snapshot_keys),
-                "variant": params.get("variant"),
-                "packages": list(params.get("packages") or []),
-                "architecture": arch,
-            }
-        ).encode()
-    )
+    material: dict[str, Any] = {
+        "snapshots": list(snapshot_keys),
+        "variant": params.get("variant"),
+        "packages": list(params.get("packages") or []),
+        "architecture": arch,
+    }
+    if params.get("installer") == "debootstrap":
+        # debootstrap chooses differently (and adds ca-certificates for https).
+        material["installer"] = "debootstrap"
+        material["mirror"] = params.get("mirror")
+    return sha256_hex(canonical_json(material).encode())
 
 
 def snapshot_names(plan: Plan) -> dict[str, str]:
@@ -457,13 +458,20 @@ def build_lock(
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
         deb_snaps = [i for k in snap_keys if isinstance(i := indexes[k], SnapshotIndex)]
-        try:
-            members = _lock_deb(request, deb_snaps)
-        except ReprobuildError as exc:
-            requested = getattr(exc, "request", None)
-            exc.where = exc.where or (step.key, "packages" if requested else "", requested)
-            raise
-        _refuse_unconfigurable(step, request, members, deb_snaps)
+        if p.get("installer") == "debootstrap":
+            from reprobuild.resolve_debootstrap import lock_debootstrap
+
+            if len(deb_snaps) != 1:
+                raise UsageError(f"rootfs '{name}': installer \"debootstrap\" takes one snapshot")
+            members = lock_debootstrap(p, deb_snaps[0])
+        else:
+            try:
+                members = _lock_deb(request, deb_snaps)
+            except ReprobuildError as exc:
+                requested = getattr(exc, "request", None)
+                exc.where = exc.where or (step.key, "packages" if requested else "", requested)
+                raise
+            _refuse_unconfigurable(step, request, members, deb_snaps)
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp

@@ -63,6 +63,8 @@ __all__ = [
     "TreeError",
     "UnsafePathError",
     "member_parts",
+    "normalise",
+    "normalise_minimal",
     "normalise_tree",
     "read_canonical_tar",
     "tree_digest",
@@ -1243,6 +1245,107 @@ def normalise_tree(root: Path, *, epoch: int) -> list[str]:
     return changed
 
 
+#: Caches that record inode numbers or file times: never the same twice.
+_CLOCK_CACHES: Final = (
+    b"var/cache/ldconfig/aux-cache",
+    b"var/cache/apt/pkgcache.bin",
+    b"var/cache/apt/srcpkgcache.bin",
+)
+
+
+def normalise(root: Path, *, epoch: int, mode: str | None) -> list[str]:
+    """The normalisation a step asked for: ``"full"`` (the default) or ``"minimal"``."""
+    if mode in ("minimal", "epoch"):
+        return normalise_minimal(root, epoch=epoch, every_mtime=mode == "epoch")
+    return normalise_tree(root, epoch=epoch)
+
+
+def normalise_minimal(root: Path, *, epoch: int, every_mtime: bool = False) -> list[str]:
+    """Change only what would differ between two builds; return what changed.
+
+    For trees that must stay as a reference tool leaves them (dpkg's
+    ``-old`` backups, apt's state, caches that are reproducible): the files
+    under ``/var/log`` are emptied (they hold clock readings), the caches in
+    :data:`_CLOCK_CACHES` (inode numbers, file times) are removed,
+    ``/etc/machine-id`` is emptied, the last-change day in ``/etc/shadow``
+    and ``/etc/shadow-`` is lowered to the epoch's day where it is later
+    (debuerreotype's rule, bugs.debian.org/857803), and mtimes become
+    ``min(mtime, epoch)``, or the epoch itself with *every_mtime* (what
+    ``find -exec touch --date=@EPOCH`` does, as archlinux-docker's build).
+    """
+    changed: list[str] = []
+    context = f"normalising {root}"
+    days = epoch // 86400
+    with SafeRoot(root) as safe:
+
+        def existing(rel: bytes) -> tuple[bytes, os.stat_result] | None:
+            try:
+                parent, name = safe.parent(rel.split(b"/"), context=context)
+            except TreeError:
+                return None
+            path = safe.child(parent, name)
+            st = safe.lstat(path)
+            return None if st is None else (path, st)
+
+        def rewrite(path: bytes, new: bytes) -> None:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd)
+            try:
+                os.ftruncate(fd, 0)
+                if new:
+                    os.pwrite(fd, new, 0)
+            finally:
+                os.close(fd)
+
+        for rel in _CLOCK_CACHES:
+            found = existing(rel)
+            if found is not None and stat.S_ISREG(found[1].st_mode):
+                os.unlink(found[0], dir_fd=safe.fd)
+                changed.append("removed /" + rel.decode())
+        log = existing(b"var/log")
+        if log is not None and stat.S_ISDIR(log[1].st_mode):
+            for rel, st in _iter_tree(safe, log[0]):
+                if stat.S_ISREG(st.st_mode) and st.st_size > 0:
+                    rewrite(rel, b"")
+                    changed.append("emptied /" + rel.decode("utf-8", "surrogateescape"))
+        machine_id = existing(b"etc/machine-id")
+        if machine_id is not None and stat.S_ISREG(machine_id[1].st_mode) and machine_id[1].st_size:
+            rewrite(machine_id[0], b"")
+            changed.append("emptied /etc/machine-id")
+        for rel in (b"etc/shadow", b"etc/shadow-"):
+            found = existing(rel)
+            if found is None or not stat.S_ISREG(found[1].st_mode):
+                continue
+            fd = os.open(found[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd)
+            with os.fdopen(fd, "rb") as handle:
+                data = handle.read()
+            new = _shadow_clamped(data, days)
+            if new != data:
+                rewrite(found[0], new)
+                changed.append("clamped last-change days in /" + rel.decode())
+        safe.forget()
+        _clamp_times(safe, epoch, every=every_mtime)
+    return changed
+
+
+def _shadow_clamped(data: bytes, days: int) -> bytes:
+    """awk -F: -v OFS=: '{ if ($3 > days) $3 = days; print }' on each line."""
+    lines = data.split(b"\n")
+    for index, line in enumerate(lines):
+        fields = line.split(b":")
+        if len(fields) >= 3 and _awk_number(fields[2]) > days:
+            fields[2] = str(days).encode()
+            lines[index] = b":".join(fields)
+    return b"\n".join(lines)
+
+
+def _awk_number(field: bytes) -> float:
+    """awk compares a numeric-looking field as a number (an empty one is 0)."""
+    try:
+        return float(field) if field.strip() else 0.0
+    except ValueError:
+        return 0.0
+
+
 def _list_dir(safe: SafeRoot, rel: bytes, context: str) -> list[bytes]:
     try:
         stack, st = safe.resolve(rel.split(b"/"), follow_last=False, context=context)
@@ -1300,12 +1403,15 @@ def _remove_tree(safe: SafeRoot, rel: bytes) -> None:
     os.rmdir(rel, dir_fd=safe.fd)
 
 
-def _clamp_times(safe: SafeRoot, epoch: int) -> None:
-    """Post-order, so clamping a child never disturbs its parent afterwards."""
+def _clamp_times(safe: SafeRoot, epoch: int, *, every: bool = False) -> None:
+    """Post-order, so clamping a child never disturbs its parent afterwards.
+    *every*: set every mtime to the epoch, not only the later ones."""
     limit = epoch * 1_000_000_000
 
     def clamp(rel: bytes, st: os.stat_result) -> None:
-        if st.st_mtime_ns > limit or st.st_mtime_ns < 0:
+        if every and st.st_mtime_ns != limit:
+            os.utime(rel, ns=(limit, limit), dir_fd=safe.fd, follow_symlinks=False)
+        elif st.st_mtime_ns > limit or st.st_mtime_ns < 0:
             ns = min(max(st.st_mtime_ns, 0), limit)
             os.utime(rel, ns=(ns, ns), dir_fd=safe.fd, follow_symlinks=False)
 

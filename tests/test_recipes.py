@@ -13,7 +13,9 @@ from reprobuild import api
 from reprobuild.locking import Sources
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = sorted((ROOT / "recipes").rglob("*.repro"))
+# recipes/lib holds libraries (functions for other recipes), not recipes.
+LIBRARIES = sorted((ROOT / "recipes" / "lib").rglob("*.repro"))
+RECIPES = sorted(set((ROOT / "recipes").rglob("*.repro")) - set(LIBRARIES))
 SHARED = ROOT.parent / "shared" / "mirrors" / "debian" / "archive" / "debian"
 
 
@@ -24,6 +26,14 @@ def test_recipe_evaluates_plans_and_is_formatted(recipe: Path) -> None:
     plan = api.make_plan(recipe)
     assert plan.outputs
     assert api.format_file(recipe, write=False) is False, "run 'reprobuild fmt' on it"
+
+
+@pytest.mark.parametrize("library", LIBRARIES, ids=lambda p: p.name)
+def test_library_is_a_function_and_formatted(library: Path) -> None:
+    from reprobuild.lang.values import Closure
+
+    assert isinstance(api.evaluate(library, strict=False).value, Closure)
+    assert api.format_file(library, write=False) is False, "run 'reprobuild fmt' on it"
 
 
 @pytest.mark.parametrize(

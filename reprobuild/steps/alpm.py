@@ -77,6 +77,7 @@ from typing import BinaryIO, Final, Protocol, TypeVar, cast
 import zstandard
 
 from reprobuild.errors import ArchiveError
+from reprobuild.globs import fnmatch_regex
 from reprobuild.sandbox import Bind, SandboxSpec, run
 from reprobuild.steps.deb import (
     CONTROL_MAX,
@@ -506,10 +507,37 @@ def _check_existing(
     return f"{shown} exists in filesystem (overwritten)"
 
 
-def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
+def no_extract_match(patterns: Sequence[str], name: bytes) -> bool:
+    """pacman's ``NoExtract`` test (libalpm ``_alpm_fnmatch_patterns``): the last
+    pattern matching *name* decides, a ``!`` pattern re-includes."""
+    for pattern in reversed(patterns):
+        inverted = pattern.startswith("!")
+        body = pattern[1:] if inverted or pattern.startswith("\\") else pattern
+        if fnmatch_regex(body).match(name):
+            return not inverted
+    return False
+
+
+def _make_parents(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> None:
+    """Parents NoExtract left out, made as libarchive makes missing parents:
+    mode 0755 (pacman's umask 022), root-owned, with the time of extraction."""
+    for i in range(1, len(parts)):
+        try:
+            parent, name = safe.parent(parts[:i], context=where)
+        except TreeError:
+            continue
+        path = safe.child(parent, name)
+        if safe.lstat(path) is None:
+            os.mkdir(path, 0o755, dir_fd=safe.fd)
+            os.chmod(path, 0o755, dir_fd=safe.fd)
+
+
+def unpack_package(path: Path, root: Path, *, no_extract: Sequence[str] = ()) -> AlpmUnpackResult:
     """Extract the package's payload into *root* as ``pacman -U`` on a fresh root.
 
     *root* must exist. Metadata members are kept for :func:`write_local_db`.
+    Members matching *no_extract* (pacman.conf's ``NoExtract``) are listed in
+    the database but not extracted, as pacman does.
     """
     package = read_alpm_package(path)
     info = package.info
@@ -559,6 +587,10 @@ def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
                         f"skipping extraction of {raw.decode('utf-8', 'backslashreplace')}"
                     )
                     continue
+                if no_extract:
+                    if no_extract_match(no_extract, _entry_name(entry)):
+                        continue
+                    _make_parents(safe, parts, where)
                 note = _check_existing(safe, entry, parts, where)
                 if note is not None:
                     warnings.append(note)

@@ -62,6 +62,7 @@ def _oci_image(
         exposed_ports=tuple(p.get("exposed_ports") or ()),
         architecture=p.get("architecture") or step.data.get("architecture") or "amd64",
         tag=p.get("tag"),
+        annotations=step.data.get("annotations") or {},
     )
     layout = ctx.workdir / "layout"
     ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")
