@@ -33,6 +33,7 @@ from reprobuild.archives.debian import (
     parse_release,
     verify_inrelease,
 )
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import (
     ArchiveError,
     FetchError,
@@ -44,7 +45,7 @@ from reprobuild.errors import (
 )
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
-from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
+from reprobuild.plan import Plan, Step, sha256_hex
 
 TIMESTAMP_RE = re.compile(r"(\d{8}T\d{6}Z)")
 INDEX_CACHE_VERSION = 2  # bump when BinaryPackage changes
@@ -585,7 +586,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     with contextlib.suppress(OSError):
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps([vars(m) for m in members], sort_keys=True))
+        tmp.write_text(canonical_json([vars(m) for m in members]))
         os.replace(tmp, cache)
     return members
 

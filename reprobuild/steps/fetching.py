@@ -12,9 +12,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import FetchError, UsageError
 from reprobuild.fetch import NotFound
-from reprobuild.plan import canonical_json
 from reprobuild.store import Output
 
 if TYPE_CHECKING:

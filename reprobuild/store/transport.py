@@ -170,9 +170,7 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
     sent: list[Blob] = []
     sent_bytes = 0
     if remote_store is not None:  # another store: give it manifests, chunks and files
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(remote_store, create=False) as other, other._writing():
+        with type(store).open_store(remote_store, create=False) as other, other._writing():
             for blob in sorted(pointers.values(), key=lambda b: b.sha256):
                 if not other.has(blob.sha256):
                     sent_bytes += copy_content(store, other, blob)
@@ -590,9 +588,7 @@ def fetch_content(
         return got, total
     other_dir = _local_store_dir(url)
     if other_dir is not None:
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(other_dir, create=False) as other:
+        with type(store).open_store(other_dir, create=False) as other:
             for blob in needed:
                 if other.has(blob.sha256):
                     copy_content(other, store, blob)
