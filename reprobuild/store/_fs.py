@@ -22,7 +22,7 @@ import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from reprobuild.errors import DiskFull
 
@@ -201,3 +201,39 @@ def swap_dir(new: Path, dest: Path, aside: Path) -> None:
         finally:
             shutil.rmtree(aside, ignore_errors=True)
     fsync_dir(dest.parent)
+
+
+def release_frames(exc: BaseException) -> None:
+    """Drop the locals of the finished frames an exception (and its causes) holds.
+
+    When dulwich fails while inflating a pack object (a damaged or half-replaced
+    pack), its frame still holds a memoryview slice of the pack's mmap; closing
+    the repository during that exception's propagation then fails with
+    BufferError ("cannot close exported pointers exist"), replacing the real error.
+    """
+    import traceback
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        current = current.__cause__ or current.__context__
+
+
+def close_repo(repo: Any, exc: BaseException | None = None) -> None:
+    """Close a dulwich repository without letting BufferError replace ``exc``.
+
+    With ``exc`` (the error in flight) its frames are released first; a view
+    left in an uncollected traceback cycle is collected before a second try.
+    """
+    if exc is not None:
+        release_frames(exc)
+    try:
+        repo.close()
+    except BufferError:
+        import gc
+
+        gc.collect()
+        repo.close()

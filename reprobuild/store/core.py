@@ -55,7 +55,7 @@ from dulwich.refs import Ref, check_ref_format
 from dulwich.repo import Repo
 
 from reprobuild.errors import StoreError
-from reprobuild.store._fs import atomic_write_bytes, flocked, no_space_named
+from reprobuild.store._fs import atomic_write_bytes, close_repo, flocked, no_space_named
 from reprobuild.store.content import ContentMissing, ContentStore
 from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX, BuildHistory
 from reprobuild.store.migrate import STORE_FORMAT, MigrateReport
@@ -211,23 +211,13 @@ class Store(BuildHistory):
             raise StoreError(f"cannot use store {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        try:
-            self.repo.close()
-        except BufferError:
-            # A view into a pack's mmap is still referenced, typically from a
-            # traceback cycle not yet collected; collect it and close again.
-            import gc
-
-            gc.collect()
-            self.repo.close()
+        close_repo(self.repo)
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if exc is not None:
-            _release_frames(exc)
-        self.close()
+        close_repo(self.repo, exc)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -667,23 +657,3 @@ __all__ = [
     "check_sha256",
     "default_store_path",
 ]
-
-
-def _release_frames(exc: BaseException) -> None:
-    """Drop the locals of the finished frames an exception (and its causes) holds.
-
-    When dulwich fails while inflating a pack object (a damaged or half-replaced
-    pack), its frame still holds a memoryview slice of the pack's mmap; closing
-    the store during that exception's propagation then fails with BufferError
-    ("cannot close exported pointers exist"), which replaced the real error.
-    """
-    import traceback
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if current.__traceback__ is not None:
-            traceback.clear_frames(current.__traceback__)
-        current = current.__cause__ or current.__context__
-

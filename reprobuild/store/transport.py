@@ -43,6 +43,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from reprobuild.errors import IntegrityError, StoreError
+from reprobuild.store._fs import close_repo, release_frames
 from reprobuild.store.carriers import (
     CARRIER_PREFIX,
     PIECE_SIZE,
@@ -621,7 +622,7 @@ def fetch_content(
         try:
             client.fetch(path, repo, determine_wants=lambda refs, depth=None: sorted(wanted))
         except Exception as exc:
-            repo.close()
+            close_repo(repo, exc)
             shutil.rmtree(scratch, ignore_errors=True)
             raise StoreError(f"pull from {url} failed while fetching content: {exc}") from exc
         repo.object_store._update_pack_cache()
@@ -631,8 +632,11 @@ def fetch_content(
             import_carrier(store, blob, commit_id, objects.__getitem__, url)
             got.add(blob.sha256)
             total += blob.size
+    except BaseException as exc:
+        release_frames(exc)  # a failed pack read must not turn into BufferError below
+        raise
     finally:
-        repo.close()
+        close_repo(repo)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     return got, total

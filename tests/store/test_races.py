@@ -199,6 +199,11 @@ def test_an_error_inside_a_pack_read_is_raised_as_itself_not_as_a_buffererror(
     source.close()
     with Store.open_store(tmp_path / "damaged") as fresh:
         assert len(cache.fetch(fresh, str(tmp_path / "remote.git"), keys).fetched) == 4
+    # records from a local remote arrive as loose objects (read in place, not by a
+    # dulwich fetch): pack them, as git would, to have a pack to damage
+    subprocess.run(
+        ["git", "--git-dir", str(tmp_path / "damaged"), "repack", "-a", "-d", "-q"], check=True
+    )
     (pack,) = (tmp_path / "damaged" / "objects" / "pack").glob("*.pack")
     data = bytearray(pack.read_bytes())
     for off in range(12, len(data) - 20, 4096):  # a byte in every 4 KiB: every stream
