@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
-from reprobuild.archives.debian import (
+from reprobuild.archives.debian.index import (
     BinaryPackage,
     VerifiedRelease,
     check_dates,
@@ -409,7 +409,7 @@ def build_lock(
     ``warn`` receives what the resolvers warn about (pacman's "removing 'x'
     from target list because it conflicts with 'y'").
     """
-    from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots, lock_rootfs
+    from reprobuild.archives.arch.lock import ArchSnapshot, ArchSnapshots, lock_rootfs
 
     debian = DebianSnapshots(fetcher, sources)
     arch_linux = ArchSnapshots(fetcher, sources, cache_dir())
@@ -453,7 +453,7 @@ def build_lock(
                 )
             )
             continue
-        from reprobuild.resolve import Request
+        from reprobuild.archives.debian.resolve import Request
 
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
@@ -553,7 +553,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     """Resolve a Debian request; the answer is cached by the verified indexes'
     sha256 (resolution is a pure function of them), so locking again needs
     neither parsing nor resolving."""
-    from reprobuild.resolve import DebianUniverse, resolve
+    from reprobuild.archives.debian.resolve import DebianUniverse, resolve
 
     key_material = {
         "v": RESOLUTION_CACHE_VERSION,

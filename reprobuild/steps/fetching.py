@@ -91,7 +91,7 @@ def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> No
     pkg = step.data["package"]
     if "pgpsig" not in pkg:
         return  # a Debian package: its signed index vouched for its sha256 at lock
-    from reprobuild.archives.alpm_trust import check_locked_package
+    from reprobuild.archives.arch.trust import check_locked_package
 
     archive = load_archive(step.data["snapshot"]["archive"])
     check_locked_package(

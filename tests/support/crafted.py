@@ -29,7 +29,7 @@ from pathlib import Path
 
 import zstandard
 
-from reprobuild.steps.deb import read_deb
+from reprobuild.archives.debian.unpack import read_deb
 from tests.support.debmirror import (
     SHARED_TIMESTAMP,
     Deb,
