@@ -75,9 +75,12 @@ golden: $(STAMP)
 mutate: test-deps $(STAMP)
 	nice -n 15 $(BIN)/python -m tests.support.mutate $(MUTATE_ARGS) $(MODULES)
 
+# ruff, mypy --strict, and the architecture rules: no import cycle in reprobuild/,
+# no module over 700 lines (scripts/check_architecture.py and its allowlist).
 lint: $(STAMP)
-	$(BIN)/ruff check reprobuild tests bench
+	$(BIN)/ruff check reprobuild tests bench scripts/check_architecture.py
 	$(BIN)/mypy
+	$(BIN)/python scripts/check_architecture.py
 
 bench: $(STAMP)
 	for b in bench/[!_]*.py; do $(BIN)/python $$b || exit 1; done

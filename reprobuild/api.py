@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import EvalError, RecipeError, ReprobuildError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
@@ -133,7 +134,7 @@ def graph(path: Path, fmt: str = "text") -> str:
     if fmt == "dot":
         return render_dot(p)
     if fmt == "json":
-        return json.dumps(render_json(p), sort_keys=True, indent=2, ensure_ascii=False)
+        return canonical_json(render_json(p), document=True).removesuffix("\n")
     return render_text(p)
 
 

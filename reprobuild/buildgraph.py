@@ -16,10 +16,11 @@ from typing import Any
 
 import networkx as nx
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 from reprobuild.locking import rootfs_requests, snapshot_names
-from reprobuild.plan import Plan, canonical_json, sha256_hex
+from reprobuild.plan import Plan, sha256_hex
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class BuildStep:
     inputs: tuple[str, ...]
     data: Mapping[str, Any] = field(default_factory=dict)
     plan_key: str | None = None
+    # The architecture of the packages the step's tree holds (its snapshot's, or
+    # its first input tree's): not part of the key, a function of the inputs.
+    architecture: str | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
     output_names: dict[str, str] = {}
     for out_name, out_key in sorted(plan.outputs, reverse=True):
         output_names[out_key] = out_name  # the first name, where a step has several
+    architecture: dict[str, str | None] = {}  # plan key -> the architecture of its tree
     for pstep in plan.order():
         params = pstep.param_data()
         data: dict[str, Any] = {"params": _replace_steps(params, effective)}
@@ -117,9 +122,11 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
             # The image names what made it (reprobuild/export/referrers.py).
             name = output_names.get(pstep.key, pstep.name)
             data["annotations"] = image_annotations(lock, name, epoch)
+        architecture[pstep.key] = _first_architecture(params, architecture)
         if pstep.kind == "snapshot":
             snap = snap_by_step[pstep.key]
             data["snapshot"] = _snapshot_json(snap)
+            architecture[pstep.key] = snap.architecture
         elif pstep.kind == "rootfs":
             rl = rootfs_locks[pstep.key]
             pkgs = [lock.package(ident) for ident in rl.packages]
@@ -142,6 +149,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
+            architecture[pstep.key] = snapshots_by_name[rl.snapshots[0]].architecture
             sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
             if sources:
                 data["apt_sources"] = sources
@@ -162,6 +170,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 inputs=tuple(sorted(set(inputs))),
                 data=data,
                 plan_key=pstep.key,
+                architecture=architecture[pstep.key],
             )
         )
     return BuildGraph(
@@ -208,6 +217,19 @@ def _debootstrap_inputs(
         "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
     }
     return spec, steps
+
+
+def _first_architecture(
+    params: Mapping[str, Any], known: Mapping[str, str | None]
+) -> str | None:
+    """The architecture of the first input tree (``root``, else the first of
+    ``layers``, ``images``, ``snapshot``), as its step knows it."""
+    for name in ("root", "layers", "images", "snapshot", "base"):
+        ref = params.get(name)
+        ref = ref[0] if isinstance(ref, list) and ref else ref
+        if isinstance(ref, dict) and isinstance(ref.get("step"), str):
+            return known.get(ref["step"])
+    return None
 
 
 def _apt_sources(

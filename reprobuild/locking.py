@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
-from reprobuild.archives.debian import (
+from reprobuild.archives.debian.index import (
     BinaryPackage,
     VerifiedRelease,
     check_dates,
@@ -33,6 +33,7 @@ from reprobuild.archives.debian import (
     parse_release,
     verify_inrelease,
 )
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import (
     ArchiveError,
     FetchError,
@@ -44,7 +45,7 @@ from reprobuild.errors import (
 )
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
-from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
+from reprobuild.plan import Plan, Step, sha256_hex
 
 TIMESTAMP_RE = re.compile(r"(\d{8}T\d{6}Z)")
 INDEX_CACHE_VERSION = 2  # bump when BinaryPackage changes
@@ -409,7 +410,7 @@ def build_lock(
     ``warn`` receives what the resolvers warn about (pacman's "removing 'x'
     from target list because it conflicts with 'y'").
     """
-    from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots, lock_rootfs
+    from reprobuild.archives.arch.lock import ArchSnapshot, ArchSnapshots, lock_rootfs
 
     debian = DebianSnapshots(fetcher, sources)
     arch_linux = ArchSnapshots(fetcher, sources, cache_dir())
@@ -453,7 +454,7 @@ def build_lock(
                 )
             )
             continue
-        from reprobuild.resolve import Request
+        from reprobuild.archives.debian.resolve import Request
 
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
@@ -560,7 +561,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     """Resolve a Debian request; the answer is cached by the verified indexes'
     sha256 (resolution is a pure function of them), so locking again needs
     neither parsing nor resolving."""
-    from reprobuild.resolve import DebianUniverse, resolve
+    from reprobuild.archives.debian.resolve import DebianUniverse, resolve
 
     key_material = {
         "v": RESOLUTION_CACHE_VERSION,
@@ -593,7 +594,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     with contextlib.suppress(OSError):
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps([vars(m) for m in members], sort_keys=True))
+        tmp.write_text(canonical_json([vars(m) for m in members]))
         os.replace(tmp, cache)
     return members
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reprobuild.archives.debian import BinaryPackage, parse_relations
+from reprobuild.archives.debian.index import BinaryPackage, parse_relations
 from reprobuild.errors import ResolveError, UsageError
 
 if TYPE_CHECKING:

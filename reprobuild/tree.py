@@ -37,7 +37,7 @@ another implementation can reproduce it byte for byte:
 * The stream ends with two zero blocks, padded to a 10240-byte record, as
   GNU tar and Python's tarfile do.
 
-Extraction, here and for ``.deb`` packages (:mod:`reprobuild.steps.deb`),
+Extraction, here and for ``.deb`` packages (:mod:`reprobuild.archives.debian.unpack`),
 goes through :class:`SafeRoot`, which resolves every path inside the root
 like a chroot would and refuses any that would leave it.
 """

@@ -32,7 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
-from reprobuild.export.oci import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, canonical_json, rfc3339
+from reprobuild.canonical import canonical_bytes
+from reprobuild.export.oci import INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, rfc3339
 from reprobuild.lockfile import Lockfile
 
 __all__ = [
@@ -108,7 +109,7 @@ def artifact_manifest(
         "subject": dict(subject),
         "annotations": {CREATED: rfc3339(epoch)},
     }
-    return canonical_json(manifest)
+    return canonical_bytes(manifest)
 
 
 def attach_referrers(
@@ -150,7 +151,7 @@ def attach_referrers(
         added.append(digest)
     index["manifests"] = manifests
     tmp = index_path.with_name("index.json.partial")
-    tmp.write_bytes(canonical_json(index))
+    tmp.write_bytes(canonical_bytes(index))
     tmp.replace(index_path)
     return added
 
@@ -181,6 +182,6 @@ def layout_referrers(layout: Path, subject_digest: str) -> list[dict[str, Any]]:
 
 def referrers_index(descriptors: list[dict[str, Any]]) -> bytes:
     """The OCI 1.1 fallback index (tag ``sha256-HEX``) listing referrers."""
-    return canonical_json(
+    return canonical_bytes(
         {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, "manifests": descriptors}
     )

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reprobuild.archives.debian import decompress_index, parse_packages, parse_release
+from reprobuild.archives.debian.index import decompress_index, parse_packages, parse_release
+from reprobuild.archives.debian.unpack import DebPackage, read_deb
 from reprobuild.resolve_debootstrap import choose
-from reprobuild.steps.deb import DebPackage, read_deb
 from reprobuild.steps.debootstrap import DebootstrapInputs, install, split_inline_sig
 
 if TYPE_CHECKING:

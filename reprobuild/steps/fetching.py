@@ -13,9 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import FetchError, IntegrityError, UsageError
 from reprobuild.fetch import NotFound
-from reprobuild.plan import canonical_json
 from reprobuild.store import Output
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     record it) is fetched in whichever form the mirror serves (``.xz``,
     ``.gz``, plain), decompressed, and kept if the result has the pinned sha256.
     """
-    from reprobuild.archives.debian import decompress_index
+    from reprobuild.archives.debian.index import decompress_index
 
     f = step.data["file"]
     snap = step.data["snapshot"]
@@ -148,7 +148,7 @@ def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> No
     pkg = step.data["package"]
     if "pgpsig" not in pkg:
         return  # a Debian package: its signed index vouched for its sha256 at lock
-    from reprobuild.archives.alpm_trust import check_locked_package
+    from reprobuild.archives.arch.trust import check_locked_package
 
     archive = load_archive(step.data["snapshot"]["archive"])
     check_locked_package(

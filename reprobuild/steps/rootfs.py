@@ -28,25 +28,25 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from reprobuild.archives.debian import parse_relations
-from reprobuild.errors import ReprobuildError, UsageError
-from reprobuild.sandbox import SandboxSpec, remove_inside, run
-from reprobuild.steps.access import configure_access
-from reprobuild.steps.alpm import (
+from reprobuild.archives.arch.install import (
     install_order,
     read_alpm_package,
     run_scriptlets,
     unpack_package,
     write_local_db,
 )
-from reprobuild.steps.deb import (
+from reprobuild.archives.debian.dpkgdb import init_admindir, record_unpacked
+from reprobuild.archives.debian.index import parse_relations
+from reprobuild.archives.debian.unpack import (
     DebPackage,
     decompressed_data,
     read_deb,
     setup_merged_usr,
     unpack_data,
 )
-from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
+from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.sandbox import SandboxSpec, remove_inside, run
+from reprobuild.steps.access import configure_access
 from reprobuild.steps.firstboot import finalize, find_secrets
 from reprobuild.steps.rootfiles import apply_owners, write_files
 from reprobuild.steps.sysconfig import configure_system

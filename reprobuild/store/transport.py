@@ -735,9 +735,7 @@ def fetch_content(
     check_room(store.path, sum(b.size for b in needed), url, limits)
     other_dir = _local_store_dir(url)
     if other_dir is not None:
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(other_dir, create=False) as other:
+        with type(store).open_store(other_dir, create=False) as other:
             for blob in needed:
                 if other.has(blob.sha256):
                     copy_content(other, store, blob)

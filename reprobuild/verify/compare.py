@@ -204,7 +204,7 @@ def compare_trees(
 
 def deb_member(deb: Path, path: str) -> bytes | None:
     """The bytes a ``.deb`` ships at *path* (``usr/bin/jq``; merged-/usr aliases tried)."""
-    from reprobuild.steps.deb import open_data
+    from reprobuild.archives.debian.unpack import open_data
     from reprobuild.tree import TarReader
 
     wanted = {path}

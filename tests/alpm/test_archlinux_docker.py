@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from reprobuild.steps.deb import unpack_data
+from reprobuild.archives.debian.unpack import unpack_data
 from tests.support.cli import reprobuild as rb
 
 from .pkgs import DEBIAN_POOL, Node, make_package, need

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reprobuild.archives.arch import vercmp
-from reprobuild.archives.debian import (
+from reprobuild.archives.arch.versions import vercmp
+from reprobuild.archives.debian.index import (
     DebianVersion,
     compare_versions,
     parse_debian_version,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.debian import check_dates, parse_release
+from reprobuild.archives.debian.index import check_dates, parse_release
 from reprobuild.errors import ArchiveError
 from tests.support.cli import reprobuild as rb
 from tests.support.debmirror import sign_release

@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
-from reprobuild.archives.debian import BinaryPackage, parse_packages, parse_relations
-from reprobuild.archives.versions import compare_debian_versions
-from reprobuild.steps.deb import read_deb
+from reprobuild.archives.debian.index import BinaryPackage, parse_packages, parse_relations
+from reprobuild.archives.debian.unpack import read_deb
+from reprobuild.archives.debian.versions import compare_debian_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "mirrors" / "debian"

@@ -35,16 +35,16 @@ Differences from pacman, deliberate and documented:
   and ``desc``/``files`` and created database directories get the epoch as
   mtime; new payload directories get the archive's mtime (pacman leaves the
   time of the last file created in them). Everything else is pacman's.
-* Safety as in :mod:`reprobuild.steps.deb`: absolute member names, ``..``,
+* Safety as in :mod:`reprobuild.archives.debian.unpack`: absolute member names, ``..``,
   writes through symlinks that leave the tree (resolved as under a chroot)
   and hard links to anything but an earlier member are refused with an
   error naming the package and the member. A missing parent directory is an
   error (libarchive would create it; makepkg never omits one). So are, unlike
   pacman: character and block devices (no Arch package ships one: ``/dev``
   is devtmpfs), a path that appears twice, metadata members over
-  :data:`~reprobuild.steps.deb.CONTROL_MAX` (read whole into memory), and
+  :data:`~reprobuild.archives.debian.unpack.CONTROL_MAX` (read whole into memory), and
   file data beyond twice ``.PKGINFO``'s ``size`` plus a slack or beyond the
-  free space (:class:`~reprobuild.steps.deb.UnpackBudget`): a decompression
+  free space (:class:`~reprobuild.archives.debian.unpack.UnpackBudget`): a decompression
   bomb fills no disk. setuid files are installed, as pacman does.
 * No upgrade logic (``.pacnew``, NoUpgrade, NoExtract): the tree is built
   from nothing.
@@ -76,16 +76,16 @@ from typing import BinaryIO, Final, Protocol, TypeVar, cast
 
 import zstandard
 
-from reprobuild.errors import ArchiveError
-from reprobuild.globs import fnmatch_regex
-from reprobuild.sandbox import Bind, SandboxSpec, run
-from reprobuild.steps.deb import (
+from reprobuild.archives.debian.unpack import (
     CONTROL_MAX,
     MEMBERS_MAX,
     UnpackBudget,
     refuse_device,
     refuse_duplicate,
 )
+from reprobuild.errors import ArchiveError
+from reprobuild.globs import fnmatch_regex
+from reprobuild.sandbox import Bind, SandboxSpec, run
 from reprobuild.tree import (
     SafeRoot,
     TarEntry,
