@@ -257,9 +257,7 @@ def _push_carriers(
     if remote_store is not None and remote_store.resolve() == store.path.resolve():
         raise StoreError("cannot push a store to itself")
     if remote_store is not None:  # another store: give it manifests, chunks and files
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(remote_store, create=False) as other, other._writing():
+        with type(store).open_store(remote_store, create=False) as other, other._writing():
             for blob in sorted(blobs, key=lambda b: b.sha256):
                 if not other.has(blob.sha256):
                     sent_bytes += copy_content(store, other, blob)

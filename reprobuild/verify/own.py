@@ -22,7 +22,7 @@ from reprobuild.verify.referrers import Description
 from reprobuild.verify.target import Target, open_layout
 
 if TYPE_CHECKING:
-    from reprobuild.verify import VerifyResult
+    from reprobuild.verify.result import VerifyResult
 
 __all__ = ["verify_own"]
 
@@ -67,7 +67,7 @@ def verify_own(
     jobs: int | None,
 ) -> VerifyResult:
     from reprobuild import api
-    from reprobuild.verify import VerifyResult, _locked_debs
+    from reprobuild.verify.result import VerifyResult, locked_debs
 
     recipe = _write_recipe(description, work)
     built = api.build(
@@ -100,7 +100,7 @@ def verify_own(
             Summary(n, n), compared=compared,
         )  # fmt: skip
     with open_layout(str(out.path), out.path, None) as ours:
-        debs = _locked_debs(description.lockfile, store_path)
+        debs = locked_debs(description.lockfile, store_path)
 
         def package_file(package: str, path: str) -> bytes | None:
             deb = debs.get(package)
