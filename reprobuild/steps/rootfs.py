@@ -45,13 +45,14 @@ from reprobuild.archives.debian.unpack import (
     unpack_data,
 )
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.normalise import normalise
 from reprobuild.sandbox import SandboxSpec, remove_inside, run
 from reprobuild.steps.access import configure_access
 from reprobuild.steps.firstboot import finalize, find_secrets
 from reprobuild.steps.rootfiles import apply_owners, write_files
 from reprobuild.steps.sysconfig import configure_system
 from reprobuild.store import Output
-from reprobuild.tree import normalise, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep

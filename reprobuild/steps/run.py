@@ -18,10 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.normalise import normalise
 from reprobuild.safecopy import copy_file, copy_tree
 from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
 from reprobuild.store import Output
-from reprobuild.tree import normalise, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
