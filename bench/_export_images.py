@@ -31,12 +31,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from reprobuild.archives.debian.unpack import setup_merged_usr, unpack_data
 from reprobuild.export.cpio import export_cpio
 from reprobuild.export.disk import export_disk
 from reprobuild.export.iso import export_iso
 from reprobuild.export.squashfs import export_squashfs
 from reprobuild.export.tools import tool_env
-from reprobuild.steps.deb import setup_merged_usr, unpack_data
 from reprobuild.tree import write_canonical_tar
 
 POOL = (

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from reprobuild.archives.debian.unpack import setup_merged_usr, unpack_data
 from reprobuild.errors import ReprobuildError
 from reprobuild.export.oci import ImageConfig, diff_layer, write_oci_layout
-from reprobuild.steps.deb import setup_merged_usr, unpack_data
 from reprobuild.tree import write_canonical_tar
 
 POOL = Path("/work/shared/mirrors/debian/archive/debian/20260711T101637Z/pool")

@@ -43,8 +43,8 @@ from typing import TypeVar
 from _common import KEYRING, SHARED, SHARED_TS, machine, served
 
 from reprobuild import locking
-from reprobuild.archives.debian import IndexEntry, Release, parse_packages, read_packages
-from reprobuild.resolve import DebianUniverse, Request, resolve
+from reprobuild.archives.debian.index import IndexEntry, Release, parse_packages, read_packages
+from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve
 
 DEFAULT = SHARED / SHARED_TS / "dists/bookworm/main/binary-amd64/Packages.xz"
 RUNS = 5

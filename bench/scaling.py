@@ -45,8 +45,8 @@ from _common import (
     served,
 )
 
-from reprobuild.archives.debian import parse_packages
-from reprobuild.resolve import DebianUniverse, Request, resolve
+from reprobuild.archives.debian.index import parse_packages
+from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve
 
 SUITE = "bookworm"
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import EvalError, RecipeError, ReprobuildError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
+from reprobuild.outputs import BuiltOutput, agreements, export_outputs, step_secrets
 
 if TYPE_CHECKING:
     from reprobuild.cache import CacheReport
@@ -133,7 +135,7 @@ def graph(path: Path, fmt: str = "text") -> str:
     if fmt == "dot":
         return render_dot(p)
     if fmt == "json":
-        return json.dumps(render_json(p), sort_keys=True, indent=2, ensure_ascii=False)
+        return canonical_json(render_json(p), document=True).removesuffix("\n")
     return render_text(p)
 
 
@@ -408,15 +410,6 @@ def _load_previous(path: Path, *, tolerant: bool) -> Lockfile | None:
 
 
 @dataclass(frozen=True)
-class BuiltOutput:
-    name: str
-    kind: str
-    sha256: str
-    media_type: str
-    path: Path
-
-
-@dataclass(frozen=True)
 class BuildResult:
     recipe: str
     outputs: tuple[BuiltOutput, ...]
@@ -471,6 +464,7 @@ def build(
     record: bool = False,
     quorum: int = 1,
     insecure_allow_tcp: bool = False,
+    epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
@@ -492,7 +486,8 @@ def build(
     step that runs on the cluster runs on that many distinct workers and is
     recorded only if their outputs are identical (claims.py).
     ``insecure_allow_tcp``: join an unauthenticated tcp:// scheduler off
-    loopback (see cluster_auth.py).
+    loopback (see cluster_auth.py). ``epoch`` overrides SOURCE_DATE_EPOCH and
+    the snapshot's time (verify rebuilds at the epoch an image shows).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -534,7 +529,7 @@ def build(
     lock_file = lf.lock_path(path)
     lock, notes = locked_for_build(pr, locked=locked, sources=sources, fetcher=fetcher)
 
-    epoch = build_epoch(lock)
+    epoch = build_epoch(lock) if epoch is None else epoch
     graph = expand(p, lock, epoch)
     recipe_name = path.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / recipe_name
@@ -624,6 +619,7 @@ def build(
                 if not notes:
                     notes.append(f"updated {lock_file}")
                 notes += ["  " + line for line in changed_lines]
+        _describe_images(outputs, lock, lock_file, result, epoch)
         if attest:
             from reprobuild import attest as at
 
@@ -692,6 +688,32 @@ def build(
     )
 
 
+def _describe_images(
+    outputs: list[BuiltOutput], lock: Lockfile, lock_file: Path, result: Evaluation, epoch: int
+) -> None:
+    """Put the lockfile (recipe embedded) and an SBOM beside each OCI image of
+    the build, as referrers of its manifest (see reprobuild/export/referrers.py)."""
+    from dataclasses import replace
+
+    from reprobuild import sbom
+    from reprobuild.export.referrers import attach_referrers
+
+    images = [o for o in outputs if o.kind == "oci_image" and o.path.is_dir()]
+    if not images:
+        return
+    root = result.evaluator.root_dir
+    texts = {
+        os.path.relpath(f, root): f.read_text(encoding="utf-8")
+        for f in result.evaluator.files_read.values()
+    }
+    described = replace(lock, embedded=texts)
+    for o in images:
+        spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
+        # Only the layout: NAME.tar stays the image alone, for the tools
+        # (skopeo's oci-archive:, podman load) that take one image per archive.
+        attach_referrers(o.path, described, lock_file.name, spdx, epoch)
+
+
 def verify_lockfile(
     path: Path, *, store_path: Path | None = None, sources: Sources | None = None
 ) -> None:
@@ -707,100 +729,24 @@ def verify_lockfile(
         verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
 
 
-def agreements(
-    graph: Any, key: str, agreed: Mapping[str, tuple[str, ...]]
-) -> list[dict[str, Any]]:
-    """The steps an output was made from that ran on the cluster, with the workers
-    whose runs agreed (for its provenance statement)."""
-    todo, seen = [key], set()
-    while todo:
-        current = todo.pop()
-        if current not in seen:
-            seen.add(current)
-            todo.extend(graph.steps[current].inputs)
-    return [
-        {
-            "step": k,
-            "kind": graph.steps[k].kind,
-            "name": graph.steps[k].name,
-            "workers": list(agreed[k]),
-        }
-        for k in sorted(seen)
-        if k in agreed
-    ]
-
-
-def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
-    """What the steps of this build reported as left-over per-machine secrets."""
-    out = []
-    for step in graph.order():
-        record = records.get(step.key)
-        for secret in (record.params.get("secrets") or []) if record is not None else ():
-            out.append(f"{step.kind} '{step.name}': {secret}")
-    return tuple(out)
-
-
-def export_outputs(
-    store: Any, outputs: tuple[tuple[str, str], ...], records: Any, out_dir: Path
-) -> list[BuiltOutput]:
-    """Export each (name, step key) output; the store verifies every copy."""
-    built = []
-    for name, key in outputs:
-        record = records[key]
-        primary = record.outputs[0]
-        dest = export_output(store, record, name, out_dir)
-        built.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
-    return built
-
-
-def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
-    """Write one output into ``out_dir``; returns the path shown to the user.
-
-    Files are copied from the store (atomically); an OCI image becomes both its
-    layout directory ``NAME/`` and its archive ``NAME.tar``.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if record.kind in ("oci_image", "image_index"):
-        archive = record.output("oci.tar")
-        tar_dest = out_dir / f"{name}.tar"
-        store.export(archive.sha256, tar_dest)
-        layout = out_dir / name
-        import shutil
-        import tarfile
-
-        from reprobuild.store._fs import no_space_named, private_dir_name, swap_dir
-
-        # A killed build's half-extracted tree is removed; the layout is swapped in whole.
-        tmp = private_dir_name(out_dir, f".{name}.tmp-")
-        aside = private_dir_name(out_dir, f".{name}.old-")
-        try:
-            with no_space_named(layout, "output"), tarfile.open(tar_dest) as t:
-                t.extractall(tmp, filter="data")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        swap_dir(tmp, layout, aside)
-        return layout
-    primary = record.outputs[0]
-    suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""
-    dest = out_dir / f"{name}{suffix}"
-    store.export(primary.sha256, dest)
-    return dest
-
-
 def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
     """Push a built OCI layout directory or oci-archive; returns the manifest digest."""
     import tarfile
     import tempfile
 
+    from reprobuild.export.push_referrers import push_referrers
     from reprobuild.export.registry import push_layout
 
     if output.is_dir():
-        return push_layout(output, reference, tls_verify=tls_verify)
+        digest = push_layout(output, reference, tls_verify=tls_verify)
+        push_referrers(output, reference, digest, tls_verify=tls_verify)
+        return digest
     with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
         with tarfile.open(output) as t:
             t.extractall(tmp, filter="data")
-        return push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        digest = push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        push_referrers(Path(tmp), reference, digest, tls_verify=tls_verify)
+        return digest
 
 
 def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild import __version__
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import CheckFailed, UsageError
 from reprobuild.fetch import sha256_file
 from reprobuild.lockfile import Lockfile
@@ -85,7 +86,7 @@ def add_quorum(statement: dict[str, Any], quorum: int, steps: list[dict[str, Any
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return canonical_json(data, document=True)
 
 
 def artifact_digest(path: Path) -> str:

@@ -16,10 +16,11 @@ from typing import Any
 
 import networkx as nx
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 from reprobuild.locking import rootfs_requests, snapshot_names
-from reprobuild.plan import Plan, canonical_json, sha256_hex
+from reprobuild.plan import Plan, sha256_hex
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class BuildStep:
     inputs: tuple[str, ...]
     data: Mapping[str, Any] = field(default_factory=dict)
     plan_key: str | None = None
+    # The architecture of the packages the step's tree holds (its snapshot's, or
+    # its first input tree's): not part of the key, a function of the inputs.
+    architecture: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,25 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
         for k in step.inputs:
             g.add_edge(k, step.key)
 
+    output_names: dict[str, str] = {}
+    for out_name, out_key in sorted(plan.outputs, reverse=True):
+        output_names[out_key] = out_name  # the first name, where a step has several
+    architecture: dict[str, str | None] = {}  # plan key -> the architecture of its tree
     for pstep in plan.order():
         params = pstep.param_data()
         data: dict[str, Any] = {"params": _replace_steps(params, effective)}
         inputs = [effective[k] for k in pstep.inputs]
+        if pstep.kind == "oci_image":
+            from reprobuild.export.referrers import image_annotations
+
+            # The image names what made it (reprobuild/export/referrers.py).
+            name = output_names.get(pstep.key, pstep.name)
+            data["annotations"] = image_annotations(lock, name, epoch)
+        architecture[pstep.key] = _first_architecture(params, architecture)
         if pstep.kind == "snapshot":
             snap = snap_by_step[pstep.key]
             data["snapshot"] = _snapshot_json(snap)
+            architecture[pstep.key] = snap.architecture
         elif pstep.kind == "rootfs":
             rl = rootfs_locks[pstep.key]
             pkgs = [lock.package(ident) for ident in rl.packages]
@@ -133,10 +149,17 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
             data["format"] = snapshots_by_name[rl.snapshots[0]].format
+            architecture[pstep.key] = snapshots_by_name[rl.snapshots[0]].architecture
             sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
             if sources:
                 data["apt_sources"] = sources
             inputs += fetch_keys
+            if params.get("installer") == "debootstrap":
+                snap = snapshots_by_name[rl.snapshots[0]]
+                data["debootstrap"], index_steps = _debootstrap_inputs(params, snap)
+                for index_step in index_steps:
+                    add(index_step)
+                    inputs.append(index_step.key)
         ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
         effective[pstep.key] = ekey
         add(
@@ -147,6 +170,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 inputs=tuple(sorted(set(inputs))),
                 data=data,
                 plan_key=pstep.key,
+                architecture=architecture[pstep.key],
             )
         )
     return BuildGraph(
@@ -157,6 +181,57 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
     )
 
 
+def _debootstrap_inputs(
+    params: Mapping[str, Any], snap: SnapshotLock
+) -> tuple[dict[str, Any], list[BuildStep]]:
+    """What ``installer = "debootstrap"`` reads besides packages: the signed
+    InRelease and the Packages index the lockfile pinned, fetched by sha256."""
+    from reprobuild.resolve_debootstrap import debootstrap_mirror
+
+    if len(snap.suites) != 1 or len(snap.components) != 1 or len(snap.suites[0].indexes) != 1:
+        raise LockfileError(
+            f"installer \"debootstrap\": snapshot '{snap.name}' must have one suite and one "
+            "component"
+        )
+    suite = snap.suites[0]
+    [(index_path, index_sha)] = suite.indexes.items()
+    files = {
+        "inrelease": {"path": f"dists/{suite.suite}/InRelease", "sha256": suite.inrelease_sha256},
+        "packages": {"path": f"dists/{suite.suite}/{index_path}", "sha256": index_sha},
+    }
+    steps = [
+        BuildStep(
+            key=f["sha256"],
+            kind="index",
+            name=f["path"].rsplit("/", 1)[-1],
+            inputs=(),
+            data={"file": f, "snapshot": _snapshot_json(snap)},
+        )
+        for f in files.values()
+    ]
+    spec = {
+        **files,
+        "suite": suite.suite,
+        "component": snap.components[0],
+        "arch": snap.architecture,
+        "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
+    }
+    return spec, steps
+
+
+def _first_architecture(
+    params: Mapping[str, Any], known: Mapping[str, str | None]
+) -> str | None:
+    """The architecture of the first input tree (``root``, else the first of
+    ``layers``, ``images``, ``snapshot``), as its step knows it."""
+    for name in ("root", "layers", "images", "snapshot", "base"):
+        ref = params.get(name)
+        ref = ref[0] if isinstance(ref, list) and ref else ref
+        if isinstance(ref, dict) and isinstance(ref.get("step"), str):
+            return known.get(ref["step"])
+    return None
+
+
 def _apt_sources(
     params: Mapping[str, Any], pkgs: list[LockedPackage], snaps: list[SnapshotLock]
 ) -> list[dict[str, Any]]:
@@ -164,6 +239,8 @@ def _apt_sources(
     mirror), when apt is in the set and the recipe did not opt out."""
     if params.get("apt_sources") is False or not any(p.name == "apt" for p in pkgs):
         return []
+    if params.get("installer") == "debootstrap":
+        return []  # debootstrap writes its own, naming the mirror it was given
     return [
         {
             "url": s.url,

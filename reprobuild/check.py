@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.settings import FetchSettings
 
 VARIATIONS = (
     "build_path",
@@ -121,11 +122,7 @@ def check(
     recipe: Path,
     *,
     variations: Sequence[str] = VARIATIONS,
-    mirrors: Sequence[str] = (),
-    keyrings: Sequence[str] = (),
-    allow_expired: bool = False,
-    insecure: bool = False,
-    store_path: Path | None = None,
+    settings: FetchSettings | None = None,
     say: Callable[[str], None] | None = None,
     concurrent: bool | None = None,
 ) -> CheckResult:
@@ -141,23 +138,17 @@ def check(
     every exit, a signal included (see :func:`_scratch`).
     """
     from reprobuild import api
-    from reprobuild.locking import Sources
 
+    settings = settings or FetchSettings()
     say = say or (lambda line: None)
-    sources = Sources.from_env(mirrors, keyrings, insecure, allow_expired=allow_expired)
-    locked = api.lock(recipe, sources=sources)
+    locked = api.lock(recipe, sources=settings.sources())
     for line in locked.announcement():
         say(line)
     pr = api.planned(recipe)
     files = inputs_read(pr)
     applied = tuple(v for v in variations if available(v) is None)
     unavailable = tuple((v, why) for v in variations if (why := available(v)) is not None)
-    extra = (
-        [a for m in mirrors for a in ("--mirror", m)]
-        + [a for k in keyrings for a in ("--keyring", k)]
-        + (["--allow-expired"] if allow_expired else [])
-        + (["--insecure-allow-unsigned"] if insecure else [])
-    )
+    extra = settings.argv()  # the same sources and policy for both builds (their stores: own)
     cpus = os.cpu_count() or 1
     # Built at the same moment, a clock read by a step (seconds) would agree in both
     # builds: concurrency only when the varied build's clock is shifted (time).
@@ -165,7 +156,8 @@ def check(
     jobs = max(1, cpus // 2) if together else cpus
     with _scratch() as (work, children):
         root = pr.evaluation.evaluator.root_dir
-        runner = _Runner(root, recipe, files, extra, children, say, jobs, _input_store(store_path))
+        inputs = _input_store(settings.store_path)
+        runner = _Runner(root, recipe, files, extra, children, say, jobs, inputs)
         say(
             f"check: {len(files)} file(s) copied per build; control and varied builds "
             + ("at once" if together else "one after the other")

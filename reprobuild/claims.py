@@ -29,6 +29,17 @@ if TYPE_CHECKING:
 _CONTROL = {c: None for c in range(32) if c not in (9, 10)} | {127: None}
 
 
+@dataclass(frozen=True)
+class WorkerResult:
+    """A step's record, the store's record for its key, and where it ran (a claim:
+    checked by check_claim). ``recorded``: the worker recorded it in the shared store."""
+
+    record: StepRecord
+    stored: StepRecord
+    worker: str
+    recorded: bool = True
+
+
 class ResultRefused(StepFailed):
     """A worker's result is not what it must be: the step fails (exit 2)."""
 
@@ -83,8 +94,6 @@ def check_claim(
     remote: str | None,
 ) -> Claim:
     """Check one worker's result for ``step``; raise ResultRefused naming both."""
-    from reprobuild.distributed import WorkerResult
-
     def refuse(why: str) -> ResultRefused:
         return ResultRefused(
             f"{describe(step)}: the result from worker {worker} is refused: {why}",

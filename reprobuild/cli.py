@@ -7,7 +7,6 @@ with the source line and a caret, never a traceback (``--debug`` shows one).
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -17,7 +16,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 import click
 
 from reprobuild import __version__
+from reprobuild.cli_options import fetch_options, store_option
 from reprobuild.errors import EXIT_BAD_INPUT, ReprobuildError
+from reprobuild.settings import FetchSettings
 
 if TYPE_CHECKING:
     from reprobuild import api
@@ -33,9 +34,10 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in reprobuild, not in the input
 
 
 def _dump(data: Any) -> str:
+    from reprobuild.canonical import canonical_json
     from reprobuild.redact import redact
 
-    return redact(json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False))
+    return redact(canonical_json(data, document=True).removesuffix("\n"))
 
 
 class _LazyGroup(click.Group):
@@ -125,55 +127,6 @@ def graph_cmd(file: Path, fmt: str) -> None:
     click.echo(api.graph(file, fmt))
 
 
-def _use_archives(ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]) -> None:
-    if value:
-        from reprobuild.archives import use_dirs
-
-        use_dirs(value)
-
-
-def _mirror_options(f: Any) -> Any:
-    f = click.option(
-        "--archives",
-        multiple=True,
-        metavar="DIR",
-        type=click.Path(path_type=Path, file_okay=False, exists=True),
-        expose_value=False,
-        callback=_use_archives,
-        help="Read archive definitions (NAME.toml) from DIR first; then "
-        "${XDG_CONFIG_HOME:-~/.config}/reprobuild/archives/, then those shipped.",
-    )(f)
-    f = click.option(
-        "--allow-expired",
-        is_flag=True,
-        help="Accept a Release whose Valid-Until passed after the snapshot was taken "
-        "(old snapshots; apt's Check-Valid-Until=false), and Arch packages signed by keys "
-        "the keyring lists as revoked since. Also REPROBUILD_ALLOW_EXPIRED=1.",
-    )(f)
-    f = click.option(
-        "--insecure-allow-unsigned",
-        is_flag=True,
-        help="Do not check index signatures, nor Arch Linux package signatures (recorded "
-        "in the lockfile; needed again to build what such a lockfile pins).",
-    )(f)
-    f = click.option(
-        "--keyring",
-        "keyrings",
-        multiple=True,
-        metavar="NAME=PATH",
-        help="Use PATH as the keyring of archive NAME (also REPROBUILD_KEYRING_<NAME>).",
-    )(f)
-    f = click.option(
-        "--mirror",
-        "mirrors",
-        multiple=True,
-        metavar="NAME=URL",
-        help="Read archive NAME from URL instead of its canonical place "
-        "(also REPROBUILD_MIRROR_<NAME>); the lockfile keeps canonical URLs.",
-    )(f)
-    return f
-
-
 @cli.command("lock")
 @click.argument("recipe", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--update", is_flag=True, help="Re-resolve even if the lockfile is current.")
@@ -184,24 +137,17 @@ def _mirror_options(f: Any) -> Any:
     is_flag=True,
     help="Store the recipe and its imports in the lockfile, so it alone replays.",
 )
-@_mirror_options
+@fetch_options(store=False)
 def lock_cmd(
     recipe: Path,
     update: bool,
     date: str | None,
     as_json: bool,
     embed_recipe: bool,
-    mirrors: tuple[str, ...],
-    keyrings: tuple[str, ...],
-    insecure_allow_unsigned: bool,
-    allow_expired: bool,
+    settings: FetchSettings,
 ) -> None:
     """Resolve RECIPE against its dated snapshots into RECIPE.lock."""
-    from reprobuild.locking import Sources
-
-    sources = Sources.from_env(
-        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
-    )
+    sources = settings.sources()
     result = api.lock(recipe, sources=sources, update=update, date=date, embed_recipe=embed_recipe)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -232,17 +178,6 @@ def lock_cmd(
             click.echo("  " + line)
     if result.lockfile.insecure:
         click.echo("warning: signatures were NOT checked (--insecure-allow-unsigned)", err=True)
-
-
-def _store_option(f: Any) -> Any:
-    return click.option(
-        "--store",
-        "store_path",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="REPROBUILD_STORE",
-        help="The store directory (default ${XDG_DATA_HOME:-~/.local/share}/reprobuild/store; "
-        "also REPROBUILD_STORE).",
-    )(f)
 
 
 @cli.command("build")
@@ -341,8 +276,7 @@ def _store_option(f: Any) -> Any:
     is_flag=True,
     help="Use cache records no trusted key signed, and push unsigned ones (unsafe).",
 )
-@_store_option
-@_mirror_options
+@fetch_options()
 def build_cmd(
     recipe: Path,
     out_dir: Path | None,
@@ -364,11 +298,7 @@ def build_cmd(
     trusted_keys: tuple[str, ...],
     cache_secret_key: Path | None,
     allow_unsigned_cache: bool,
-    store_path: Path | None,
-    mirrors: tuple[str, ...],
-    keyrings: tuple[str, ...],
-    insecure_allow_unsigned: bool,
-    allow_expired: bool,
+    settings: FetchSettings,
 ) -> None:
     """Fetch, verify, build and export every output of RECIPE.
 
@@ -376,8 +306,6 @@ def build_cmd(
     Output digests it already records are never overwritten: a build making
     other bytes exits 1 naming both, unless --record is given.
     """
-    from reprobuild.locking import Sources
-
     policy = None
     if cache:
         from reprobuild.cache_sign import CachePolicy
@@ -385,9 +313,8 @@ def build_cmd(
         policy = CachePolicy.from_settings(trusted_keys, cache_secret_key, allow_unsigned_cache)
     from reprobuild.progress import make_progress
 
-    sources = Sources.from_env(
-        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
-    )
+    sources = settings.sources()
+    store_path = settings.store_path
     if dry_run:
         _print_dry_run(recipe, store_path, sources, locked, as_json)
         return
@@ -533,8 +460,7 @@ def _print_dry_run(
     is_flag=True,
     help="Replay the recipe the lockfile embeds instead of a recipe file.",
 )
-@_store_option
-@_mirror_options
+@fetch_options()
 def replay_cmd(
     target: str,
     out_dir: Path | None,
@@ -542,30 +468,21 @@ def replay_cmd(
     as_json: bool,
     recipe: Path | None,
     embedded_recipe: bool,
-    store_path: Path | None,
-    mirrors: tuple[str, ...],
-    keyrings: tuple[str, ...],
-    insecure_allow_unsigned: bool,
-    allow_expired: bool,
+    settings: FetchSettings,
 ) -> None:
     """Rebuild TARGET (a lockfile, or a build ref such as NAME/3) and compare digests.
 
     Never re-resolves: every input is the one the lockfile pins. Exit 0 when
     every output is identical, 1 when one differs.
     """
-    from reprobuild.locking import Sources
-    from reprobuild.replay import replay
-
-    sources = Sources.from_env(
-        mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
-    )
     from reprobuild.progress import make_progress
+    from reprobuild.replay import replay
 
     with make_progress(quiet=as_json) as progress:
         result = replay(
             target,
-            store_path=store_path,
-            sources=sources,
+            store_path=settings.store_path,
+            sources=settings.sources(),
             out_dir=out_dir,
             jobs=jobs,
             recipe=recipe,
@@ -609,25 +526,20 @@ def replay_cmd(
 )
 @click.option("--json", "as_json", is_flag=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines.")
-@_store_option
 @click.option(
     "--sequential",
     is_flag=True,
     help="Build one after the other (default: the control and the varied build at once "
     "when there are at least 2 CPUs and the clock is varied).",
 )
-@_mirror_options
+@fetch_options()
 def check_cmd(
     recipe: Path,
     variations: str,
     as_json: bool,
     quiet: bool,
-    store_path: Path | None,
     sequential: bool,
-    mirrors: tuple[str, ...],
-    keyrings: tuple[str, ...],
-    insecure_allow_unsigned: bool,
-    allow_expired: bool,
+    settings: FetchSettings,
 ) -> None:
     """Build RECIPE twice, the second time under reprotest's variations; compare.
 
@@ -644,13 +556,9 @@ def check_cmd(
     result = check(
         recipe,
         variations=parse_variations(variations),
-        mirrors=mirrors,
-        keyrings=keyrings,
-        allow_expired=allow_expired,
-        insecure=insecure_allow_unsigned,
+        settings=settings,
         say=say,
         concurrent=None if not sequential else False,
-        store_path=store_path,
     )
     if as_json:
         click.echo(_dump(result.to_json()))
@@ -720,7 +628,7 @@ def doctor_cmd(as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write to this file instead of standard output.",
 )
-@_store_option
+@store_option
 def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None) -> None:
     """An SBOM (SPDX 2.3 or CycloneDX 1.5 JSON) of a lockfile or a built output."""
     from reprobuild import lockfile as lf
@@ -747,29 +655,19 @@ def sbom_cmd(target: Path, fmt: str, dest: Path | None, store_path: Path | None)
     help="Also check that the statement was made from this lockfile, and the lockfile "
     "against the archive's signed index (from the store, else the mirror).",
 )
-@_store_option
-@_mirror_options
+@fetch_options()
 def verify_attestation_cmd(
     attestation: Path,
     output: Path,
     lockfile: Path | None,
-    store_path: Path | None,
-    mirrors: tuple[str, ...],
-    keyrings: tuple[str, ...],
-    insecure_allow_unsigned: bool,
-    allow_expired: bool,
+    settings: FetchSettings,
 ) -> None:
     """Check that ATTESTATION's subject is OUTPUT (and its lockfile LOCKFILE)."""
     from reprobuild.attest import verify
 
     info = verify(attestation, output, lockfile)
     if lockfile is not None:
-        from reprobuild.locking import Sources
-
-        sources = Sources.from_env(
-            mirrors, keyrings, insecure_allow_unsigned, allow_expired=allow_expired
-        )
-        api.verify_lockfile(lockfile, store_path=store_path, sources=sources)
+        api.verify_lockfile(lockfile, store_path=settings.store_path, sources=settings.sources())
     click.echo(f"ok: sha256:{info['subject']} from recipe {info['recipe']['name']}")
 
 
@@ -798,6 +696,45 @@ def status_cmd(lockfile: Path, rebuilder: str, as_json: bool) -> None:
         if p.status != "GOOD":
             line = f"  {p.status:<7} {p.name} {p.version} ({p.architecture})"
             click.echo(line + (f"  diffoscope: {p.diffoscope}" if p.diffoscope else ""))
+
+
+@cli.command("verify")
+@click.argument("target")
+@click.option("-j", "--jobs", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    help="Check the registry's TLS certificate (loopback registries never are).",
+)
+@fetch_options()
+def verify_cmd(
+    target: str,
+    jobs: int | None,
+    as_json: bool,
+    tls_verify: bool,
+    settings: FetchSettings,
+) -> None:
+    """Rebuild an image someone published and say whether it is bit for bit the same.
+
+    TARGET: a rootfs tarball, an OCI layout directory, oci-archive:FILE,
+    docker-archive:FILE or REGISTRY/NAME@sha256:... An image reprobuild built
+    is rebuilt from the lockfile it carries; a Debian root made by
+    debuerreotype from the snapshot it names. Exit 0 identical, 1 differs
+    (every differing path attributed), 2 bad input.
+    """
+    from reprobuild.verify import verify
+
+    result = verify(
+        target,
+        sources=settings.sources(),
+        store_path=settings.store_path,
+        tls_verify=tls_verify,
+        jobs=jobs,
+    )
+    click.echo(_dump(result.to_json()) if as_json else result.render())
+    if not result.identical:
+        sys.exit(1)
 
 
 @cli.command("push")
@@ -830,6 +767,8 @@ def push_cmd(
     """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
 
     The manifest is not re-encoded, so the pushed digest is the built one.
+    The layout's referrers (the lockfile and SBOM describing the image) are
+    pushed too, so 'reprobuild verify REGISTRY/NAME@DIGEST' can rebuild it.
     """
     if require_reproduced:
         from reprobuild.attest import verify
@@ -860,7 +799,7 @@ def _open_store(store_path: Path | None, create: bool = False) -> Any:
 
 @store_group.command("ls")
 @click.option("--json", "as_json", is_flag=True)
-@_store_option
+@store_option
 def store_ls(store_path: Path | None, as_json: bool) -> None:
     """List builds and steps with their sizes."""
     with _open_store(store_path) as store:
@@ -876,7 +815,7 @@ def store_ls(store_path: Path | None, as_json: bool) -> None:
 
 @store_group.command("log")
 @click.argument("build", required=False)
-@_store_option
+@store_option
 def store_log(store_path: Path | None, build: str | None) -> None:
     """The history of builds (of one recipe or build ref, or all)."""
     with _open_store(store_path) as store:
@@ -907,7 +846,7 @@ def store_keygen(name: str, secret_file: Path) -> None:
     help="Also re-make every re-compressed region (gzip/zstd layers kept decompressed) "
     "and check the whole content's sha256 (slower).",
 )
-@_store_option
+@store_option
 def store_verify(store_path: Path | None, as_json: bool, deep: bool) -> None:
     """Recompute every object's hash and check every ref; exit 1 on damage."""
     with _open_store(store_path) as store:
@@ -943,7 +882,7 @@ def store_verify(store_path: Path | None, as_json: bool, deep: bool) -> None:
     help="Seconds during which new content and just-used steps are kept whatever the "
     "policy (a running build may not have recorded them yet).",
 )
-@_store_option
+@store_option
 def store_gc(
     store_path: Path | None, keep_builds: int | None, keep_days: int | None, grace_seconds: float
 ) -> None:
@@ -962,7 +901,7 @@ def store_gc(
 
 @store_group.command("rm")
 @click.argument("refs", nargs=-1, required=True)
-@_store_option
+@store_option
 def store_rm(store_path: Path | None, refs: tuple[str, ...]) -> None:
     """Remove builds (refs/builds/R/N, R/N); `store gc` then frees what only they used."""
     with _open_store(store_path) as store:
@@ -971,7 +910,7 @@ def store_rm(store_path: Path | None, refs: tuple[str, ...]) -> None:
 
 
 @store_group.command("migrate")
-@_store_option
+@store_option
 def store_migrate(store_path: Path | None) -> None:
     """Convert a store of an older format in place (also done by its first write)."""
     with _open_store(store_path) as store:
@@ -984,7 +923,7 @@ def store_migrate(store_path: Path | None) -> None:
 
 @store_group.command("push")
 @click.argument("remote")
-@_store_option
+@store_option
 def store_push(store_path: Path | None, remote: str) -> None:
     """Send builds, steps and their content to a git remote (path or URL)."""
     with _open_store(store_path) as store:
@@ -995,7 +934,7 @@ def store_push(store_path: Path | None, remote: str) -> None:
 @store_group.command("pull")
 @click.argument("remote")
 @click.argument("refs", nargs=-1)
-@_store_option
+@store_option
 def store_pull(store_path: Path | None, remote: str, refs: tuple[str, ...]) -> None:
     """Fetch builds, steps and their content from a git remote (path or URL).
 

@@ -40,7 +40,15 @@ from types import TracebackType
 from typing import Any
 
 from reprobuild.buildgraph import BuildStep
-from reprobuild.claims import Claim, ResultRefused, agree, check_claim, describe, printable
+from reprobuild.claims import (
+    Claim,
+    ResultRefused,
+    WorkerResult,
+    agree,
+    check_claim,
+    describe,
+    printable,
+)
 from reprobuild.errors import EXIT_BAD_INPUT, ReprobuildError, StoreError, UsageError
 from reprobuild.execute import Progress, StepContext, make_record, note_mismatch, run_step
 from reprobuild.fetch import FetchPolicy
@@ -85,17 +93,6 @@ class WorkerJob:
     policy: FetchPolicy
     recipe_dir: str
     record: bool = True
-
-
-@dataclass(frozen=True)
-class WorkerResult:
-    """A step's record, the store's record for its key, and where it ran (a claim:
-    see claims.py). ``recorded``: the worker recorded it in the shared store."""
-
-    record: StepRecord
-    stored: StepRecord
-    worker: str
-    recorded: bool = True
 
 
 @dataclass(frozen=True)

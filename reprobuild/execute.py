@@ -32,6 +32,7 @@ from reprobuild.store import Output, StepRecord, Store
 # kind -> module in reprobuild.steps providing ``run(step, ctx) -> tuple[Output, ...]``
 RUNNERS = {
     "fetch": "reprobuild.steps.fetching",
+    "index": "reprobuild.steps.fetching",
     "fetchurl": "reprobuild.steps.fetching",
     "file": "reprobuild.steps.fetching",
     "snapshot": "reprobuild.steps.fetching",
@@ -48,7 +49,7 @@ RUNNERS = {
 
 
 # Steps that bring inputs in (their keys are what they fetch): never rebuilt.
-INPUT_KINDS = frozenset({"fetch", "snapshot", "fetchurl", "file"})
+INPUT_KINDS = frozenset({"fetch", "index", "snapshot", "fetchurl", "file"})
 
 
 class StepFailed(ReprobuildError):

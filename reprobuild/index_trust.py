@@ -24,7 +24,7 @@ Arch Linux databases are not signed upstream: each package is, and the
 lockfile pins its signature and signing key. :data:`VERIFIERS` is the hook a
 format registers its own check in: for ``alpm``, every pinned signature must
 name the key the lockfile pins, a key of the archive's keyring
-(:func:`reprobuild.archives.alpm_trust.check_locked_signers`), before
+(:func:`reprobuild.archives.arch.trust.check_locked_signers`), before
 anything is fetched; each package's bytes are then verified against its
 signature whenever they are used (fetched, or taken from the store). A
 format without a verifier is accepted as the lockfile says, which
@@ -201,7 +201,7 @@ def verify_debian(
     snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
 ) -> list[SignedFile]:
     """Steps 1 to 3 of the module docstring for one Debian snapshot."""
-    from reprobuild.archives.debian import check_index, verify_inrelease
+    from reprobuild.archives.debian.index import check_index, verify_inrelease
     from reprobuild.locking import _parsed_index, _recorded_index
 
     archive = _archive(snap)
@@ -275,7 +275,7 @@ def verify_arch(
     snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
 ) -> list[SignedFile]:
     """Arch packages carry their own signatures: check the lockfile's are usable."""
-    from reprobuild.archives.alpm_trust import check_locked_signers
+    from reprobuild.archives.arch.trust import check_locked_signers
 
     archive = _archive(snap)
     check_locked_signers(

@@ -128,7 +128,7 @@ def parse_copyright(text: str) -> PackageLicense | None:
 
 def from_deb(path: Path, name: str) -> PackageLicense | None:
     """Read ``usr/share/doc/NAME/copyright`` out of a .deb's data.tar."""
-    from reprobuild.steps.deb import decompressed_data, read_deb
+    from reprobuild.archives.debian.unpack import decompressed_data, read_deb
 
     try:
         data = decompressed_data(read_deb(path), limit=512 << 20)

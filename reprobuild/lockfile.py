@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 
 LOCK_VERSION = 1
@@ -202,7 +203,7 @@ class Lockfile:
         return data
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        return canonical_json(self.to_json(), document=True)
 
     @classmethod
     def from_json(cls, data: Any, *, what: str = "lockfile") -> Lockfile:
@@ -353,7 +354,9 @@ def _check_types(lock: Lockfile, what: str) -> None:
         where = f"snapshot {snap.name!r}"
         for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
             value = getattr(snap, name)
-            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
+            if not isinstance(value, str):
+                raise _refuse(what, f"{where}: field {name!r} is not a string: {value!r}")
+            if not _WORD.fullmatch(value.replace(":", "")):
                 raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
         if not _TIMESTAMP.fullmatch(snap.timestamp):
             raise _refuse(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
-from reprobuild.archives.debian import (
+from reprobuild.archives.debian.index import (
     BinaryPackage,
     VerifiedRelease,
     check_dates,
@@ -33,6 +33,7 @@ from reprobuild.archives.debian import (
     parse_release,
     verify_inrelease,
 )
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import (
     ArchiveError,
     FetchError,
@@ -44,7 +45,7 @@ from reprobuild.errors import (
 )
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, Lockfile, RootfsLock, SnapshotLock, SuiteLock
-from reprobuild.plan import Plan, Step, canonical_json, sha256_hex
+from reprobuild.plan import Plan, Step, sha256_hex
 
 TIMESTAMP_RE = re.compile(r"(\d{8}T\d{6}Z)")
 INDEX_CACHE_VERSION = 2  # bump when BinaryPackage changes
@@ -347,16 +348,17 @@ def _recorded_index(release: Any, served: str, data: bytes) -> tuple[str, str]:
 
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "snapshots": list(snapshot_keys),
-                "variant": params.get("variant"),
-                "packages": list(params.get("packages") or []),
-                "architecture": arch,
-            }
-        ).encode()
-    )
+    material: dict[str, Any] = {
+        "snapshots": list(snapshot_keys),
+        "variant": params.get("variant"),
+        "packages": list(params.get("packages") or []),
+        "architecture": arch,
+    }
+    if params.get("installer") == "debootstrap":
+        # debootstrap chooses differently (and adds ca-certificates for https).
+        material["installer"] = "debootstrap"
+        material["mirror"] = params.get("mirror")
+    return sha256_hex(canonical_json(material).encode())
 
 
 def snapshot_names(plan: Plan) -> dict[str, str]:
@@ -408,7 +410,7 @@ def build_lock(
     ``warn`` receives what the resolvers warn about (pacman's "removing 'x'
     from target list because it conflicts with 'y'").
     """
-    from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots, lock_rootfs
+    from reprobuild.archives.arch.lock import ArchSnapshot, ArchSnapshots, lock_rootfs
 
     debian = DebianSnapshots(fetcher, sources)
     arch_linux = ArchSnapshots(fetcher, sources, cache_dir())
@@ -452,18 +454,25 @@ def build_lock(
                 )
             )
             continue
-        from reprobuild.resolve import Request
+        from reprobuild.archives.debian.resolve import Request
 
         arch = indexes[snap_keys[0]].lock.architecture
         request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
         deb_snaps = [i for k in snap_keys if isinstance(i := indexes[k], SnapshotIndex)]
-        try:
-            members = _lock_deb(request, deb_snaps)
-        except ReprobuildError as exc:
-            requested = getattr(exc, "request", None)
-            exc.where = exc.where or (step.key, "packages" if requested else "", requested)
-            raise
-        _refuse_unconfigurable(step, request, members, deb_snaps)
+        if p.get("installer") == "debootstrap":
+            from reprobuild.resolve_debootstrap import lock_debootstrap
+
+            if len(deb_snaps) != 1:
+                raise UsageError(f"rootfs '{name}': installer \"debootstrap\" takes one snapshot")
+            members = lock_debootstrap(p, deb_snaps[0])
+        else:
+            try:
+                members = _lock_deb(request, deb_snaps)
+            except ReprobuildError as exc:
+                requested = getattr(exc, "request", None)
+                exc.where = exc.where or (step.key, "packages" if requested else "", requested)
+                raise
+            _refuse_unconfigurable(step, request, members, deb_snaps)
         idents = []
         for lp in members:
             locked[(lp.name, lp.version, lp.architecture)] = lp
@@ -552,7 +561,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     """Resolve a Debian request; the answer is cached by the verified indexes'
     sha256 (resolution is a pure function of them), so locking again needs
     neither parsing nor resolving."""
-    from reprobuild.resolve import DebianUniverse, resolve
+    from reprobuild.archives.debian.resolve import DebianUniverse, resolve
 
     key_material = {
         "v": RESOLUTION_CACHE_VERSION,
@@ -585,7 +594,7 @@ def _lock_deb(request: Any, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     with contextlib.suppress(OSError):
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
-        tmp.write_text(json.dumps([vars(m) for m in members], sort_keys=True))
+        tmp.write_text(canonical_json([vars(m) for m in members]))
         os.replace(tmp, cache)
     return members
 

@@ -19,15 +19,11 @@ from typing import Any
 import networkx as nx
 
 from reprobuild import FORMAT_VERSION
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import PlanError, SourceSpan
 from reprobuild.lang.builtins import step_args
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import AttrsValue, PathValue, StepValue, Value
-
-
-def canonical_json(data: Any) -> str:
-    """Sorted keys, no insignificant whitespace, UTF-8 as is: one text per value."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha256_hex(data: bytes) -> str:

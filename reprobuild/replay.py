@@ -9,7 +9,6 @@ compared with the one recorded. A replay leaves the lockfile untouched.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -17,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reprobuild import lockfile as lf
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError, ReprobuildError
 from reprobuild.fetch import Fetcher
 from reprobuild.locking import Sources
+from reprobuild.outputs import export_output
 
 if TYPE_CHECKING:
     from reprobuild.execute import Progress
@@ -230,7 +231,7 @@ def _run(
         for out_name, key in graph.outputs:
             record = records[key]
             actual = record.outputs[0].sha256
-            dest = api.export_output(store, record, out_name, out_dir)
+            dest = export_output(store, record, out_name, out_dir)
             want = expected.get(out_name)
             summary = ""
             if want is not None and want != actual:
@@ -245,7 +246,7 @@ def _run(
     report = out_dir / "replay-report.json"
     res = ReplayResult(name, tuple(outputs), mismatches, report)
     report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps(res.to_json(), sort_keys=True, indent=2) + "\n")
+    report.write_text(canonical_json(res.to_json(), document=True))
     return res
 
 

@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from reprobuild import __version__
 from reprobuild.buildgraph import snapshot_epoch
+from reprobuild.canonical import canonical_json
 from reprobuild.licenses import PackageLicense
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 
@@ -296,4 +297,4 @@ def _oci_manifest_digest(artifact: Path) -> str | None:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return canonical_json(data, document=True)

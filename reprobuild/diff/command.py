@@ -7,12 +7,12 @@ CLI's ``main`` maps to 2 like every other :class:`ReprobuildError`).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import click
 
+from reprobuild.canonical import canonical_json
 from reprobuild.diff import compare, render_html, render_json, render_text
 
 __all__ = ["diff_cmd"]
@@ -43,7 +43,7 @@ def diff_cmd(a: Path, b: Path, as_json: bool, html_file: Path | None, use_diffos
     if html_file is not None:
         html_file.write_text(render_html(result), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(render_json(result), sort_keys=True, indent=2, ensure_ascii=False))
+        click.echo(canonical_json(render_json(result), document=True), nl=False)
     elif result is not None:
         click.echo(render_text(result), nl=False)
     sys.exit(0 if result is None else 1)

@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Final, Literal
 
+from reprobuild.canonical import canonical_bytes
 from reprobuild.export.tar import ExportError, export_tarball
 from reprobuild.tree import (
     TarEntry,
@@ -57,9 +58,9 @@ __all__ = [
     "OciError",
     "OciImage",
     "OciImageIndex",
-    "canonical_json",
     "debian_platform",
     "diff_layer",
+    "package_platform",
     "write_image_index",
     "write_oci_archive",
     "write_oci_layout",
@@ -107,6 +108,15 @@ _DEBIAN_PLATFORMS: Final[Mapping[str, tuple[str, str | None]]] = {
 }
 
 
+# Arch Linux architecture -> (OCI architecture, variant).
+_ARCH_LINUX_PLATFORMS: Final[Mapping[str, tuple[str, str | None]]] = {
+    "x86_64": ("amd64", None),
+    "aarch64": ("arm64", "v8"),
+    "armv7h": ("arm", "v7"),
+    "i686": ("386", None),
+}
+
+
 class OciError(ExportError):
     """An OCI image cannot be written from the trees and settings given."""
 
@@ -123,11 +133,19 @@ def debian_platform(arch: str) -> tuple[str, str | None]:
         raise OciError(f"no OCI platform known for Debian architecture {arch!r}") from None
 
 
-def canonical_json(value: object) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8: one byte string per value."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+def package_platform(arch: str) -> tuple[str, str | None]:
+    """The OCI ``(architecture, variant)`` of a tree whose packages are built for
+    *arch* (a Debian or an Arch Linux architecture name; the two sets agree
+    where they overlap)."""
+    if arch in _ARCH_LINUX_PLATFORMS:
+        return _ARCH_LINUX_PLATFORMS[arch]
+    try:
+        return debian_platform(arch)
+    except OciError:
+        raise OciError(
+            f"no OCI platform known for the packages' architecture {arch!r}",
+            hint="give oci_image an explicit architecture",
+        ) from None
 
 
 def rfc3339(epoch: int) -> str:
@@ -571,8 +589,8 @@ def _abandon(dest_dir: Path) -> None:
 def _finish(dest_dir: Path, index: Mapping[str, object], epoch: int) -> str:
     """Write ``oci-layout`` and ``index.json``; fix modes and times of everything."""
     shutil.rmtree(dest_dir / _TMP_DIR, ignore_errors=True)
-    _write_file(dest_dir / "oci-layout", canonical_json({"imageLayoutVersion": LAYOUT_VERSION}))
-    data = canonical_json(index)
+    _write_file(dest_dir / "oci-layout", canonical_bytes({"imageLayoutVersion": LAYOUT_VERSION}))
+    data = canonical_bytes(index)
     _write_file(dest_dir / "index.json", data)
     for path in _walk(dest_dir):
         os.chmod(path, _DIR_MODE if path.is_dir() else _FILE_MODE)
@@ -640,7 +658,7 @@ def write_oci_layout(
         }
         if config.variant:
             image_config["variant"] = config.variant
-        config_digest, config_size = _put_bytes(dest_dir, canonical_json(image_config))
+        config_digest, config_size = _put_bytes(dest_dir, canonical_bytes(image_config))
         manifest: dict[str, object] = {
             "schemaVersion": 2,
             "mediaType": MANIFEST_MEDIA_TYPE,
@@ -649,7 +667,7 @@ def write_oci_layout(
         }
         if config.annotations:
             manifest["annotations"] = dict(config.annotations)
-        manifest_digest, manifest_size = _put_bytes(dest_dir, canonical_json(manifest))
+        manifest_digest, manifest_size = _put_bytes(dest_dir, canonical_bytes(manifest))
         platform = {"architecture": config.architecture, "os": config.os}
         if config.variant:
             platform["variant"] = config.variant
@@ -737,7 +755,7 @@ def write_image_index(
         }
         if annotations:
             index["annotations"] = dict(annotations)
-        digest, size = _put_bytes(dest_dir, canonical_json(index))
+        digest, size = _put_bytes(dest_dir, canonical_bytes(index))
         entry = _descriptor(
             INDEX_MEDIA_TYPE, digest, size, annotations={REF_NAME: tag} if tag else None
         )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from reprobuild.canonical import canonical_json
 from reprobuild.errors import EvalError, ImportEscapes, SourceSpan
 from reprobuild.lang import (  # noqa: F401 - each fills the table of builtins
     builtins_attrs,
@@ -30,6 +31,7 @@ from reprobuild.lang.rootfs_args import file_entry, package_list
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
+    Env,
     Lazy,
     ListValue,
     PathValue,
@@ -42,7 +44,7 @@ from reprobuild.lang.values import (
 from reprobuild.stepspec import STEP_KINDS, Arg
 
 if TYPE_CHECKING:
-    from reprobuild.lang.evaluate import Env, Evaluator
+    from reprobuild.lang.evaluate import Evaluator
 
 @builtin("import", "path", bare=True, group="files")
 def _import(ev: Evaluator, span: SourceSpan, p: Thunk) -> Value:
@@ -54,12 +56,7 @@ def _import(ev: Evaluator, span: SourceSpan, p: Thunk) -> Value:
 @builtin("toJSON", "e", group="strings")
 def _to_json_builtin(ev: Evaluator, span: SourceSpan, x: Thunk) -> Value:
     """*e*, evaluated completely, as a JSON string (set keys sorted, no spaces)."""
-    return json.dumps(
-        to_json(ev, ev.force(x), span),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )  # to_json bounded the size
+    return canonical_json(to_json(ev, ev.force(x), span))  # to_json bounded the size
 
 
 @builtin("fromJSON", "e", group="strings")
@@ -91,8 +88,6 @@ def _trace(ev: Evaluator, span: SourceSpan, msg: Thunk, x: Thunk) -> Value:
 def make_base_env(ev: Evaluator) -> Env:
     """The scope every recipe file starts in: ``builtins``, the bare builtins, the
     step constructors, ``true``, ``false`` and ``null``."""
-    from reprobuild.lang.evaluate import Env
-
     prims: dict[str, PrimOp] = {
         b.name: PrimOp(b.name, b.arity, functools.partial(b.impl, ev)) for b in TABLE.values()
     }

@@ -34,6 +34,7 @@ from reprobuild.lang.suggest import attribute_hint, variable_hint
 from reprobuild.lang.values import (
     AttrsValue,
     Closure,
+    Env,
     Lazy,
     ListValue,
     PathValue,
@@ -55,26 +56,6 @@ STACK_PER_LEVEL = 4096
 MIN_STACK = 32 << 20
 
 T = TypeVar("T")
-
-
-class Env:
-    """A lexical scope. ``withs`` is the chain of ``with`` sets in force,
-    consulted only after every lexical scope (``with`` never shadows)."""
-
-    __slots__ = ("parent", "vars", "withs")
-
-    def __init__(
-        self,
-        vars: dict[str, Thunk],
-        parent: Env | None,
-        withs: tuple[Thunk, object] | None = None,
-    ) -> None:
-        self.vars = vars
-        self.parent = parent
-        self.withs = withs
-
-    def child(self, vars: dict[str, Thunk]) -> Env:
-        return Env(vars, self, self.withs)
 
 
 class Evaluator:

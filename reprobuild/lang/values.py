@@ -17,7 +17,6 @@ from reprobuild.errors import SourceSpan
 
 if TYPE_CHECKING:
     from reprobuild.lang import ast as A
-    from reprobuild.lang.evaluate import Env
 
 Value = Union[int, float, bool, str, None, "PathValue", "ListValue", "AttrsValue",
               "Closure", "PrimOp", "StepValue"]  # fmt: skip
@@ -44,6 +43,26 @@ class Thunk:
         t.state = Thunk.DONE
         t.value = value
         return t
+
+
+class Env:
+    """A lexical scope. ``withs`` is the chain of ``with`` sets in force,
+    consulted only after every lexical scope (``with`` never shadows)."""
+
+    __slots__ = ("parent", "vars", "withs")
+
+    def __init__(
+        self,
+        vars: dict[str, Thunk],
+        parent: Env | None,
+        withs: tuple[Thunk, object] | None = None,
+    ) -> None:
+        self.vars = vars
+        self.parent = parent
+        self.withs = withs
+
+    def child(self, vars: dict[str, Thunk]) -> Env:
+        return Env(vars, self, self.withs)
 
 
 class Lazy(Thunk):

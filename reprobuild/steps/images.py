@@ -19,6 +19,7 @@ from reprobuild.export.iso import export_iso
 from reprobuild.export.oci import (
     ImageConfig,
     OciImage,
+    package_platform,
     write_image_index,
     write_oci_archive,
     write_oci_layout,
@@ -52,6 +53,12 @@ def _oci_image(
     p = step.data["params"]
     refs = p.get("layers") or [p["root"]]
     layers = [_tree_path(ctx, r, stack) for r in refs]
+    # An explicit architecture is taken as written; else the root's packages say.
+    variant = None
+    if p.get("architecture"):
+        architecture = p["architecture"]
+    else:
+        architecture, variant = package_platform(step.architecture or "amd64")
     config = ImageConfig(
         entrypoint=p.get("entrypoint"),
         cmd=p.get("cmd"),
@@ -60,8 +67,10 @@ def _oci_image(
         user=p.get("user"),
         labels=p.get("labels") or {},
         exposed_ports=tuple(p.get("exposed_ports") or ()),
-        architecture=p.get("architecture") or step.data.get("architecture") or "amd64",
+        architecture=architecture,
+        variant=variant,
         tag=p.get("tag"),
+        annotations=step.data.get("annotations") or {},
     )
     layout = ctx.workdir / "layout"
     ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")

@@ -28,30 +28,31 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from reprobuild.archives.debian import parse_relations
-from reprobuild.errors import ReprobuildError, UsageError
-from reprobuild.sandbox import SandboxSpec, remove_inside, run
-from reprobuild.steps.access import configure_access
-from reprobuild.steps.alpm import (
+from reprobuild.archives.arch.install import (
     install_order,
     read_alpm_package,
     run_scriptlets,
     unpack_package,
     write_local_db,
 )
-from reprobuild.steps.deb import (
+from reprobuild.archives.debian.dpkgdb import init_admindir, record_unpacked
+from reprobuild.archives.debian.index import parse_relations
+from reprobuild.archives.debian.unpack import (
     DebPackage,
     decompressed_data,
     read_deb,
     setup_merged_usr,
     unpack_data,
 )
-from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
+from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.normalise import normalise
+from reprobuild.sandbox import SandboxSpec, remove_inside, run
+from reprobuild.steps.access import configure_access
 from reprobuild.steps.firstboot import finalize, find_secrets
 from reprobuild.steps.rootfiles import apply_owners, write_files
 from reprobuild.steps.sysconfig import configure_system
 from reprobuild.store import Output
-from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
@@ -79,7 +80,15 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     base = params.get("base")
     if base:
         _extract_input(ctx, base["step"], tree)
-    if fmt == "alpm":
+    if params.get("no_extract") and fmt != "alpm":
+        raise UsageError("no_extract is pacman's NoExtract: it applies to Arch Linux roots")
+    if params.get("installer") == "debootstrap":
+        from reprobuild.steps.debootstrap_step import install_debootstrap
+
+        if base or fmt != "deb":
+            raise UsageError('installer "debootstrap" makes a Debian root from nothing (no base)')
+        install_debootstrap(step, ctx, tree)
+    elif fmt == "alpm":
         _install_alpm(step, ctx, tree, params)
     else:
         _install_deb(step, ctx, tree, params, bool(base))
@@ -93,7 +102,7 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     _apply_recipe(tree, params, ctx)
     configure_access(tree, params, replaceable=_replaceable, mkdirs=_mkdirs)
     finalize(tree, replaceable=_replaceable)
-    normalise_tree(tree, epoch=ctx.epoch)
+    normalise(tree, epoch=ctx.epoch, mode=params.get("normalise"))
     ctx.secrets.extend(find_secrets(tree))
     out = ctx.workdir / "rootfs.tar"
     with out.open("wb") as f:
@@ -216,7 +225,8 @@ def _install_alpm(step: BuildStep, ctx: StepContext, tree: Path, params: dict[st
         for key, record in sorted(ctx.inputs.items())
         if record.kind == "fetch" and key in wanted
     ]
-    results = [unpack_package(p.path, tree) for p in install_order(packages)]
+    no_extract = list(params.get("no_extract") or ())
+    results = [unpack_package(p.path, tree, no_extract=no_extract) for p in install_order(packages)]
     for r in results:
         for warning in r.warnings:
             ctx.log(f"{r.name}: warning: {warning}")

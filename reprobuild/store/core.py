@@ -58,7 +58,7 @@ from reprobuild.errors import StoreError
 from reprobuild.store._fs import atomic_write_bytes, close_repo, flocked, no_space_named
 from reprobuild.store.content import ContentMissing, ContentStore
 from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX, BuildHistory
-from reprobuild.store.migrate import MigrateReport
+from reprobuild.store.migrate import STORE_FORMAT, MigrateReport
 from reprobuild.store.records import (
     Blob,
     Output,
@@ -71,7 +71,6 @@ from reprobuild.store.records import (
 )
 from reprobuild.store.reports import BuildInfo, GcReport, ListEntry, Problem, VerifyReport
 
-STORE_FORMAT = "2"
 IDENTITY = b"reprobuild <reprobuild@localhost>"
 DEFAULT_GRACE_SECONDS = 3600.0
 _MODE_FILE = 0o100644

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reprobuild.canonical import canonical_bytes
 from reprobuild.errors import IntegrityError
 
 MANIFEST_FORMAT = 2
@@ -104,7 +105,7 @@ class Manifest:
             "size": self.size,
             "segments": [s.to_json() for s in self.segments],
         }
-        return (json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        return canonical_bytes(data) + b"\n"
 
     @classmethod
     def from_bytes(cls, data: bytes, *, expect: str | None = None) -> Manifest:

@@ -27,6 +27,9 @@ from reprobuild.store.manifest import Manifest
 if TYPE_CHECKING:
     from reprobuild.store.core import Store
 
+STORE_FORMAT = "2"
+"""The store's layout version, in ``reprobuild/format`` (1: no chunks; 2: chunked)."""
+
 
 @dataclass(frozen=True)
 class MigrateReport:
@@ -48,8 +51,6 @@ def read_format(store: Store) -> str:
 
 def migrate(store: Store) -> MigrateReport:
     """Convert a format-1 store in place (a no-op on a format-2 store)."""
-    from reprobuild.store.core import STORE_FORMAT
-
     before_format = read_format(store) or STORE_FORMAT
     if before_format not in ("1", STORE_FORMAT):
         raise StoreError(

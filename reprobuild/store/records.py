@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from reprobuild.canonical import canonical_bytes
 from reprobuild.errors import StoreError
 
 RECORD_FORMAT = 1
@@ -43,12 +44,6 @@ def check_ref_component(value: str, what: str) -> str:
             hint="use letters, digits and . _ + - (no '..', not ending in .lock)",
         )
     return value
-
-
-def canonical_json_bytes(data: Any) -> bytes:
-    """Sorted keys, two-space indent, trailing newline: byte-stable and diffable."""
-    text = json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False)
-    return (text + "\n").encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -141,7 +136,7 @@ class StepRecord:
         }
 
     def to_bytes(self) -> bytes:
-        return canonical_json_bytes(self.to_json())
+        return canonical_bytes(self.to_json(), document=True)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StepRecord:
@@ -192,7 +187,7 @@ class BuildRecord:
         }
 
     def to_bytes(self) -> bytes:
-        return canonical_json_bytes(self.to_json())
+        return canonical_bytes(self.to_json(), document=True)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BuildRecord:

@@ -31,16 +31,13 @@ import shutil
 import tempfile
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dulwich.client import get_transport_and_path
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.object_store import MissingObjectFinder, ObjectStoreGraphWalker
+from dulwich.object_store import ObjectStoreGraphWalker
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import UnpackedObject, full_unpacked_object, pack_object_chunks
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
@@ -50,13 +47,10 @@ from reprobuild.store._fs import close_repo, release_frames
 from reprobuild.store.carriers import (
     CARRIER_PREFIX,
     PIECE_SIZE,
-    Carrier,
     carrier_id_if_chunked,
     carrier_ref,
     import_carrier,
-    local_carrier,
 )
-from reprobuild.store.chunks import git_blob_id
 from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX
 from reprobuild.store.packscan import PackGuard, bounded_reader
 from reprobuild.store.records import Blob, BuildRecord, TransferReport
@@ -71,15 +65,13 @@ from reprobuild.store.remotes import (
     remote_error,
 )
 from reprobuild.store.validate import check_build, check_step
+from reprobuild.store.wire import BLOB_TYPE, batches, send, set_refs
 
 if TYPE_CHECKING:
     from reprobuild.store.core import Store
 
 CHUNK_SIZE = PIECE_SIZE  # format-1 carrier pieces (kept for callers of the old name)
 ZERO_SHA = ObjectID(b"0" * 40)
-_BLOB_TYPE = 3
-_WIRE_PIECE = 512 << 10
-PUSH_BATCH_BYTES = 256 << 20
 
 
 # ------------------------------------------------------------------ remotes
@@ -198,7 +190,7 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
                 conflicts.append(ref.decode())
         return new
 
-    _send(store, client, path, url, record_refs, [], set())
+    send(store, client, path, url, record_refs, [], set())
     return TransferReport(
         redact(url),
         tuple(updated),
@@ -257,9 +249,7 @@ def _push_carriers(
     if remote_store is not None and remote_store.resolve() == store.path.resolve():
         raise StoreError("cannot push a store to itself")
     if remote_store is not None:  # another store: give it manifests, chunks and files
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(remote_store, create=False) as other, other._writing():
+        with type(store).open_store(remote_store, create=False) as other, other._writing():
             for blob in sorted(blobs, key=lambda b: b.sha256):
                 if not other.has(blob.sha256):
                     sent_bytes += copy_content(store, other, blob)
@@ -270,9 +260,9 @@ def _push_carriers(
     missing = sorted(
         (b for b in blobs if carrier_ref(b.sha256) not in remote_refs), key=lambda b: b.sha256
     )
-    for batch in _batches(store, missing, known):
+    for batch in batches(store, missing, known):
         refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
-        sent_bytes += _send(store, client, path, url, _set_refs(refs), batch, known)
+        sent_bytes += send(store, client, path, url, set_refs(refs), batch, known)
         sent.extend(c.blob for c in batch)
         for c in batch:
             known.update(c.chunks)
@@ -311,171 +301,6 @@ def copy_content(src: Store, dst: Store, blob: Blob) -> int:
             pass
     dst.content.put_manifest(manifest)
     return copied
-
-
-def _set_refs(
-    refs: dict[Ref, ObjectID],
-) -> Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]]:
-    def update_refs(remote: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
-        return {r: s for r, s in refs.items() if r not in remote}
-
-    return update_refs
-
-
-def _batches(store: Store, blobs: list[Blob], known: set[str]) -> Iterator[list[Carrier]]:
-    """Carriers in groups of about PUSH_BATCH_BYTES of new bytes to send."""
-    batch: list[Carrier] = []
-    size = 0
-    planned = set(known)
-    for blob in blobs:
-        carrier = local_carrier(store, blob)
-        if carrier.chunks:
-            new = [c for s, c in carrier.chunks.items() if s not in planned]
-            planned.update(carrier.chunks)
-            cost = sum(c.size for c in new)
-        else:
-            cost = blob.size
-        if batch and size + cost > PUSH_BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(carrier)
-        size += cost
-    if batch:
-        yield batch
-
-
-def _wire_object(data: bytes, sha: ObjectID) -> UnpackedObject:
-    """A pack entry for one blob, deflated at level 1, or stored if it won't shrink.
-
-    Much content (.deb, .zst, squashfs) is already compressed; zlib spends
-    ~20 s/GB failing to shrink it, so a 64 KiB sample decides.
-    """
-    sample = data[:65536]
-    level = 1 if sample and len(zlib.compress(sample, 1)) < 0.9 * len(sample) else 0
-    u = UnpackedObject(_BLOB_TYPE, sha=bytes.fromhex(sha.decode()), decomp_chunks=[data])
-    packed = b"".join(
-        pack_object_chunks(
-            _BLOB_TYPE, [data], object_format=DEFAULT_OBJECT_FORMAT, compression_level=level
-        )
-    )
-    # dulwich's HTTP server refuses chunks over 1 MiB: hand the pack writer small pieces
-    u.comp_chunks = [packed[i : i + _WIRE_PIECE] for i in range(0, len(packed), _WIRE_PIECE)]
-    return u
-
-
-def _carrier_objects(
-    store: Store, carriers: list[Carrier], known: set[str], exclude: set[ObjectID]
-) -> tuple[int, Callable[[], Iterator[UnpackedObject]]]:
-    """How many objects the carriers add to a pack, and a generator of them."""
-    plan: list[tuple[ObjectID, Any]] = []
-    seen: set[ObjectID] = set(exclude)
-
-    def add(sha: ObjectID, how: Any) -> None:
-        if sha not in seen:
-            seen.add(sha)
-            plan.append((sha, how))
-
-    for c in carriers:
-        add(c.commit.id, c.commit)
-        add(c.tree.id, c.tree)
-        for extra in c.extra:
-            add(extra.id, extra)
-        if c.chunks:
-            for sha, ref in c.chunks.items():
-                if sha not in known:
-                    add(ObjectID(ref.git.encode()), ref)
-        else:
-            for i, piece_id in enumerate(c.pieces):
-                add(piece_id, (c.blob, i))
-
-    def generate() -> Iterator[UnpackedObject]:
-        chunks = store.content.chunks
-        for sha, how in plan:
-            if isinstance(how, ShaFile):
-                yield full_unpacked_object(how)
-                continue
-            if isinstance(how, tuple):
-                blob, index = how
-                data = _piece(store, blob, index)
-            else:
-                try:
-                    data = chunks.read_chunk(how, check=True)
-                except (IntegrityError, StoreError) as exc:
-                    raise IntegrityError(
-                        f"refusing to push corrupt content: {exc}",
-                        hint="run `reprobuild store verify`",
-                    ) from None
-            if git_blob_id(data) != sha.decode():
-                raise IntegrityError(f"content changed while being pushed (object {sha.decode()})")
-            yield _wire_object(data, sha)
-
-    return len(plan), generate
-
-
-def _piece(store: Store, blob: Blob, index: int) -> bytes:
-    """Piece ``index`` of whole content (format-1 carriers: small or unmigrated objects)."""
-    if store.content.is_whole(blob.sha256):
-        with open(store.content.path(blob.sha256), "rb") as f:
-            f.seek(index * PIECE_SIZE)
-            return f.read(PIECE_SIZE)
-    with store.open_blob(blob.sha256) as f:
-        for _ in range(index):
-            f.read(PIECE_SIZE)
-        return f.read(PIECE_SIZE)
-
-
-def _send(
-    store: Store,
-    client: Any,
-    path: str,
-    url: str,
-    update_refs: Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]],
-    carriers: list[Carrier],
-    known: set[str],
-) -> int:
-    """One send_pack: the wanted native objects plus the carriers; returns blob bytes sent."""
-    sent = 0
-
-    def generate_pack_data(
-        have: Any,
-        want: Any,
-        *,
-        ofs_delta: bool = False,
-        progress: Callable[[bytes], None] | None = None,
-    ) -> tuple[int, Iterator[UnpackedObject]]:
-        nonlocal sent
-        objects = store.repo.object_store
-        carrier_ids = {c.commit.id for c in carriers}
-        native_want = [w for w in want if w not in carrier_ids]
-        native_have = [h for h in have if h in objects]
-        finder = MissingObjectFinder(objects, haves=native_have, wants=native_want)
-        native = [sha for sha, _hint in finder]
-        count, carried = _carrier_objects(store, carriers, known, set(native))
-
-        def records() -> Iterator[UnpackedObject]:
-            nonlocal sent
-            for sha in native:
-                yield full_unpacked_object(objects[sha])
-            for u in carried():
-                sent += sum(len(c) for c in u.decomp_chunks or ())
-                yield u
-
-        return len(native) + count, records()
-
-    try:
-        result = client.send_pack(path, update_refs, generate_pack_data)
-    except (IntegrityError, StoreError):
-        raise
-    except Exception as exc:
-        raise remote_error("push to", url, exc, RemoteLimits.from_env()) from None
-    status = getattr(result, "ref_status", None) or {}
-    failed = {bytes(r).decode(): msg for r, msg in status.items() if msg}
-    if failed:
-        raise StoreError(
-            f"push to {redact(url)}: the remote refused {len(failed)} ref(s): "
-            + "; ".join(f"{r}: {m}" for r, m in sorted(failed.items()))
-        )
-    return sent
 
 
 # ------------------------------------------------------------------ pull
@@ -739,9 +564,7 @@ def fetch_content(
     check_room(store.path, sum(b.size for b in needed), url, limits)
     other_dir = _local_store_dir(url)
     if other_dir is not None:
-        from reprobuild.store.core import Store as _Store
-
-        with _Store.open_store(other_dir, create=False) as other:
+        with type(store).open_store(other_dir, create=False) as other:
             for blob in needed:
                 if other.has(blob.sha256):
                     copy_content(other, store, blob)
@@ -810,7 +633,7 @@ def _resolve_bases_locally(store: Store, repo: Repo, bases: dict[bytes, Any]) ->
             ref = bases.get(bytes(name)) or bases.get(bytes(name).hex().encode())
             if ref is None:
                 raise
-            return _BLOB_TYPE, store.content.chunks.read_chunk(ref, check=True)
+            return BLOB_TYPE, store.content.chunks.read_chunk(ref, check=True)
 
     objects.get_raw = get_raw  # type: ignore[method-assign]
 

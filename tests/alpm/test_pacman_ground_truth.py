@@ -6,7 +6,7 @@ and ``-dd`` (dependencies are absent), ``SigLevel = Never`` (so its
 ``faketime`` at our epoch when available (else ``%INSTALLDATE%`` is
 normalised). Compared: every path, type, mode, owner, content, symlink
 target, link count, capability and file mtime, and every database file byte
-for byte. Excluded, as documented in :mod:`reprobuild.steps.alpm`: directory
+for byte. Excluded, as documented in :mod:`reprobuild.archives.arch.install`: directory
 mtimes and the mtimes of ``desc``, ``files`` and ``ALPM_DB_VERSION`` (pacman
 leaves the clock's), and ``%XDATA%`` when the installed pacman predates 6.1.
 """
@@ -22,7 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.steps.alpm import install_order, read_alpm_package, unpack_package, write_local_db
+from reprobuild.archives.arch.install import (
+    install_order,
+    read_alpm_package,
+    unpack_package,
+    write_local_db,
+)
 
 from .pkgs import CMATRIX, Node, make_package, need, pacman_install, pacman_version, snapshot
 

@@ -11,8 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.steps.alpm import install_order, run_scriptlets, unpack_package, write_local_db
-from reprobuild.steps.deb import setup_merged_usr, unpack_data
+from reprobuild.archives.arch.install import (
+    install_order,
+    run_scriptlets,
+    unpack_package,
+    write_local_db,
+)
+from reprobuild.archives.debian.unpack import setup_merged_usr, unpack_data
 from reprobuild.tree import TreeError
 
 from .pkgs import DEBIAN_POOL, Node, make_package, need, pacman_install

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from reprobuild.errors import ArchiveError
-from reprobuild.steps.alpm import (
+from reprobuild.archives.arch.install import (
     AlpmConflictError,
     PkgDesc,
     desc_text,
@@ -25,6 +24,7 @@ from reprobuild.steps.alpm import (
     unpack_package,
     write_local_db,
 )
+from reprobuild.errors import ArchiveError
 from reprobuild.tree import TreeError, UnsafePathError
 
 from .pkgs import MTIME, Node, crafted_package, make_package, member

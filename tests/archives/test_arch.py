@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from reprobuild.archives import arch
-from reprobuild.archives.arch import (
+from reprobuild.archives.arch import package as arch
+from reprobuild.archives.arch.package import (
     Depend,
     parse_buildinfo,
     parse_depend,

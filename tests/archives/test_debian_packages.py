@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.debian import (
+from reprobuild.archives.debian.index import (
     BinaryPackage,
     IndexEntry,
     Relation,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.debian import parse_release, verify_inrelease
+from reprobuild.archives.debian.index import parse_release, verify_inrelease
 from reprobuild.archives.signature import dearmor
 from reprobuild.errors import ArchiveError, SignatureError
 

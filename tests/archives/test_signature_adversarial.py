@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.debian import verify_inrelease
+from reprobuild.archives.debian.index import verify_inrelease
 from reprobuild.archives.signature import verify_clearsigned
 from reprobuild.errors import SignatureError
 

@@ -203,8 +203,8 @@ def test_lockfiles_agree_and_are_signed(mirror: DebMirror, builds: tuple[Built, 
 def test_lock_matches_the_genuine_snapshot(builds: tuple[Built, Built], mirror: DebMirror) -> None:
     """While apt's bookworm still has the snapshot's versions, the fixture resolves as Debian's
     own signed index does: same packages, versions, files and sha256."""
-    from reprobuild.archives.debian import parse_packages
-    from reprobuild.resolve import DebianUniverse, Request, resolve
+    from reprobuild.archives.debian.index import parse_packages
+    from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve
 
     index = SHARED_SNAPSHOT / "dists" / "bookworm" / "main" / "binary-amd64" / "Packages.xz"
     genuine_pkgs = parse_packages(lzma.decompress(index.read_bytes()))

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from reprobuild.archives.debian.unpack import setup_merged_usr, unpack_data
 from reprobuild.export.cpio import export_cpio
-from reprobuild.steps.deb import setup_merged_usr, unpack_data
 from reprobuild.tree import write_canonical_tar
 
 EPOCH = 1_700_000_000

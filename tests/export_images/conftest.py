@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.steps.deb import setup_merged_usr, unpack_data
+from reprobuild.archives.debian.unpack import setup_merged_usr, unpack_data
 from tests.export_images.trees import canonical_tar_of, make_tree
 
 REPO = Path(__file__).resolve().parents[2]

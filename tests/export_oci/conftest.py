@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import urllib3
 
-from reprobuild.steps.deb import unpack_data
+from reprobuild.archives.debian.unpack import unpack_data
 from reprobuild.tree import write_canonical_tar
 
 ROOT = Path(__file__).resolve().parents[2]

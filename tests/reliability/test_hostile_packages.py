@@ -40,10 +40,10 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from reprobuild.archives.arch.install import unpack_package
+from reprobuild.archives.debian.unpack import CONTROL_MAX, read_deb, unpack_data
 from reprobuild.errors import ArchiveError
 from reprobuild.sandbox import SandboxError, SandboxSpec, run
-from reprobuild.steps.alpm import unpack_package
-from reprobuild.steps.deb import CONTROL_MAX, read_deb, unpack_data
 from tests.support.cli import reprobuild
 from tests.support.crafted import (
     alpm_from_members,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.debian import decompress_index, parse_packages
-from reprobuild.resolve import DebianUniverse
+from reprobuild.archives.debian.index import decompress_index, parse_packages
+from reprobuild.archives.debian.resolve import DebianUniverse
 
 from .apt_oracle import PACKAGES_XZ, AptRoot, apt_get
 

@@ -14,8 +14,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from reprobuild.archives.debian import decompress_index, parse_packages
-from reprobuild.resolve import DebianUniverse, seed_packages
+from reprobuild.archives.debian.index import decompress_index, parse_packages
+from reprobuild.archives.debian.resolve import DebianUniverse, seed_packages
 from tests.resolve.apt_oracle import APT_SETS, PACKAGES_XZ, AptRoot, apt_get, format_set
 from tests.resolve.requests import REQUESTS
 

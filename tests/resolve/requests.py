@@ -1,7 +1,7 @@
 """The named requests whose apt results are checked in under tests/data/apt-sets/.
 
 Each is ``NAME: (variant, packages)``; for a variant, apt is given the seed
-list of :func:`reprobuild.resolve.seed_packages` followed by the packages.
+list of :func:`reprobuild.archives.debian.resolve.seed_packages` followed by the packages.
 """
 
 from __future__ import annotations

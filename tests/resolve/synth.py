@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from reprobuild.archives.debian import parse_packages
-from reprobuild.resolve import DebianUniverse
+from reprobuild.archives.debian.index import parse_packages
+from reprobuild.archives.debian.resolve import DebianUniverse
 
 
 def stanza(name: str, version: str = "1", arch: str = "amd64", **fields: str) -> str:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from reprobuild.resolve import DebianUniverse, Request, resolve, seed_packages
+from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve, seed_packages
 
 from .apt_oracle import APT_SETS, AptRoot, read_set
 from .make_apt_sets import apt_request

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reprobuild.errors import ResolveError
-from reprobuild.resolve import (
+from reprobuild.archives.debian.resolve import (
     ConflictError,
     DebianUniverse,
     Request,
@@ -13,6 +12,7 @@ from reprobuild.resolve import (
     UnsatisfiableError,
     resolve,
 )
+from reprobuild.errors import ResolveError
 
 from .synth import stanza, universe
 

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reprobuild.archives.debian.resolve import Request, resolve
 from reprobuild.errors import ResolveError
-from reprobuild.resolve import Request, resolve
 
 from .apt_oracle import AptRoot, apt_get
 from .synth import index, stanza, universe

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reprobuild.archives.debian import parse_packages
+from reprobuild.archives.debian.index import parse_packages
+from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve
 from reprobuild.errors import ResolveError
-from reprobuild.resolve import DebianUniverse, Request, resolve
 
 from .apt_oracle import AptRoot, apt_get
 from .synth import index, stanza, universe

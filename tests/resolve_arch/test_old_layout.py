@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from reprobuild import api
-from reprobuild.archives.alpm_db import read_sync_db, read_sync_db_index
+from reprobuild.archives.arch.resolve import ArchRequest, ArchUniverse, resolve_arch
+from reprobuild.archives.arch.sync_db import read_sync_db, read_sync_db_index
 from reprobuild.errors import ResolveError
 from reprobuild.locking import Sources
-from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
 
 from .pacman import Pacman
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from reprobuild import api
+from reprobuild.archives.arch.lock import ArchSnapshot, ArchSnapshots
 from reprobuild.errors import ResolveError
 from reprobuild.locking import Sources
-from reprobuild.locking_arch import ArchSnapshot, ArchSnapshots
 
 from .pacman import ARCHIVE_2022, REPOS_2022, Answer, Pacman, db_2022
 
@@ -183,8 +183,8 @@ def test_every_package_alone_as_pacman(pacman: Pacman, tmp_path: Path) -> None:
     retries, see the test above), lock must refuse: one unsatisfiable
     dependency always ends in pacman's refusal too. Those targets are listed.
     """
+    from reprobuild.archives.arch.lock import lock_rootfs
     from reprobuild.fetch import Fetcher
-    from reprobuild.locking_arch import lock_rootfs
 
     snap = _snapshot(tmp_path)
     sources = Sources.from_env(environ={}, allow_expired=True)

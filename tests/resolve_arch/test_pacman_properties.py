@@ -25,9 +25,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from reprobuild.archives.arch import read_sync_db
+from reprobuild.archives.arch.package import read_sync_db
+from reprobuild.archives.arch.resolve import ArchRequest, ArchUniverse, resolve_arch
 from reprobuild.errors import ResolveError
-from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pacman") is None,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.archives.arch import SyncPackage, parse_depend, read_sync_db
+from reprobuild.archives.arch.package import SyncPackage, parse_depend, read_sync_db
+from reprobuild.archives.arch.resolve import ArchRequest, ArchUniverse, resolve_arch
 from reprobuild.errors import ResolveError
-from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CORE_DB = SHARED / "fixtures" / "arch" / "paru_core.db"

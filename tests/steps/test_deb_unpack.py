@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.errors import ArchiveError
-from reprobuild.steps.deb import read_deb, setup_merged_usr, unpack_data
-from reprobuild.steps.dpkgdb import (
+from reprobuild.archives.debian.dpkgdb import (
     init_admindir,
     mark_installed,
     normalise_dependency_field,
@@ -23,6 +21,8 @@ from reprobuild.steps.dpkgdb import (
     read_status,
     record_unpacked,
 )
+from reprobuild.archives.debian.unpack import read_deb, setup_merged_usr, unpack_data
+from reprobuild.errors import ArchiveError
 from reprobuild.tree import TreeError, UnsafePathError
 
 from .conftest import CONTROL, ar_archive, member, tar_bytes

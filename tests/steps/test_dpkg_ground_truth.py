@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.steps.deb import read_deb, setup_merged_usr, unpack_data
-from reprobuild.steps.dpkgdb import init_admindir, record_unpacked
+from reprobuild.archives.debian.dpkgdb import init_admindir, record_unpacked
+from reprobuild.archives.debian.unpack import read_deb, setup_merged_usr, unpack_data
 
 from .conftest import snapshot_tree  # type: ignore[import-not-found]
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from reprobuild.steps import dpkgdb
-from reprobuild.steps.deb import UnpackResult, setup_merged_usr, unpack_data
-from reprobuild.steps.dpkgdb import init_admindir, read_status, record_unpacked
+from reprobuild.archives.debian import dpkgdb
+from reprobuild.archives.debian.dpkgdb import init_admindir, read_status, record_unpacked
+from reprobuild.archives.debian.unpack import UnpackResult, setup_merged_usr, unpack_data
 
 NAMES = ("base-files", "base-passwd", "libc6", "debconf", "dpkg", "tzdata", "mawk", "bash")
 

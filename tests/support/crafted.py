@@ -29,7 +29,7 @@ from pathlib import Path
 
 import zstandard
 
-from reprobuild.steps.deb import read_deb
+from reprobuild.archives.debian.unpack import read_deb
 from tests.support.debmirror import (
     SHARED_TIMESTAMP,
     Deb,
@@ -233,18 +233,22 @@ def alpm_from_members(
     return path
 
 
-def signed_mirror(dest: Path, debs: Sequence[Path], *, base: Path = DEMO_SNAPSHOT) -> DebMirror:
-    """The demo snapshot's packages plus *debs*, indexed and signed anew."""
+def signed_mirror(
+    dest: Path, debs: Sequence[Path], *, base: Path = DEMO_SNAPSHOT, arch: str = "amd64"
+) -> DebMirror:
+    """The demo snapshot's packages (for ``arch="amd64"``; none for another
+    architecture) plus *debs*, indexed for *arch* and signed anew."""
     pool: dict[str, Deb] = {}
-    for path in [*sorted(base.joinpath("pool").rglob("*.deb")), *debs]:
+    own = sorted(base.joinpath("pool").rglob("*.deb")) if arch == "amd64" else []
+    for path in [*own, *debs]:
         deb = read_deb(path)
         source = (deb.get("Source") or deb.name).split(" ", 1)[0]
         pool[deb.name] = Deb(
             path, deb.name, deb.version, deb.architecture, source, deb.fields, "fetched"
         )
     snapshot = dest / "archive" / "debian" / SHARED_TIMESTAMP
-    write_index(snapshot, "bookworm", pool)
-    release = write_release(snapshot, "bookworm", shared_release_date(base, "bookworm"))
+    write_index(snapshot, "bookworm", pool, arch)
+    release = write_release(snapshot, "bookworm", shared_release_date(base, "bookworm"), arch)
     keyring = dest / "keyring.gpg"
     fingerprint = sign_release(release, keyring)
     return DebMirror(dest, SHARED_TIMESTAMP, "bookworm", keyring, fingerprint, pool)

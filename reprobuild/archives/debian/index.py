@@ -25,13 +25,13 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Literal
 
-from reprobuild.archives.signature import Signer, verify_clearsigned
-from reprobuild.archives.versions import (
+from reprobuild.archives.debian.versions import (
     DebianVersion,
     compare_debian_versions,
     parse_debian_version,
     validate_debian_version,
 )
+from reprobuild.archives.signature import Signer, verify_clearsigned
 from reprobuild.errors import ArchiveError, IntegrityError
 
 __all__ = [

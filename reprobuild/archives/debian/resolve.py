@@ -37,8 +37,8 @@ from itertools import chain
 from operator import attrgetter
 from types import MappingProxyType
 
-from reprobuild.archives.debian import BinaryPackage, Relation, RelationField
-from reprobuild.archives.versions import compare_debian_versions
+from reprobuild.archives.debian.index import BinaryPackage, Relation, RelationField
+from reprobuild.archives.debian.versions import compare_debian_versions
 from reprobuild.errors import ResolveError
 
 __all__ = [

@@ -35,16 +35,16 @@ Differences from pacman, deliberate and documented:
   and ``desc``/``files`` and created database directories get the epoch as
   mtime; new payload directories get the archive's mtime (pacman leaves the
   time of the last file created in them). Everything else is pacman's.
-* Safety as in :mod:`reprobuild.steps.deb`: absolute member names, ``..``,
+* Safety as in :mod:`reprobuild.archives.debian.unpack`: absolute member names, ``..``,
   writes through symlinks that leave the tree (resolved as under a chroot)
   and hard links to anything but an earlier member are refused with an
   error naming the package and the member. A missing parent directory is an
   error (libarchive would create it; makepkg never omits one). So are, unlike
   pacman: character and block devices (no Arch package ships one: ``/dev``
   is devtmpfs), a path that appears twice, metadata members over
-  :data:`~reprobuild.steps.deb.CONTROL_MAX` (read whole into memory), and
+  :data:`~reprobuild.archives.debian.unpack.CONTROL_MAX` (read whole into memory), and
   file data beyond twice ``.PKGINFO``'s ``size`` plus a slack or beyond the
-  free space (:class:`~reprobuild.steps.deb.UnpackBudget`): a decompression
+  free space (:class:`~reprobuild.archives.debian.unpack.UnpackBudget`): a decompression
   bomb fills no disk. setuid files are installed, as pacman does.
 * No upgrade logic (``.pacnew``, NoUpgrade, NoExtract): the tree is built
   from nothing.
@@ -76,15 +76,16 @@ from typing import BinaryIO, Final, Protocol, TypeVar, cast
 
 import zstandard
 
-from reprobuild.errors import ArchiveError
-from reprobuild.sandbox import Bind, SandboxSpec, run
-from reprobuild.steps.deb import (
+from reprobuild.archives.debian.unpack import (
     CONTROL_MAX,
     MEMBERS_MAX,
     UnpackBudget,
     refuse_device,
     refuse_duplicate,
 )
+from reprobuild.errors import ArchiveError
+from reprobuild.globs import fnmatch_regex
+from reprobuild.sandbox import Bind, SandboxSpec, run
 from reprobuild.tree import (
     SafeRoot,
     TarEntry,
@@ -506,10 +507,37 @@ def _check_existing(
     return f"{shown} exists in filesystem (overwritten)"
 
 
-def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
+def no_extract_match(patterns: Sequence[str], name: bytes) -> bool:
+    """pacman's ``NoExtract`` test (libalpm ``_alpm_fnmatch_patterns``): the last
+    pattern matching *name* decides, a ``!`` pattern re-includes."""
+    for pattern in reversed(patterns):
+        inverted = pattern.startswith("!")
+        body = pattern[1:] if inverted or pattern.startswith("\\") else pattern
+        if fnmatch_regex(body).match(name):
+            return not inverted
+    return False
+
+
+def _make_parents(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> None:
+    """Parents NoExtract left out, made as libarchive makes missing parents:
+    mode 0755 (pacman's umask 022), root-owned, with the time of extraction."""
+    for i in range(1, len(parts)):
+        try:
+            parent, name = safe.parent(parts[:i], context=where)
+        except TreeError:
+            continue
+        path = safe.child(parent, name)
+        if safe.lstat(path) is None:
+            os.mkdir(path, 0o755, dir_fd=safe.fd)
+            os.chmod(path, 0o755, dir_fd=safe.fd)
+
+
+def unpack_package(path: Path, root: Path, *, no_extract: Sequence[str] = ()) -> AlpmUnpackResult:
     """Extract the package's payload into *root* as ``pacman -U`` on a fresh root.
 
     *root* must exist. Metadata members are kept for :func:`write_local_db`.
+    Members matching *no_extract* (pacman.conf's ``NoExtract``) are listed in
+    the database but not extracted, as pacman does.
     """
     package = read_alpm_package(path)
     info = package.info
@@ -559,6 +587,10 @@ def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
                         f"skipping extraction of {raw.decode('utf-8', 'backslashreplace')}"
                     )
                     continue
+                if no_extract:
+                    if no_extract_match(no_extract, _entry_name(entry)):
+                        continue
+                    _make_parents(safe, parts, where)
                 note = _check_existing(safe, entry, parts, where)
                 if note is not None:
                     warnings.append(note)

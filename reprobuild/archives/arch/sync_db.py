@@ -43,7 +43,7 @@ from typing import Any
 
 import zstandard
 
-from reprobuild.archives.versions import vercmp
+from reprobuild.archives.arch.versions import vercmp
 from reprobuild.errors import ArchiveError
 
 __all__ = [

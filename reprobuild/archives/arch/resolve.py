@@ -28,7 +28,7 @@ import difflib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from reprobuild.archives.alpm_db import Depend, SyncDb, SyncPackage, parse_depend
+from reprobuild.archives.arch.sync_db import Depend, SyncDb, SyncPackage, parse_depend
 from reprobuild.errors import ResolveError
 
 

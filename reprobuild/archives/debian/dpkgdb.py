@@ -1,6 +1,6 @@
 """dpkg's database, written as ``dpkg --unpack`` leaves it.
 
-After :func:`reprobuild.steps.deb.unpack_data`, :func:`record_unpacked`
+After :func:`reprobuild.archives.debian.unpack.unpack_data`, :func:`record_unpacked`
 writes what dpkg writes for the same package, byte for byte (checked against
 dpkg 1.21 in ``tests/steps/test_dpkg_ground_truth.py``):
 
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from reprobuild.archives.debian.unpack import DebPackage, UnpackResult
 from reprobuild.errors import ArchiveError, ReprobuildError
-from reprobuild.steps.deb import DebPackage, UnpackResult
 from reprobuild.tree import SafeRoot, TreeError
 
 __all__ = [

@@ -4,9 +4,9 @@ An Arch Linux Archive day is ``repos/YYYY/MM/DD/REPO/os/ARCH/REPO.db`` for
 each repository. The databases are unsigned upstream (a ``.db.sig`` beside
 one is verified when present); their sha256 is recorded in the lockfile, and
 their parse is cached by that sha256. A root's request is resolved as pacman
-resolves it (:mod:`reprobuild.resolve_arch`), and each chosen package's
+resolves it (:mod:`reprobuild.archives.arch.resolve`), and each chosen package's
 signature (``%PGPSIG%``, or the ``.sig`` beside the package) must name a key
-of the archive's keyring (:mod:`reprobuild.archives.alpm_trust`); the
+of the archive's keyring (:mod:`reprobuild.archives.arch.trust`); the
 lockfile pins the signature and the key's fingerprint, and every later use
 of the package verifies its bytes against them.
 """
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from reprobuild.archives import ArchiveDef, load_archive, snapshot_timestamp
-from reprobuild.archives.alpm_db import SyncDb, SyncPackage, read_sync_db_index
-from reprobuild.archives.alpm_trust import ArchKeyring, load_keyring, signer_of
+from reprobuild.archives.arch.sync_db import SyncDb, SyncPackage, read_sync_db_index
+from reprobuild.archives.arch.trust import ArchKeyring, load_keyring, signer_of
 from reprobuild.errors import ArchiveError, SignatureError, UsageError
 from reprobuild.fetch import Fetcher, NotFound
 from reprobuild.lockfile import LockedPackage, SnapshotLock, SuiteLock
@@ -200,7 +200,7 @@ class ArchSnapshots:
 
     def _db_signature(self, archive: ArchiveDef, url: str, data: bytes) -> str | None:
         """Arch Linux leaves databases unsigned; a ``.db.sig`` present is verified."""
-        from reprobuild.archives.arch import verify_signature
+        from reprobuild.archives.arch.package import verify_signature
 
         try:
             sig = self.fetcher.get(url + ".sig", max_size=1 << 20).data
@@ -243,7 +243,7 @@ def lock_rootfs(
     warn: Callable[[str], None] | None = None,
 ) -> list[LockedPackage]:
     """Resolve one Arch root as pacman would and pin each package with its signature."""
-    from reprobuild.resolve_arch import ArchRequest, ArchUniverse, resolve_arch
+    from reprobuild.archives.arch.resolve import ArchRequest, ArchUniverse, resolve_arch
 
     if (params.get("variant") or "none") not in ("none", "essential"):
         raise UsageError('Arch Linux roots take variant "none" (request "base" for a base system)')

@@ -1,7 +1,7 @@
 """Arch Linux archives: package metadata, pacman's version order, signatures.
 
 An Arch snapshot is a ``<repo>.db`` per repository (read by
-:mod:`reprobuild.archives.alpm_db`, re-exported here); each package is a
+:mod:`reprobuild.archives.arch.sync_db`, re-exported here); each package is a
 ``.pkg.tar.zst`` whose ``.PKGINFO``, ``.BUILDINFO`` and ``.MTREE`` describe
 it. Everything here turns those into frozen dataclasses; detached signatures
 go through ``sqv`` or ``gpgv``.
@@ -21,7 +21,7 @@ from typing import IO, cast
 
 import zstandard
 
-from reprobuild.archives.alpm_db import (
+from reprobuild.archives.arch.sync_db import (
     Depend,
     SyncDb,
     SyncPackage,
@@ -29,8 +29,8 @@ from reprobuild.archives.alpm_db import (
     read_sync_db,
     read_sync_db_index,
 )
+from reprobuild.archives.arch.versions import vercmp
 from reprobuild.archives.signature import Signer, verify_detached
-from reprobuild.archives.versions import vercmp
 from reprobuild.errors import ArchiveError
 
 __all__ = [

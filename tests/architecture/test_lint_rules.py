@@ -1,0 +1,81 @@
+"""`make lint`'s architecture rules (scripts/check_architecture.py) on small trees,
+and on reprobuild itself: no import cycle, no module over 700 lines unless listed."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location(
+    "check_architecture", ROOT / "scripts" / "check_architecture.py"
+)
+assert _spec is not None and _spec.loader is not None
+arch = importlib.util.module_from_spec(_spec)
+sys.modules["check_architecture"] = arch
+_spec.loader.exec_module(arch)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / "reprobuild" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def test_reprobuild_itself_passes() -> None:
+    assert arch.check() == []
+
+
+def test_a_cycle_is_named_with_its_loop(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a.py": "from reprobuild import b\n",
+            "b.py": "def f():\n    from reprobuild.c import x\n",  # a lazy import counts
+            "c.py": "import reprobuild.a\nx = 1\n",
+        },
+    )
+    problems = arch.check(src, tmp_path / "none.txt")
+    assert problems == [
+        "import cycle among reprobuild.a, reprobuild.b, reprobuild.c: "
+        "reprobuild.a -> reprobuild.b -> reprobuild.c -> reprobuild.a"
+    ]
+
+
+def test_type_checking_and_relative_imports(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "pkg/__init__.py": "from .mod import y\n",  # a package re-exporting: no cycle
+            "pkg/mod.py": (
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from reprobuild.top import T\ny = 1\n"
+            ),
+            "top.py": "from reprobuild.pkg import mod\nT = 1\n",
+        },
+    )
+    assert arch.check(src, tmp_path / "none.txt") == []
+    (src / "reprobuild" / "pkg" / "mod.py").write_text("from ..top import T\ny = 1\n")
+    assert len(arch.check(src, tmp_path / "none.txt")) == 1
+
+
+def test_long_modules_and_the_allowlist(tmp_path: Path) -> None:
+    src = _tree(tmp_path, {"__init__.py": "", "big.py": "x = 1\n" * 701, "ok.py": "x = 1\n"})
+    allow = tmp_path / "allow.txt"
+    assert arch.check(src, allow) == [
+        "reprobuild/big.py: 701 lines, over 700: split it by responsibility"
+    ]
+    allow.write_text("# comment\nreprobuild/big.py 710\n")
+    assert arch.check(src, allow) == []
+    allow.write_text("reprobuild/big.py 700\n")
+    assert "over its allowance of 700" in arch.check(src, allow)[0]
+    allow.write_text("reprobuild/big.py 710\nreprobuild/ok.py 800\nreprobuild/gone.py 800\n")
+    assert arch.check(src, allow) == [
+        "reprobuild/ok.py: 1 lines, under 700 now: remove it from allow.txt",
+        "allow.txt lists reprobuild/gone.py, which does not exist",
+    ]
