@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from distributed import Client
 
 from tests.distributed.common import workdir
 from tests.distributed.tlscluster import DASK, have_tools
@@ -80,8 +81,10 @@ def test_a_lost_scheduler_or_worker_fails_the_build_in_bounded_time(
             time.sleep(0.2)
         address = json.loads(info.read_text())["address"]
         procs["worker"] = _start([DASK, "worker", address, "--nthreads", "1", "--no-nanny",
-                                  "--no-dashboard", "--local-directory", str(tmp_path / "w")],
+                                  "--no-dashboard", "--local-directory", str(tmp_path / "dask-worker")],
                                  tmp_path, tmp_path / "worker.log")  # fmt: skip
+        with Client(address, timeout=60) as client:  # the worker joined before the build
+            client.wait_for_workers(1, timeout=120)
         with _silent_server() as (port, called):
             recipe = (
                 f'{{ f = fetchurl {{ url = "http://127.0.0.1:{port}/x"; '
