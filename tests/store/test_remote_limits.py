@@ -35,7 +35,9 @@ MEASURE = (
 )
 
 
-def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return reprobuild(cwd, *args, env=env, timeout=120)
 
 
@@ -53,7 +55,8 @@ def _measured(cwd: Path, *args: str) -> tuple[int, int]:
 # ------------------------------------------------------------------ silence
 
 
-@pytest.mark.parametrize("scheme", ["git", "http", "ssh"])
+# each remote: a few seconds; http (urllib3's own timeouts) runs in make test-long
+@pytest.mark.parametrize("scheme", ["git", pytest.param("http", marks=pytest.mark.slow), "ssh"])
 def test_a_silent_remote_ends_in_exit_2_within_the_timeout(tmp_path: Path, scheme: str) -> None:
     env = {"REPROBUILD_REMOTE_TIMEOUT": "1"}
     with hostile.silent_server() as port:
@@ -73,6 +76,7 @@ def test_a_silent_remote_ends_in_exit_2_within_the_timeout(tmp_path: Path, schem
     assert not (tmp_path / "alice@silent.invalid:store.git").exists()  # not a local path
 
 
+@pytest.mark.slow  # a build: about 10 s
 def test_a_silent_cache_ends_the_build_in_exit_2(tmp_path: Path) -> None:
     from tests.distributed.common import MIRROR, workdir
 
@@ -119,7 +123,7 @@ def test_a_size_bomb_is_refused_without_filling_the_disk(
     assert _run(tmp_path, "store", "ls", "--store", str(store)).returncode == 0
 
 
-@pytest.mark.parametrize("where", ["path", "git-daemon"])
+@pytest.mark.parametrize("where", ["path", pytest.param("git-daemon", marks=pytest.mark.slow)])
 def test_a_git_object_bomb_is_refused_in_bounded_memory(tmp_path: Path, where: str) -> None:
     if where == "git-daemon" and not HAVE_GIT:
         pytest.skip("git is not installed")
@@ -167,7 +171,7 @@ def test_a_1_gib_object_is_pulled_within_bounded_memory(tmp_path: Path, where: s
 # ------------------------------------------------------------------ junk records
 
 
-@pytest.mark.parametrize("where", ["path", "git-daemon"])
+@pytest.mark.parametrize("where", ["path", pytest.param("git-daemon", marks=pytest.mark.slow)])
 def test_junk_records_are_refused_and_never_enter_the_store(tmp_path: Path, where: str) -> None:
     if where == "git-daemon" and not HAVE_GIT:
         pytest.skip("git is not installed")
