@@ -161,7 +161,10 @@ def test_a_1_gib_object_is_pulled_within_bounded_memory(tmp_path: Path, where: s
         with _git_daemon(tmp_path / "daemon") as url:
             peak, rc = _measured(tmp_path, "store", "pull", url + "/big.git", "--store", str(store))
     assert rc == 0
-    assert peak < 256 << 20, peak  # a quarter of the object, with the interpreter
+    # in place: a quarter of the object, with the interpreter. Over git://, receiving
+    # and indexing the pack costs a flat ~300 MiB here, whatever the object's size
+    # (measured: 128 MiB -> 294 MiB, 384 MiB -> 303 MiB, 1 GiB -> 295 MiB)
+    assert peak < (256 if where == "path" else 384) << 20, peak
     with Store.open_store(store, create=False) as s:
         assert s.lookup_step(key(9)) is not None and s.size(output.sha256) == 1 << 30
         assert s.intact(output.sha256)
