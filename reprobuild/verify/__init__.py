@@ -29,18 +29,22 @@ from reprobuild.verify.compare import Summary, compare_trees, deb_member
 from reprobuild.verify.result import VerifyResult, locked_debs
 from reprobuild.verify.target import Target, open_target, read_tarball
 
-__all__ = ["VerifyResult", "library_dir", "verify"]
+__all__ = ["LIBRARY_DIR", "VerifyResult", "library_dir", "verify"]
+
+
+LIBRARY_DIR = Path(__file__).parent / "library"
+"""The recipe library (``debuerreotype.repro``, ``archlinux-docker.repro``): in a
+checkout the repository's ``recipes/lib`` (through the ``library`` link), in a
+wheel its package data."""
 
 
 def library_dir() -> Path:
-    """``recipes/lib`` of this reprobuild (beside the package in a checkout)."""
-    import reprobuild
-
-    found = Path(reprobuild.__file__).resolve().parent.parent / "recipes" / "lib"
-    if not (found / "debuerreotype.repro").exists():
+    """The recipe library verify rebuilds with (see :data:`LIBRARY_DIR`)."""
+    found = LIBRARY_DIR.resolve()
+    if not (found / "debuerreotype.repro").is_file():
         raise ReprobuildError(
             f"the recipe library is not at {found}",
-            hint="run reprobuild from its source tree (make .venv/.installed)",
+            hint="reinstall reprobuild (its package data carries recipes/lib)",
         )
     return found
 
