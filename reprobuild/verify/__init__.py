@@ -121,6 +121,13 @@ def _verify_debian(
         package_file=package_file,
     )  # fmt: skip
     assert isinstance(lock, lf.Lockfile)
+    if not differences:
+        # Every path the same, the archive's bytes not: a layer re-made by another
+        # tar writer (``docker build``'s ADD, say), not debuerreotype's tar itself.
+        notes.append(
+            "every path is identical; the tar archives differ in their encoding "
+            "(member order, headers or padding)"
+        )
     return VerifyResult(
         target.spec, target_tar, rebuilt_tar, False, "debuerreotype", provenance, summary,
         tuple(differences), tuple(notes), text, str(out.path), compared,
