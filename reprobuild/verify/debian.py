@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from reprobuild.errors import UsageError
 from reprobuild.verify.target import Target
 
-__all__ = ["DebianRoot", "identify_debian", "recipe_for"]
+__all__ = ["DebianRoot", "UnknownImageError", "identify_debian", "recipe_for"]
 
 _SNAPSHOT_TS = re.compile(r"/(\d{8}T\d{6}Z)/?$")
 
@@ -118,6 +118,7 @@ def identify_debian(target: Target) -> DebianRoot:
         if len(words) >= 4 and words[0] == "deb" and not words[1].startswith("["):
             mirror, suite, components = words[1], words[2], tuple(words[3:])
             break
+    _refuse_debian_mode(target, mirror)
     if not suite:
         raise UnknownImageError(
             f"{target.spec}: etc/apt/sources.list names no suite; the snapshot cannot be found"
@@ -142,6 +143,30 @@ def identify_debian(target: Target) -> DebianRoot:
         tool="debuerreotype",
         slim="etc/dpkg/dpkg.cfg.d/docker" in target.members,
         include=tuple(sorted(p for p in packages if p not in auto)),
+    )
+
+
+_COMMENTED_SNAPSHOT = re.compile(r"^#\s*(?:deb\s+)?(\S*snapshot\S*?/(\d{8}T\d{6}Z))", re.M)
+
+
+def _refuse_debian_mode(target: Target, mirror: str | None) -> None:
+    """``debuerreotype-init --debian`` (how Docker Hub's ``debian:*`` images are
+    made) points apt at deb.debian.org with -security and -updates, the snapshot
+    only in a comment (``debian.sources`` from bookworm on): not what the
+    library makes, so say so rather than rebuild something else."""
+    sources = "\n".join(
+        _text(target, p) or ""
+        for p in ("etc/apt/sources.list", "etc/apt/sources.list.d/debian.sources")
+    )
+    found = _COMMENTED_SNAPSHOT.search(sources)
+    if found is None or (mirror is not None and _SNAPSHOT_TS.search(mirror)):
+        return
+    raise UnknownImageError(
+        f"{target.spec}: made by debuerreotype-init --debian (apt sources name "
+        f"deb.debian.org, the snapshot {found.group(2)} only in a comment, as in Docker "
+        "Hub's debian images); reprobuild rebuilds debuerreotype's --non-debian roots only",
+        hint="recipes/lib/debuerreotype.repro follows debuerreotype-init --non-debian, "
+        "-minimizing-config, -slimify and -tar; --debian's sources and updates are not in it",
     )
 
 

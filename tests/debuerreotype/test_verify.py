@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.verify.compare import compare_trees
-from reprobuild.verify.debian import identify_debian, recipe_for
+from reprobuild.verify.debian import UnknownImageError, identify_debian, recipe_for
 from reprobuild.verify.target import Member, Target, read_tarball
 from tests.support.cli import reprobuild as rb
 from tests.support.debuerreotype import SHARED, run_debuerreotype, unavailable
@@ -111,6 +111,31 @@ def test_identifies_debuerreotype_roots(tmp_path: Path, slim: bool) -> None:
     text = recipe_for(found)
     assert 'mirror = "http://snapshot.debian.org/archive/debian/{timestamp}"' in text
     assert f"slim = {'true' if slim else 'false'}" in text
+
+
+@pytest.mark.parametrize("deb822", [False, True])
+def test_debian_mode_roots_are_named_not_rebuilt(tmp_path: Path, deb822: bool) -> None:
+    """debuerreotype-init --debian (Docker Hub's debian images): deb.debian.org in the
+    sources, the snapshot in a comment; the library does not make those."""
+    root = tmp_path / "root"
+    _debuerreotype_like(root, slim=False)
+    (root / "etc/apt/sources.list").unlink()
+    snapshot = "# http://snapshot.debian.org/archive/debian/20240110T000000Z"
+    if deb822:
+        (root / "etc/apt/sources.list.d").mkdir(parents=True)
+        (root / "etc/apt/sources.list.d/debian.sources").write_text(
+            f"Types: deb\n{snapshot}\nURIs: http://deb.debian.org/debian\n"
+            "Suites: bookworm bookworm-updates\nComponents: main\n"
+        )
+    else:
+        (root / "etc/apt/sources.list").write_text(
+            snapshot.replace("# ", "# deb ") + " bookworm main\n"
+            "deb http://deb.debian.org/debian bookworm main\n"
+        )
+    tar = tar_of(root, tmp_path / "r.tar")
+    members, digest = read_tarball(tar)
+    with pytest.raises(UnknownImageError, match="debuerreotype-init --debian .* 20240110T000000Z"):
+        identify_debian(Target(str(tar), "tarball", digest, members, _layers=[tar]))
 
 
 def test_attribution() -> None:
