@@ -134,7 +134,7 @@ def test_debian_mode_roots_are_named_not_rebuilt(tmp_path: Path, deb822: bool) -
         )
     tar = tar_of(root, tmp_path / "r.tar")
     members, digest = read_tarball(tar)
-    with pytest.raises(UnknownImageError, match="debuerreotype-init --debian .* 20240110T000000Z"):
+    with pytest.raises(UnknownImageError, match=r"debuerreotype-init --debian .* 20240110T000000Z"):
         identify_debian(Target(str(tar), "tarball", digest, members, _layers=[tar]))
 
 
