@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import zstandard
@@ -72,27 +72,44 @@ def remake(
         raise ValueError(f"unknown derivation {method!r}")
 
 
-def candidates(buf: memoryview) -> Iterator[tuple[int, str, dict[str, str]]]:
-    """Aligned offsets where a pinned-compressor stream may start, in order."""
+def candidates(
+    buf: memoryview, release: Callable[[int], None] | None = None
+) -> Iterator[tuple[int, str, dict[str, str]]]:
+    """Aligned offsets where a pinned-compressor stream may start, in order.
+
+    The buffer is scanned in windows; ``release(offset)`` is told after each
+    that the bytes before ``offset`` are no longer needed by the scan (a mapped
+    file then drops their pages: a 1 GiB file is never resident at once).
+    """
     whole: Any = buf.obj
     data = whole if hasattr(whole, "find") and len(whole) == buf.nbytes else bytes(buf)
     hits: list[tuple[int, str, dict[str, str]]] = []
-    for magic, method in ((_GZIP_MAGIC, "gzip"), (_ZSTD_MAGIC, "zstd")):
-        pos = 0
-        while (pos := _find(data, magic, pos)) >= 0:
-            if pos % ALIGN == 0:
-                if method == "gzip":
-                    header = bytes(buf[pos : pos + 10])
-                    if len(header) == 10 and header[3] == 0:  # no name, comment or extra
-                        hits.append((pos, method, gzip_params(header)))
-                else:
-                    hits.append((pos, method, {}))
-            pos += 1
+    overlap = max(len(_GZIP_MAGIC), len(_ZSTD_MAGIC)) - 1
+    for window in range(0, max(len(data), 1), _SCAN_WINDOW):
+        end = min(len(data), window + _SCAN_WINDOW + overlap)
+        for magic, method in ((_GZIP_MAGIC, "gzip"), (_ZSTD_MAGIC, "zstd")):
+            pos = window
+            while (pos := _find(data, magic, pos, end)) >= 0:
+                if pos >= window + _SCAN_WINDOW:
+                    break  # the next window finds it
+                if pos % ALIGN == 0:
+                    if method == "gzip":
+                        header = bytes(buf[pos : pos + 10])
+                        if len(header) == 10 and header[3] == 0:  # no name, comment or extra
+                            hits.append((pos, method, gzip_params(header)))
+                    else:
+                        hits.append((pos, method, {}))
+                pos += 1
+        if release is not None:
+            release(window)
     yield from sorted(hits)
 
 
-def _find(data: Any, magic: bytes, start: int) -> int:
-    return int(data.find(magic, start))
+_SCAN_WINDOW = 64 << 20
+
+
+def _find(data: Any, magic: bytes, start: int, end: int | None = None) -> int:
+    return int(data.find(magic, start) if end is None else data.find(magic, start, end))
 
 
 class RegionReader(io.RawIOBase):
