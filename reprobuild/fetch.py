@@ -124,8 +124,13 @@ class Fetcher:
                 offset = 0
             mode = "ab" if offset else "wb"
             try:
-                with part.open(mode) as fout:
-                    self._http(url, fout.write, offset=offset, max_size=limit)
+                with part.open(mode) as sink:
+
+                    def start_over() -> None:
+                        sink.seek(0)
+                        sink.truncate()
+
+                    self._http(url, sink.write, offset=offset, max_size=limit, restart=start_over)
             except IntegrityError:
                 part.unlink(missing_ok=True)  # longer than allowed: nothing to resume
                 raise
@@ -152,9 +157,16 @@ class Fetcher:
         return self._pool
 
     def _http(
-        self, url: str, sink: Callable[[bytes], object], *, offset: int, max_size: int
+        self,
+        url: str,
+        sink: Callable[[bytes], object],
+        *,
+        offset: int,
+        max_size: int,
+        restart: Callable[[], None] | None = None,
     ) -> str:
-        """Stream ``url`` into ``sink`` from ``offset``; returns the final URL."""
+        """Stream ``url`` into ``sink`` from ``offset``; returns the final URL.
+        ``restart`` empties the sink when the download must start over from 0."""
         import urllib3
 
         pool = self._pool_manager()
@@ -204,6 +216,8 @@ class Fetcher:
                     if resp.status == 416 and received:
                         # Our partial file is already complete (or stale): start over.
                         received = 0
+                        if restart is not None:
+                            restart()
                         raise _Retry("HTTP 416 for a resumed download")
                     if resp.status in RETRY_STATUS:
                         retry_after = _retry_after(resp.headers.get("Retry-After"))
