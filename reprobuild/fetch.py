@@ -26,6 +26,7 @@ from reprobuild.errors import FetchError, IntegrityError
 CHUNK = 1 << 20
 STREAM_CHUNK = 1 << 16  # small, so a broken-off body keeps most of what arrived
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+USER_AGENT = "reprobuild"
 
 
 class NotFound(FetchError):
@@ -120,8 +121,8 @@ class Fetcher:
                         self.on_bytes(len(chunk))
         else:
             offset = part.stat().st_size if part.exists() else 0
-            if size is not None and offset > size:
-                offset = 0
+            if size is not None and offset >= size:
+                offset = 0  # stale, or nothing left to ask for: start over
             mode = "ab" if offset else "wb"
             try:
                 with part.open(mode) as sink:
@@ -152,7 +153,6 @@ class Fetcher:
                 maxsize=8,
                 retries=False,
                 timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout),
-                headers={"User-Agent": "reprobuild"},
             )
         return self._pool
 
@@ -186,7 +186,10 @@ class Fetcher:
         redirects = 0
         while True:
             attempt += 1
-            headers = {"Range": f"bytes={received}-"} if received else {}
+            # per-request headers replace the pool's: the User-Agent goes with each
+            headers = {"User-Agent": USER_AGENT}
+            if received:
+                headers["Range"] = f"bytes={received}-"
             cause: str
             retry_after: float | None = None
             try:
@@ -289,7 +292,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    with contextlib.suppress(TypeError, ValueError):
+    with contextlib.suppress(ValueError):  # what Python >= 3.10 raises for a bad date
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time())
     return None

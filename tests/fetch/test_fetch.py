@@ -121,9 +121,16 @@ def test_a_complete_partial_download_is_started_over_after_416(root: Path, tmp_p
     with serve(root) as srv:
         fetcher(sleeps).download(srv.url + "f.bin", dest, sha256=SHA)
         ranges = [r for p, r in srv.requests if p == "/f.bin"]
-    assert dest.read_bytes() == DATA
-    assert ranges == [f"bytes={len(DATA)}-", None]
-    assert sleeps == [0.5]
+        assert dest.read_bytes() == DATA
+        assert ranges == [f"bytes={len(DATA)}-", None]
+        assert sleeps == [0.5]
+        # knowing the size, a partial file as long as the file is not resumed at all
+        dest.unlink()
+        dest.with_name("f.bin.part").write_bytes(DATA)
+        fetcher().download(srv.url + "f.bin", dest, sha256=SHA, size=len(DATA))
+        assert [r for p, r in srv.requests if p == "/f.bin"][2:] == [None]
+        assert dest.read_bytes() == DATA
+        assert set(srv.user_agents) == {"reprobuild"}
 
 
 def test_a_partial_download_longer_than_the_file_is_not_resumed(root: Path, tmp_path: Path) -> None:
@@ -229,3 +236,15 @@ def test_a_wrong_size_is_refused_naming_both_sizes(root: Path, tmp_path: Path) -
         verify_file(root / "f.bin", sha256=SHA, size=5, what="f")
     verify_file(root / "f.bin", sha256=SHA, size=len(DATA), what="f")
     verify_file(root / "f.bin", sha256=None, size=None, what="f")
+
+
+def test_network_errors_are_described_shortly() -> None:
+    from reprobuild.fetch import _describe
+
+    assert _describe(OSError("[Errno 111] Connection refused")) == "connection refused"
+    assert _describe(OSError("Read Timed Out.")) == "timed out"
+    assert _describe(OSError("pool: host: name or service not known")) == (
+        "host: name or service not known"
+    )
+    assert _describe(OSError("x: " + "y" * 300)) == "y" * 200
+    assert _describe(OSError()) == "OSError"

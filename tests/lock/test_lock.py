@@ -224,3 +224,42 @@ def test_staleness_names_every_changed_source() -> None:
     assert gone.reasons == ("recipe changed: " + ", ".join(sorted(lock.sources)),)
     top = lf.staleness(lock, "1" * 64, lock.sources, {}, {})
     assert top.reasons == ("recipe changed: (top-level file)",)
+
+
+def test_an_unreadable_lockfile_says_why(tmp_path: Path) -> None:
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    path = tmp_path / "demo.repro.lock"
+    with pytest.raises(LockfileError, match="no lockfile") as missing:
+        lf.load(path)
+    assert missing.value.hint == "run 'reprobuild lock demo.repro' first"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(LockfileError, match="not a lockfile \\(not UTF-8 text"):
+        lf.load(path)
+    path.write_text('{\n  "version": 1,\n  oops\n}\n')
+    with pytest.raises(LockfileError, match=f"{path}:3:3: not valid JSON"):
+        lf.load(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(LockfileError, match="cannot read the lockfile"):
+        lf.load(path)
+
+
+def test_a_lockfile_of_another_format_version_says_how_to_rewrite_it(tmp_path: Path) -> None:
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    data = json.loads(COMMITTED.read_text())
+    data["version"] = 2
+    with pytest.raises(LockfileError, match="format version 2 is not supported") as caught:
+        lf.Lockfile.from_json(data)
+    assert caught.value.hint == "run 'reprobuild lock --update' with this version to rewrite it"
+
+
+def test_an_empty_package_is_a_valid_size() -> None:
+    from reprobuild import lockfile as lf
+
+    data = json.loads(COMMITTED.read_text())
+    data["packages"][0]["size"] = 0
+    assert lf.Lockfile.from_json(data).packages[0].size == 0

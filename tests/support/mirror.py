@@ -47,6 +47,7 @@ class MirrorServer:
         self.root = root
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.user_agents: list[str | None] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,6 +63,7 @@ class MirrorServer:
                     # asks for absolute URLs: any host maps to the same root.
                     path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
                 server.requests.append((path, self.headers.get("Range")))
+                server.user_agents.append(self.headers.get("User-Agent"))
                 queue = server.faults.get(path)
                 fault = queue.popleft() if queue else Fault()
                 if fault.reset:

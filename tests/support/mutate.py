@@ -316,13 +316,17 @@ def mutant_diff(work: Path, name: str) -> str:
 
 
 def _mutated_line_is(work: Path, name: str, line: str) -> bool:
-    """Whether the mutant still changes a line to ``line`` (else the entry is stale)."""
-    added = [
+    """Whether the mutant still changes a line to ``line`` (else the entry is stale).
+
+    A mutant that only deletes a line (an argument dropped from a call) is
+    named by ``- `` and the deleted line."""
+    sign = "-" if line.startswith("- ") else "+"
+    changed = [
         ln[1:].strip()
         for ln in mutant_diff(work, name).splitlines()
-        if ln.startswith("+") and not ln.startswith("+++")
+        if ln.startswith(sign) and not ln.startswith(sign * 3)
     ]
-    return _normalise(line) in [_normalise(a) for a in added]
+    return _normalise(line.removeprefix("- ")) in [_normalise(a) for a in changed]
 
 
 def _normalise(text: str) -> str:
