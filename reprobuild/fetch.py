@@ -200,10 +200,13 @@ class Fetcher:
                     preload_content=False,
                     redirect=False,
                 )
-                streaming = False
+                # Until the body is read or drained, leaving early closes the
+                # connection: one with unread bytes must not go back to the pool.
+                streaming = True
                 try:
                     if resp.status not in (200, 206):
                         resp.drain_conn()  # small error bodies; keeps the connection usable
+                        streaming = False
                     if resp.status in (301, 302, 303, 307, 308):
                         location = resp.headers.get("Location")
                         if not location:
@@ -233,7 +236,6 @@ class Fetcher:
                             f"{current}: server ignored the range request; "
                             "delete the partial download and retry"
                         )
-                    streaming = True
                     for chunk in resp.stream(STREAM_CHUNK):
                         received += len(chunk)
                         if received > max_size:

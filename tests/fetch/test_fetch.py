@@ -63,6 +63,7 @@ def test_gives_up_after_bounded_retries(root: Path) -> None:
         with pytest.raises(FetchError) as info:
             fetcher(sleeps, retries=3).get(srv.url + "f.bin")
     assert "HTTP 503" in info.value.message and "4 attempts" in info.value.message
+    assert info.value.hint == "check the mirror URL and the network, or pass --mirror NAME=URL"
     assert sleeps == [0.5, 1.0, 2.0]  # exponential backoff
 
 
@@ -155,11 +156,16 @@ def test_a_resumed_download_the_server_answers_whole_is_refused(root: Path, tmp_
 
     dest = tmp_path / "f.bin"
     dest.with_name("f.bin.part").write_bytes(DATA[:1000])
-    f = fetcher()
+    sleeps: list[float] = []
+    f = fetcher(sleeps)
     f._pool = IgnoresRange(retries=False)
-    with serve(root) as srv, pytest.raises(FetchError, match="server ignored the range request"):
-        f.download(srv.url + "f.bin", dest, sha256=SHA)
-    assert not dest.exists()
+    with serve(root) as srv:
+        with pytest.raises(FetchError, match="server ignored the range request"):
+            f.download(srv.url + "f.bin", dest, sha256=SHA)
+        assert not dest.exists()
+        # the connection with the unread body was closed, not reused
+        assert f.get(srv.url + "f.bin").data == DATA
+    assert sleeps == [] and len(set(srv.client_ports)) == 2
 
 
 def test_gone_is_not_found_and_other_errors_are_not_retried(root: Path) -> None:
@@ -248,3 +254,17 @@ def test_network_errors_are_described_shortly() -> None:
     )
     assert _describe(OSError("x: " + "y" * 300)) == "y" * 200
     assert _describe(OSError()) == "OSError"
+
+
+def test_one_connection_serves_redirects_errors_and_bodies(root: Path) -> None:
+    """Keep-alive: a connection is closed only when a body broke off."""
+    with serve(root) as srv:
+        srv.fault("/a", Fault(redirect="/f.bin", redirect_status=301))
+        srv.fault("/b", Fault(redirect="/f.bin", redirect_status=308))
+        f = fetcher()
+        assert f.get(srv.url + "a").data == DATA
+        assert f.get(srv.url + "b").data == DATA
+        with pytest.raises(NotFound):
+            f.get(srv.url + "missing")
+        assert f.get(srv.url + "f.bin").data == DATA
+    assert len(srv.client_ports) == 6 and len(set(srv.client_ports)) == 1
