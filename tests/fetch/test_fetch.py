@@ -268,3 +268,13 @@ def test_one_connection_serves_redirects_errors_and_bodies(root: Path) -> None:
             f.get(srv.url + "missing")
         assert f.get(srv.url + "f.bin").data == DATA
     assert len(srv.client_ports) == 6 and len(set(srv.client_ports)) == 1
+
+
+def test_a_stalled_answer_times_out(root: Path) -> None:
+    sleeps: list[float] = []
+    f = Fetcher(FetchPolicy(retries=1, timeout=0.3), sleep=sleeps.append)
+    with serve(root) as srv:
+        srv.fault("/f.bin", Fault(stall=1.5), Fault(stall=1.5))
+        with pytest.raises(FetchError, match="timed out") as info:
+            f.get(srv.url + "f.bin")
+    assert "gave up after 2 attempts" in info.value.message and sleeps == [0.5]

@@ -257,11 +257,20 @@ def run(module: Module, *, sample: int = 100, children: int = 1) -> int:
     if not before:
         names = [] if sample >= 100 else [sample_glob(sample)]
     else:
-        todo = [n for n, s in before.items() if s == "not checked" and sampled(n, sample)]
-        names = [*todo, *earlier]
+        names = [*_unchecked(module, sample), *earlier]
         if not names:
             return 0
-    return subprocess.run([*command, *names], cwd=work, env=env).returncode
+    code = subprocess.run([*command, *names], cwd=work, env=env).returncode
+    # A function whose text changed got new mutants in that run, named only
+    # now: test those of the sample too.
+    fresh = [n for n in _unchecked(module, sample) if n not in before]
+    if code == 0 and fresh:
+        code = subprocess.run([*command, *fresh], cwd=work, env=env).returncode
+    return code
+
+
+def _unchecked(module: Module, sample: int) -> list[str]:
+    return [n for n, s in statuses(module).items() if s == "not checked" and sampled(n, sample)]
 
 
 # --sample P tests the mutants whose number ends in one of the first P/10
