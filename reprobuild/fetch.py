@@ -28,6 +28,7 @@ from reprobuild.errors import FetchError, IntegrityError
 CHUNK = 1 << 20
 STREAM_CHUNK = 1 << 16  # small, so a broken-off body keeps most of what arrived
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+USER_AGENT = "reprobuild"
 
 
 class NotFound(FetchError):
@@ -126,12 +127,17 @@ class Fetcher:
                         self.on_bytes(len(chunk))
         else:
             offset = part.stat().st_size if part.exists() else 0
-            if size is not None and offset > size:
-                offset = 0
+            if size is not None and offset >= size:
+                offset = 0  # stale, or nothing left to ask for: start over
             mode = "ab" if offset else "wb"
             try:
-                with part.open(mode) as fout:
-                    self._http(url, fout.write, offset=offset, max_size=limit)
+                with part.open(mode) as sink:
+
+                    def start_over() -> None:
+                        sink.seek(0)
+                        sink.truncate()
+
+                    self._http(url, sink.write, offset=offset, max_size=limit, restart=start_over)
             except IntegrityError:
                 part.unlink(missing_ok=True)  # longer than allowed: nothing to resume
                 raise
@@ -153,7 +159,6 @@ class Fetcher:
                 maxsize=8,
                 retries=False,
                 timeout=urllib3.Timeout(connect=self.policy.timeout, read=self.policy.timeout),
-                headers={"User-Agent": "reprobuild"},
             )
         return self._pool
 
@@ -165,8 +170,10 @@ class Fetcher:
         offset: int,
         max_size: int,
         deadline: float | None = None,
+        restart: Callable[[], None] | None = None,
     ) -> str:
-        """Stream ``url`` into ``sink`` from ``offset``; returns the final URL."""
+        """Stream ``url`` into ``sink`` from ``offset``; returns the final URL.
+        ``restart`` empties the sink when the download must start over from 0."""
         import urllib3
 
         pool = self._pool_manager()
@@ -186,7 +193,10 @@ class Fetcher:
         redirects = 0
         while True:
             attempt += 1
-            headers = {"Range": f"bytes={received}-"} if received else {}
+            # per-request headers replace the pool's: the User-Agent goes with each
+            headers = {"User-Agent": USER_AGENT}
+            if received:
+                headers["Range"] = f"bytes={received}-"
             cause: str
             retry_after: float | None = None
             timeout = _until(deadline, url, self.policy.timeout)
@@ -200,10 +210,13 @@ class Fetcher:
                     redirect=False,
                     **extra,
                 )
-                streaming = False
+                # Until the body is read or drained, leaving early closes the
+                # connection: one with unread bytes must not go back to the pool.
+                streaming = True
                 try:
                     if resp.status not in (200, 206):
                         resp.drain_conn()  # small error bodies; keeps the connection usable
+                        streaming = False
                     if resp.status in (301, 302, 303, 307, 308):
                         location = resp.headers.get("Location")
                         if not location:
@@ -219,6 +232,8 @@ class Fetcher:
                     if resp.status == 416 and received:
                         # Our partial file is already complete (or stale): start over.
                         received = 0
+                        if restart is not None:
+                            restart()
                         raise _Retry("HTTP 416 for a resumed download")
                     if resp.status in RETRY_STATUS:
                         retry_after = _retry_after(resp.headers.get("Retry-After"))
@@ -231,7 +246,6 @@ class Fetcher:
                             f"{current}: server ignored the range request; "
                             "delete the partial download and retry"
                         )
-                    streaming = True
                     # with a deadline, each read returns what has arrived (a trickle
                     # never fills a whole chunk, and the deadline is checked per read)
                     chunks = (
@@ -316,7 +330,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
     if value.strip().isdigit():
         return float(value.strip())
-    with contextlib.suppress(TypeError, ValueError):
+    with contextlib.suppress(ValueError):  # what Python >= 3.10 raises for a bad date
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time())
     return None

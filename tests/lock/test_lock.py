@@ -108,7 +108,8 @@ def test_insecure_lock_says_so(demo_copy: Path, tmp_path: Path) -> None:
     sources = Sources(mirrors=mirror_of(demo_copy).mirrors, insecure=True)
     result = api.lock(recipe(tmp_path, '"netbase"'), sources=sources, fetcher=fast())
     data = json.loads(result.path.read_text())
-    assert "insecure" in data and data["snapshots"]["snap"]["signed"] is False
+    assert data["insecure"] == "signature checks were disabled with --insecure-allow-unsigned"
+    assert data["snapshots"]["snap"]["signed"] is False
 
 
 def test_flipped_byte_in_packages_index(demo_copy: Path, tmp_path: Path) -> None:
@@ -176,3 +177,89 @@ def test_cli_env_mirror_and_json(run_cli, tmp_path: Path) -> None:  # type: igno
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["changed"] is True and out["snapshots"] == {"snap": TS}
+
+
+# ---------------------------------------------------- lockfile.py on its own (no lock run)
+
+COMMITTED = ROOT / "recipes" / "demo.repro.lock"
+
+
+def test_identity_ignores_the_recorded_outputs() -> None:
+    import dataclasses
+
+    from reprobuild import lockfile as lf
+
+    lock = lf.load(COMMITTED)
+    assert lock.outputs
+    bare = dataclasses.replace(lock, outputs={})
+    assert lock.identity() == bare.identity()
+    assert lock.dumps() != bare.dumps()
+    assert lock.identity() != dataclasses.replace(lock, recipe="1" * 64).identity()
+
+
+def test_write_replaces_atomically_and_removes_a_dead_writers_temp(tmp_path: Path) -> None:
+    from reprobuild import lockfile as lf
+
+    lock = lf.load(COMMITTED)
+    path = tmp_path / "demo.repro.lock"
+    dead = tmp_path / ".demo.repro.lock.99999999.tmp"  # no such process
+    dead.write_text("half")
+    other = tmp_path / ".other.lock.99999999.tmp"  # another file's temp: not ours
+    other.write_text("half")
+    lf.write(path, lock)
+    assert path.read_text() == COMMITTED.read_text()
+    assert not dead.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.lock.99999999.tmp", path.name]
+
+
+def test_staleness_names_every_changed_source() -> None:
+    from reprobuild import lockfile as lf
+
+    lock = lf.load(COMMITTED)
+    assert not lf.staleness(lock, lock.recipe, lock.sources, {}, {}).stale
+    sources = {**lock.sources, "lib/new.repro": "2" * 64}  # a file the recipe now reads
+    state = lf.staleness(lock, "1" * 64, sources, {}, {})
+    assert state.reasons == ("recipe changed: lib/new.repro",)
+    gone = lf.staleness(lock, "1" * 64, {}, {}, {})  # a file it no longer reads
+    assert gone.reasons == ("recipe changed: " + ", ".join(sorted(lock.sources)),)
+    top = lf.staleness(lock, "1" * 64, lock.sources, {}, {})
+    assert top.reasons == ("recipe changed: (top-level file)",)
+
+
+def test_an_unreadable_lockfile_says_why(tmp_path: Path) -> None:
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    path = tmp_path / "demo.repro.lock"
+    with pytest.raises(LockfileError, match="no lockfile") as missing:
+        lf.load(path)
+    assert missing.value.hint == "run 'reprobuild lock demo.repro' first"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(LockfileError, match="not a lockfile \\(not UTF-8 text"):
+        lf.load(path)
+    path.write_text('{\n  "version": 1,\n  oops\n}\n')
+    with pytest.raises(LockfileError, match=f"{path}:3:3: not valid JSON"):
+        lf.load(path)
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(LockfileError, match="cannot read the lockfile"):
+        lf.load(path)
+
+
+def test_a_lockfile_of_another_format_version_says_how_to_rewrite_it(tmp_path: Path) -> None:
+    from reprobuild import lockfile as lf
+    from reprobuild.errors import LockfileError
+
+    data = json.loads(COMMITTED.read_text())
+    data["version"] = 2
+    with pytest.raises(LockfileError, match="format version 2 is not supported") as caught:
+        lf.Lockfile.from_json(data)
+    assert caught.value.hint == "run 'reprobuild lock --update' with this version to rewrite it"
+
+
+def test_an_empty_package_is_a_valid_size() -> None:
+    from reprobuild import lockfile as lf
+
+    data = json.loads(COMMITTED.read_text())
+    data["packages"][0]["size"] = 0
+    assert lf.Lockfile.from_json(data).packages[0].size == 0

@@ -86,6 +86,22 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
         _with(embedded={"demo.repro": RECIPE, "lib": "x", "lib/a.repro": "y"}),
         "embedded: 'lib' is both a file and a directory",
     ),
+    "embedded path with a '.' inside": (
+        _with(embedded={"demo.repro": RECIPE, "lib/./a.repro": "x"}),
+        "embedded: 'lib/./a.repro' is not a plain path",
+    ),
+    "embedded nested file that is also a directory": (
+        _with(embedded={"demo.repro": RECIPE, "lib/sub": "x", "lib/sub/a.repro": "y"}),
+        "embedded: 'lib/sub' is both a file and a directory",
+    ),
+    "rootfs key not a string": (
+        _rootfs("key", 1),
+        "rootfs 'root': fields 'key' and 'variant' must be strings",
+    ),
+    "snapshot url of another scheme": (
+        _snapshot("url", "ftp://snapshot.debian.org/archive/debian/20260711T101637Z/"),
+        "field 'url' is not an http(s) or file URL ending in '/'",
+    ),
     "rootfs naming a snapshot the lockfile lacks": (
         _rootfs("snapshots", ["snap", "elsewhere"]),
         "rootfs 'root' names snapshot 'elsewhere', which the lockfile does not",
@@ -113,6 +129,14 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {
     "version with a slash": (
         _package("version", "1/../../x"),
         "field 'version' is not a valid version",
+    ),
+    "empty filename": (
+        _package("filename", ""),
+        "field 'filename' must be a non-empty string",
+    ),
+    "filename with a '.' component": (
+        _package("filename", "pool/./main/b/base-files/x.deb"),
+        "field 'filename' has an empty, '.' or '..' component",
     ),
     "architecture with a slash": (
         _package("architecture", "../amd64"),
@@ -151,6 +175,13 @@ def test_hostile_field_is_refused_on_read(tmp_path: Path, case: str) -> None:
     message = caught.value.render()
     assert message.startswith(f"error: {path}: ")
     assert expected in message, message
+
+
+def test_http_and_https_snapshot_urls_are_accepted() -> None:
+    for scheme in ("http", "https"):
+        url = f"{scheme}://snapshot.debian.org/archive/debian/20260711T101637Z/"
+        lock = lf.Lockfile.from_json(_snapshot("url", url))
+        assert lock.snapshots[0].url == url
 
 
 # -------------------------------------------------------------- every field in turn

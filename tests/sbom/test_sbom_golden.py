@@ -124,3 +124,74 @@ def test_an_artifact_leads_to_the_lockfile_of_its_build(tmp_path: Path) -> None:
     stranger.write_bytes(b"built elsewhere")
     with pytest.raises(StoreError, match="no build in the store produced"):
         lock_for_output(stranger, store)
+
+
+def test_a_missing_store_is_refused_not_created(tmp_path: Path) -> None:
+    from reprobuild.errors import StoreError
+    from reprobuild.sbom import licenses_in_store, lock_for_output
+
+    artifact = tmp_path / "t.tar.zst"
+    artifact.write_bytes(b"the artifact")
+    with pytest.raises(StoreError):
+        lock_for_output(artifact, tmp_path / "none")
+    assert licenses_in_store(lf.load(LOCK), tmp_path / "none") == {}
+    assert not (tmp_path / "none").exists()
+    assert _oci_manifest_digest(tmp_path / "missing") is None
+
+
+def test_licenses_are_read_from_the_debs_the_store_holds(tmp_path: Path) -> None:
+    from reprobuild.sbom import licenses_in_store
+    from reprobuild.store import Store
+
+    lock = lf.load(LOCK)
+    pool = Path(__file__).resolve().parents[2] / "snapshots/demo/archive/debian/20260711T101637Z"
+    held = [p for p in lock.packages if p.name in ("base-passwd", "libbz2-1.0")]
+    # the first package is not in the store: the ones after it still count
+    assert len(held) == 2 and lock.packages[0] not in held
+    with Store.open_store(tmp_path / "store") as store:
+        for p in held:
+            store.put_bytes((pool / p.filename).read_bytes())
+    found = licenses_in_store(lock, tmp_path / "store")
+    assert found == {
+        held[0].ident: PackageLicense(("GPL-2", "public-domain"), None),
+        held[1].ident: PackageLicense(("BSD-variant", "GPL-2"), None),
+    }
+    # a package of an Arch snapshot is no .deb: its license is not looked for
+    arch = dataclasses.replace(
+        lock, snapshots=tuple(dataclasses.replace(s, format="alpm") for s in lock.snapshots)
+    )
+    assert licenses_in_store(arch, tmp_path / "store") == {}
+
+
+def test_spdx_of_a_lockfile_without_outputs_describes_its_packages() -> None:
+    lock = dataclasses.replace(lf.load(LOCK), outputs={})
+    doc = sbom(lock, "demo", "spdx")
+    rels = doc["relationships"]
+    assert {r["relatedSpdxElement"] for r in rels} == {p["SPDXID"] for p in doc["packages"]}
+    assert len(rels) == len(lock.packages)
+    for r in rels:
+        assert (r["spdxElementId"], r["relationshipType"]) == ("SPDXRef-DOCUMENT", "DESCRIBES")
+
+
+def test_a_slash_in_a_version_is_percent_encoded_in_the_purl() -> None:
+    """The purl spec percent-encodes a version's '/' (quote's default keeps it)."""
+    lock = lf.load(LOCK)
+    pkg = dataclasses.replace(lock.packages[0], version="1/2")
+    assert "@1%2F2?" in purl(pkg, lock.snapshots[0])
+
+
+def test_the_creation_time_does_not_follow_the_local_timezone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    lock = lf.load(LOCK)
+    utc = sbom(lock, "demo", "spdx")["creationInfo"]["created"]
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert sbom(lock, "demo", "spdx")["creationInfo"]["created"] == utc
+        assert sbom(lock, "demo", "cyclonedx")["metadata"]["timestamp"] == utc
+    finally:
+        monkeypatch.undo()
+        time.tzset()

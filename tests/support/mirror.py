@@ -30,6 +30,7 @@ class Fault:
     truncate: int | None = None  # send only this many bytes (but announce the full length)
     flip_byte: int | None = None
     redirect: str | None = None
+    redirect_status: int = 302
     reset: bool = False
     stall: float | None = None
     reset_after: int | None = None  # send this many body bytes, then reset the connection
@@ -47,6 +48,8 @@ class MirrorServer:
         self.root = root
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
+        self.user_agents: list[str | None] = []
+        self.client_ports: list[int] = []  # one port per TCP connection of the client
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,6 +65,8 @@ class MirrorServer:
                     # asks for absolute URLs: any host maps to the same root.
                     path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
                 server.requests.append((path, self.headers.get("Range")))
+                server.user_agents.append(self.headers.get("User-Agent"))
+                server.client_ports.append(self.client_address[1])
                 queue = server.faults.get(path)
                 fault = queue.popleft() if queue else Fault()
                 if fault.reset:
@@ -70,7 +75,7 @@ class MirrorServer:
                 if fault.stall:
                     time.sleep(fault.stall)
                 if fault.redirect:
-                    self.send_response(302)
+                    self.send_response(fault.redirect_status)
                     self.send_header("Location", fault.redirect)
                     self.send_header("Content-Length", "0")
                     self.end_headers()

@@ -257,11 +257,20 @@ def run(module: Module, *, sample: int = 100, children: int = 1) -> int:
     if not before:
         names = [] if sample >= 100 else [sample_glob(sample)]
     else:
-        todo = [n for n, s in before.items() if s == "not checked" and sampled(n, sample)]
-        names = [*todo, *earlier]
+        names = [*_unchecked(module, sample), *earlier]
         if not names:
             return 0
-    return subprocess.run([*command, *names], cwd=work, env=env).returncode
+    code = subprocess.run([*command, *names], cwd=work, env=env).returncode
+    # A function whose text changed got new mutants in that run, named only
+    # now: test those of the sample too.
+    fresh = [n for n in _unchecked(module, sample) if n not in before]
+    if code == 0 and fresh:
+        code = subprocess.run([*command, *fresh], cwd=work, env=env).returncode
+    return code
+
+
+def _unchecked(module: Module, sample: int) -> list[str]:
+    return [n for n, s in statuses(module).items() if s == "not checked" and sampled(n, sample)]
 
 
 # --sample P tests the mutants whose number ends in one of the first P/10
@@ -316,13 +325,17 @@ def mutant_diff(work: Path, name: str) -> str:
 
 
 def _mutated_line_is(work: Path, name: str, line: str) -> bool:
-    """Whether the mutant still changes a line to ``line`` (else the entry is stale)."""
-    added = [
+    """Whether the mutant still changes a line to ``line`` (else the entry is stale).
+
+    A mutant that only deletes a line (an argument dropped from a call) is
+    named by ``- `` and the deleted line."""
+    sign = "-" if line.startswith("- ") else "+"
+    changed = [
         ln[1:].strip()
         for ln in mutant_diff(work, name).splitlines()
-        if ln.startswith("+") and not ln.startswith("+++")
+        if ln.startswith(sign) and not ln.startswith(sign * 3)
     ]
-    return _normalise(line) in [_normalise(a) for a in added]
+    return _normalise(line.removeprefix("- ")) in [_normalise(a) for a in changed]
 
 
 def _normalise(text: str) -> str:
