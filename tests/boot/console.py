@@ -23,7 +23,9 @@ class ConsoleTimeout(AssertionError):
     """The guest did not print what was expected in time (the message has the log's tail)."""
 
 
-def qemu_argv(image: Path, *, firmware: str, media: str, fmt: str = "raw", memory: int = 1024) -> list[str]:
+def qemu_argv(
+    image: Path, *, firmware: str, media: str, fmt: str = "raw", memory: int = 1024
+) -> list[str]:
     """QEMU's command line: TCG (no KVM here), serial on stdio, no network or display.
 
     *media*: ``disk`` (IDE hard disk), ``cdrom``, or ``usb`` (a USB mass-storage disk).
@@ -59,6 +61,7 @@ class Vm:
         self.started = time.monotonic()
         self._buf = bytearray()
         self._pos = 0
+        self._last_output = self.started
         self._lock = threading.Lock()
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
@@ -75,6 +78,7 @@ class Vm:
                 return
             with self._lock:
                 self._buf += chunk
+                self._last_output = time.monotonic()
             self._out.write(chunk)
             self._out.flush()
 
@@ -97,8 +101,11 @@ class Vm:
             ):
                 tail = self.text()[-4000:]
                 state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+                quiet = time.monotonic() - self._last_output
                 raise ConsoleTimeout(
-                    f"{pattern!r} did not appear within {timeout:.0f} s (QEMU {state}); "
+                    f"{pattern!r} did not appear within {timeout:.0f} s (QEMU {state}; "
+                    f"the console was quiet for the last {quiet:.0f} s, "
+                    f"load average {os.getloadavg()[0]:.1f}); "
                     f"console log {self.log}, its end:\n{tail}"
                 )
             time.sleep(0.2)
