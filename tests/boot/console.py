@@ -141,7 +141,8 @@ class Vm:
 
 
 def log_in_and_use(vm: Vm, *, user: str, password: str, timeout: float) -> dict[str, float]:
-    """Log in on the console, make a file in / with sudo, show os-release, power off.
+    """Log in on the console, make a file in / with sudo, check that first boot
+    made SSH host keys and ssh.service runs, show os-release, power off.
 
     Returns the seconds from QEMU's start at which each stage was reached.
     """
@@ -156,6 +157,21 @@ def log_in_and_use(vm: Vm, *, user: str, password: str, timeout: float) -> dict[
     # shell it starts reports, and the user's shell checks the result.
     vm.send(f"echo {password} | sudo -S sh -c 'touch /x && echo RB-$((2+3))-TOUCHED'\n")
     vm.expect(r"RB-5-TOUCHED", 180)
+    # First boot made what the image must not hold: SSH host keys
+    # (sshd-keygen.service, before ssh.service) and a machine ID. (As root:
+    # the image has no D-Bus, so systemctl cannot ask systemd as a user.)
+    check = (
+        "for i in $(seq 60); do systemctl is-active -q ssh.service && break; sleep 2; done; "
+        "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub; test -s /etc/machine-id && "
+        "echo RB-FIRSTBOOT-$(systemctl is-active ssh.service)-$(hostname)-$(ls /etc/ssh | "
+        'grep -c "^ssh_host_.*_key$")-keys'
+    )
+    vm.send(f"echo {password} | sudo -S sh -c '{check}'\n")
+    times["sshd"] = vm.expect(r"RB-FIRSTBOOT-\S+-keys", 300)
+    state = re.findall(r"RB-FIRSTBOOT-(\S+)-keys", vm.text())[-1]
+    assert state.startswith("active-") and state.endswith("-3"), (
+        f"after first boot: ssh.service-hostname-host keys is {state!r} (log {vm.log})"
+    )
     vm.send("ls -l /x && cat /etc/os-release && echo RB-$((1+1))-DONE\n")
     vm.expect(r"PRETTY_NAME=\"Debian GNU/Linux 12 \(bookworm\)\"", 180)
     times["used"] = vm.expect(r"RB-2-DONE", 60)
