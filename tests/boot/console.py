@@ -23,7 +23,9 @@ class ConsoleTimeout(AssertionError):
     """The guest did not print what was expected in time (the message has the log's tail)."""
 
 
-def qemu_argv(image: Path, *, firmware: str, media: str, fmt: str = "raw", memory: int = 1024) -> list[str]:
+def qemu_argv(
+    image: Path, *, firmware: str, media: str, fmt: str = "raw", memory: int = 1024
+) -> list[str]:
     """QEMU's command line: TCG (no KVM here), serial on stdio, no network or display.
 
     *media*: ``disk`` (IDE hard disk), ``cdrom``, or ``usb`` (a USB mass-storage disk).
@@ -59,6 +61,7 @@ class Vm:
         self.started = time.monotonic()
         self._buf = bytearray()
         self._pos = 0
+        self._last_output = self.started
         self._lock = threading.Lock()
         self._out = log.open("wb")
         self.proc = subprocess.Popen(
@@ -75,6 +78,7 @@ class Vm:
                 return
             with self._lock:
                 self._buf += chunk
+                self._last_output = time.monotonic()
             self._out.write(chunk)
             self._out.flush()
 
@@ -97,8 +101,11 @@ class Vm:
             ):
                 tail = self.text()[-4000:]
                 state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+                quiet = time.monotonic() - self._last_output
                 raise ConsoleTimeout(
-                    f"{pattern!r} did not appear within {timeout:.0f} s (QEMU {state}); "
+                    f"{pattern!r} did not appear within {timeout:.0f} s (QEMU {state}; "
+                    f"the console was quiet for the last {quiet:.0f} s, "
+                    f"load average {os.getloadavg()[0]:.1f}); "
                     f"console log {self.log}, its end:\n{tail}"
                 )
             time.sleep(0.2)
@@ -134,7 +141,8 @@ class Vm:
 
 
 def log_in_and_use(vm: Vm, *, user: str, password: str, timeout: float) -> dict[str, float]:
-    """Log in on the console, make a file in / with sudo, show os-release, power off.
+    """Log in on the console, make a file in / with sudo, check that first boot
+    made SSH host keys and ssh.service runs, show os-release, power off.
 
     Returns the seconds from QEMU's start at which each stage was reached.
     """
@@ -149,6 +157,21 @@ def log_in_and_use(vm: Vm, *, user: str, password: str, timeout: float) -> dict[
     # shell it starts reports, and the user's shell checks the result.
     vm.send(f"echo {password} | sudo -S sh -c 'touch /x && echo RB-$((2+3))-TOUCHED'\n")
     vm.expect(r"RB-5-TOUCHED", 180)
+    # First boot made what the image must not hold: SSH host keys
+    # (sshd-keygen.service, before ssh.service) and a machine ID. (As root:
+    # the image has no D-Bus, so systemctl cannot ask systemd as a user.)
+    check = (
+        "for i in $(seq 60); do systemctl is-active -q ssh.service && break; sleep 2; done; "
+        "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub; test -s /etc/machine-id && "
+        "echo RB-FIRSTBOOT-$(systemctl is-active ssh.service)-$(hostname)-$(ls /etc/ssh | "
+        'grep -c "^ssh_host_.*_key$")-keys'
+    )
+    vm.send(f"echo {password} | sudo -S sh -c '{check}'\n")
+    times["sshd"] = vm.expect(r"RB-FIRSTBOOT-\S+-keys", 300)
+    state = re.findall(r"RB-FIRSTBOOT-(\S+)-keys", vm.text())[-1]
+    assert state.startswith("active-") and state.endswith("-3"), (
+        f"after first boot: ssh.service-hostname-host keys is {state!r} (log {vm.log})"
+    )
     vm.send("ls -l /x && cat /etc/os-release && echo RB-$((1+1))-DONE\n")
     vm.expect(r"PRETTY_NAME=\"Debian GNU/Linux 12 \(bookworm\)\"", 180)
     times["used"] = vm.expect(r"RB-2-DONE", 60)

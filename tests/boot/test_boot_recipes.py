@@ -9,7 +9,8 @@ lockfiles recorded (so they equal every earlier build), checks the tree (no
 SSH host key, an empty machine ID, the recipe options in place:
 ``golden/debian-system.txt``), then boots the disk and the ISO side by side,
 logs in on the serial console as the recipe's user, makes ``/x`` as root
-with sudo, prints ``/etc/os-release`` and powers off. Then the longer rest:
+with sudo, checks that first boot made the SSH host keys and started
+ssh.service, prints ``/etc/os-release`` and powers off. Then the longer rest:
 each recipe built twice from nothing, the UEFI qcow2 disk, and the ISO by
 BIOS and UEFI from CD-ROM and from a USB disk.
 """

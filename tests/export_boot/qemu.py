@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -52,7 +53,8 @@ def boot_and_wait(
             else ""
         )
         pytest.fail(
-            f"{marker} did not appear within {timeout:.0f} s ({firmware}, {media}):\n{text[-3000:]}\n{err}"
+            f"{marker} did not appear within {timeout:.0f} s ({firmware}, {media}); "
+            f"{_stalled(log, proc)}:\n{text[-3000:]}\n{err}"
         )
     finally:
         if proc.poll() is None:
@@ -60,3 +62,28 @@ def boot_and_wait(
         proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+def _stalled(log: Path, proc: subprocess.Popen[bytes]) -> str:
+    """What tells a slow machine from a hung guest: did the console stop, was QEMU busy?
+
+    A guest that is merely starved keeps writing and QEMU keeps using CPU;
+    a hung one (or a full disk, where the serial file stops growing) does not.
+    """
+    if not log.exists():
+        return "no serial log was written"
+    st = log.stat()
+    quiet = time.time() - st.st_mtime
+    cpu = ""
+    if proc.poll() is None:
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])  # utime + stime
+            cpu = f", QEMU used {ticks / os.sysconf('SC_CLK_TCK'):.0f} s of CPU"
+        except (OSError, IndexError, ValueError):
+            pass
+    load = os.getloadavg()[0]
+    return (
+        f"serial log {st.st_size} bytes, last written {quiet:.0f} s ago{cpu}, "
+        f"load average {load:.1f}"
+    )

@@ -10,6 +10,11 @@ and signing key still hold) and a pool holding the shared ``.deb`` files
 is checked against the lockfile's sha256 before it is placed: the mirror is
 exactly what the snapshot service would serve for those packages.
 
+By hand (to replay a committed VM recipe)::
+
+    .venv/bin/python -m tests.support.snapmirror /tmp/vm-mirror recipes/debian-vm.repro.lock
+    .venv/bin/reprobuild replay recipes/debian-vm.repro.lock --mirror debian=<printed URL>
+
 When apt cannot provide a package (no network, the host's archive moved past
 the snapshot), :class:`~tests.support.debmirror.MirrorUnavailable` says which.
 """
@@ -20,6 +25,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,4 +88,23 @@ def locked_mirror(dest: Path, lockfiles: Iterable[Path], timestamp: str) -> str:
     return (dest / "archive" / "debian").as_uri() + "/"
 
 
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.snapmirror DEST LOCKFILE...``: print the mirror's URL."""
+    if len(argv) < 2:
+        print("usage: python -m tests.support.snapmirror DEST LOCKFILE...", file=sys.stderr)
+        return 2
+    locks = [Path(a) for a in argv[1:]]
+    snaps = json.loads(locks[0].read_text())["snapshots"]
+    timestamp = str(next(iter(snaps.values()))["timestamp"])
+    try:
+        print(locked_mirror(Path(argv[0]), locks, timestamp))
+    except MirrorUnavailable as exc:
+        print(f"snapmirror: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 __all__ = ["locked_mirror", "locked_packages"]
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
