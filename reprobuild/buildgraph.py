@@ -16,6 +16,7 @@ from typing import Any
 
 import networkx as nx
 
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
@@ -34,9 +35,11 @@ class BuildStep:
     inputs: tuple[str, ...]
     data: Mapping[str, Any] = field(default_factory=dict)
     plan_key: str | None = None
-    # The architecture of the packages the step's tree holds (its snapshot's, or
-    # its first input tree's): not part of the key, a function of the inputs.
+    # The architecture and package format of the packages the step's tree holds
+    # (its snapshot's, or its first input tree's): not part of the key, a
+    # function of the inputs.
     architecture: str | None = None
+    package_format: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,16 +111,21 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
         for k in step.inputs:
             g.add_edge(k, step.key)
 
-    architecture: dict[str, str | None] = {}  # plan key -> the architecture of its tree
+    # plan key -> the architecture and package format of its tree (not keyed: both
+    # follow from its inputs)
+    architecture: dict[str, str | None] = {}
+    formats: dict[str, str | None] = {}
     for pstep in plan.order():
         params = pstep.param_data()
         data: dict[str, Any] = {"params": _replace_steps(params, effective)}
         inputs = [effective[k] for k in pstep.inputs]
-        architecture[pstep.key] = _first_architecture(params, architecture)
+        architecture[pstep.key] = _first_input(params, architecture)
+        formats[pstep.key] = _first_input(params, formats)
         if pstep.kind == "snapshot":
             snap = snap_by_step[pstep.key]
             data["snapshot"] = _snapshot_json(snap)
             architecture[pstep.key] = snap.architecture
+            formats[pstep.key] = snap.format
         elif pstep.kind == "rootfs":
             rl = rootfs_locks[pstep.key]
             pkgs = [lock.package(ident) for ident in rl.packages]
@@ -139,9 +147,13 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 )
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
-            data["format"] = snapshots_by_name[rl.snapshots[0]].format
-            architecture[pstep.key] = snapshots_by_name[rl.snapshots[0]].architecture
-            sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
+            first = snapshots_by_name[rl.snapshots[0]]
+            data["format"] = first.format
+            architecture[pstep.key] = first.architecture
+            formats[pstep.key] = first.format
+            sources = package_format(first.format).system_sources(
+                params, pkgs, [snapshots_by_name[n] for n in rl.snapshots]
+            )
             if sources:
                 data["apt_sources"] = sources
             inputs += fetch_keys
@@ -156,6 +168,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 data=data,
                 plan_key=pstep.key,
                 architecture=architecture[pstep.key],
+                package_format=formats[pstep.key],
             )
         )
     return BuildGraph(
@@ -166,35 +179,15 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
     )
 
 
-def _first_architecture(
-    params: Mapping[str, Any], known: Mapping[str, str | None]
-) -> str | None:
-    """The architecture of the first input tree (``root``, else the first of
-    ``layers``, ``images``, ``snapshot``), as its step knows it."""
+def _first_input(params: Mapping[str, Any], known: Mapping[str, str | None]) -> str | None:
+    """What *known* says of the first input tree (``root``, else the first of
+    ``layers``, ``images``, ``snapshot``, ``base``)."""
     for name in ("root", "layers", "images", "snapshot", "base"):
         ref = params.get(name)
         ref = ref[0] if isinstance(ref, list) and ref else ref
         if isinstance(ref, dict) and isinstance(ref.get("step"), str):
             return known.get(ref["step"])
     return None
-
-
-def _apt_sources(
-    params: Mapping[str, Any], pkgs: list[LockedPackage], snaps: list[SnapshotLock]
-) -> list[dict[str, Any]]:
-    """What /etc/apt/sources.list names: the snapshots' canonical URLs (never a
-    mirror), when apt is in the set and the recipe did not opt out."""
-    if params.get("apt_sources") is False or not any(p.name == "apt" for p in pkgs):
-        return []
-    return [
-        {
-            "url": s.url,
-            "suites": [suite.suite for suite in s.suites],
-            "components": list(s.components),
-        }
-        for s in snaps
-        if s.format == "deb"
-    ]
 
 
 def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:
@@ -217,9 +210,7 @@ def _package_json(p: LockedPackage, snap: SnapshotLock) -> dict[str, Any]:
         "sha256": p.sha256,
         "snapshot": p.snapshot,
     }
-    if snap.format == "alpm":  # Arch packages carry the signature they are verified against
-        data["fingerprint"] = p.fingerprint
-        data["pgpsig"] = p.pgpsig
+    data.update(package_format(snap.format).locked_fields(p))  # a pinned signature
     return data
 
 

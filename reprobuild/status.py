@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from reprobuild.archives import for_snapshot
 from reprobuild.errors import FetchError
 from reprobuild.fetch import Fetcher
 from reprobuild.lockfile import Lockfile
-
-DISTRO = {"deb": "debian", "alpm": "archlinux"}
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,8 @@ class StatusReport:
 def status(lock: Lockfile, rebuilder: str, fetcher: Fetcher | None = None) -> StatusReport:
     fetcher = fetcher or Fetcher()
     base = rebuilder.rstrip("/")
-    formats = {s.name: s.format for s in lock.snapshots}
     known: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for distro in sorted({DISTRO.get(f, f) for f in formats.values()}):
+    for distro in sorted({for_snapshot(s).rebuilderd for s in lock.snapshots}):
         url = f"{base}/api/v0/pkgs/list?{urlencode({'distro': distro})}"
         try:
             releases = json.loads(fetcher.get(url).data)

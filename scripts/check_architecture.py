@@ -12,6 +12,11 @@ is an edge to `pkg.name` when that is a module, else to `pkg`; the implicit
 import of a parent package's `__init__` is not an edge (a package that
 re-exports its submodules would otherwise be in a cycle with each of them).
 
+A third rule keeps distributions in their packages: outside
+``reprobuild/archives/<distribution>/`` no code compares a value with a
+format or distribution name (``== "deb"``, ``in ("alpm", ...)``): such code
+asks the snapshot's ``PackageFormat`` instead (docs/adding-a-distribution.md).
+
 Modules still over the limit are listed in `scripts/architecture-allowlist.txt`
 with a ceiling; the list only shrinks: a listed module may not pass its
 ceiling, one that fell under the limit must be removed from it, and a module
@@ -155,6 +160,33 @@ def cycle_path(graph: dict[str, set[str]], comp: list[str]) -> list[str]:
     return comp
 
 
+DISTRIBUTION_NAMES = ("deb", "alpm", "debian", "ubuntu", "archlinux")
+
+
+def _is_name(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value in DISTRIBUTION_NAMES
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_is_name(e) for e in node.elts)
+    return False
+
+
+def distribution_branches(path: Path) -> list[int]:
+    """Lines comparing something with a format or distribution name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(_is_name(x) for x in (node.left, *node.comparators))
+    )
+
+
+def _in_distribution_package(rel: Path) -> bool:
+    parts = rel.parts
+    return len(parts) > 3 and parts[:2] == (PACKAGE, "archives")
+
+
 def read_allowlist(path: Path) -> dict[str, int]:
     allowed: dict[str, int] = {}
     if not path.exists():
@@ -176,6 +208,14 @@ def check(src: Path = ROOT, allowlist: Path = ALLOWLIST) -> list[str]:
     for comp in cycles(graph):
         loop = " -> ".join(cycle_path(graph, comp))
         problems.append(f"import cycle among {', '.join(comp)}: {loop}")
+    for path in sorted(mods.values()):
+        rel = path.relative_to(src)
+        if not _in_distribution_package(rel):
+            for line in distribution_branches(path):
+                problems.append(
+                    f"{rel}:{line}: compares with a distribution or format name: ask the "
+                    "snapshot's PackageFormat (reprobuild/archives/formats.py) instead"
+                )
     allowed = read_allowlist(allowlist)
     listed = str(allowlist.relative_to(src)) if allowlist.is_relative_to(src) else str(allowlist)
     for path in sorted(mods.values()):

@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import FetchError, UsageError
 from reprobuild.fetch import NotFound
@@ -25,11 +26,9 @@ if TYPE_CHECKING:
 # reprobuild.execute finds these through its RUNNERS table.
 __all__ = ["check_package_signature", "run_fetch", "run_fetchurl", "run_file", "run_snapshot"]
 
-DEB = "application/vnd.debian.binary-package"
 # Which of Sources.base_urls held the last package of an archive (a mirror given
 # as the archive's root): later packages try it first instead of a 404 each.
 _MIRROR_LAYOUT: dict[str, int] = {}
-ALPM = "application/x-alpm-package"
 
 
 def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
@@ -37,7 +36,7 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     pkg = step.data["package"]
     snap = step.data["snapshot"]
     name = PurePosixPath(pkg["filename"]).name
-    media = ALPM if snap["format"] == "alpm" else DEB
+    media = package_format(snap["format"]).package_media_type
     if ctx.store.has(pkg["sha256"]):
         if _intact(ctx, pkg["sha256"]):
             check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
@@ -87,19 +86,11 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 
 def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> None:
     """A package that carries its own signature (Arch Linux) is verified against the
-    one the lockfile pins before anything uses it, fetched or from the store."""
-    pkg = step.data["package"]
-    if "pgpsig" not in pkg:
-        return  # a Debian package: its signed index vouched for its sha256 at lock
-    from reprobuild.archives.arch.trust import check_locked_package
-
-    archive = load_archive(step.data["snapshot"]["archive"])
-    check_locked_package(
-        pkg,
-        path,
-        keyring=lambda: sources.keyring(archive),
-        insecure=sources.insecure,
-        allow_revoked=sources.allow_expired,
+    one the lockfile pins before anything uses it, fetched or from the store (a
+    Debian package: its signed index vouched for its sha256 at lock)."""
+    snap = step.data["snapshot"]
+    package_format(snap["format"]).check_package(
+        step.data["package"], path, sources, load_archive(snap["archive"])
     )
 
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.archives.formats import package_format
 from reprobuild.export.cpio import export_cpio
 from reprobuild.export.disk import DiskFormat, export_disk
 from reprobuild.export.iso import export_iso
 from reprobuild.export.oci import (
     ImageConfig,
     OciImage,
-    package_platform,
     write_image_index,
     write_oci_archive,
     write_oci_layout,
@@ -54,11 +54,12 @@ def _oci_image(
     refs = p.get("layers") or [p["root"]]
     layers = [_tree_path(ctx, r, stack) for r in refs]
     # An explicit architecture is taken as written; else the root's packages say.
-    variant = None
+    architecture, variant = "amd64", None
     if p.get("architecture"):
         architecture = p["architecture"]
-    else:
-        architecture, variant = package_platform(step.architecture or "amd64")
+    elif step.package_format and step.architecture:
+        packages = package_format(step.package_format)
+        architecture, variant = packages.platform(step.architecture)
     config = ImageConfig(
         entrypoint=p.get("entrypoint"),
         cmd=p.get("cmd"),

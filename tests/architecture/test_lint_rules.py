@@ -79,3 +79,22 @@ def test_long_modules_and_the_allowlist(tmp_path: Path) -> None:
         "reprobuild/ok.py: 1 lines, under 700 now: remove it from allow.txt",
         "allow.txt lists reprobuild/gone.py, which does not exist",
     ]
+
+
+def test_distribution_names_are_compared_only_in_their_packages(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "archives/__init__.py": "",
+            "archives/debian/__init__.py": "",
+            "archives/debian/x.py": 'def f(fmt):\n    return fmt == "deb"\n',
+            "build.py": 'def f(fmt, d):\n    a = "deb"\n    if fmt in ("alpm", "x"):\n'
+            '        return d != "ubuntu"\n',
+        },
+    )
+    assert arch.check(src, tmp_path / "none.txt") == [
+        f"reprobuild/build.py:{n}: compares with a distribution or format name: ask the "
+        "snapshot's PackageFormat (reprobuild/archives/formats.py) instead"
+        for n in (3, 4)
+    ]

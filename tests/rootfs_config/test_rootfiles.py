@@ -10,7 +10,7 @@ import pytest
 
 from reprobuild.errors import UsageError
 from reprobuild.steps.rootfiles import apply_owners, write_files
-from reprobuild.steps.rootfs import _mkdirs, _replaceable
+from reprobuild.steps.treepaths import mkdirs, replaceable
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setting owners needs root")
 
@@ -36,7 +36,7 @@ def test_every_kind(tmp_path: Path) -> None:
         "/etc": {"directory": True},  # already there: kept, mode set
     }
     owned = write_files(
-        root, files, source_of=lambda ref: src, replaceable=_replaceable, mkdirs=_mkdirs
+        root, files, source_of=lambda ref: src, replaceable=replaceable, mkdirs=mkdirs
     )
     apply_owners(root, owned)
 
@@ -59,8 +59,8 @@ def test_setuid_survives_chown(tmp_path: Path) -> None:
         root,
         {"/usr/bin/x": {"text": "x", "mode": "4755", "owner": "app"}},
         source_of=lambda ref: tmp_path,
-        replaceable=_replaceable,
-        mkdirs=_mkdirs,
+        replaceable=replaceable,
+        mkdirs=mkdirs,
     )
     apply_owners(root, owned)
     st = os.stat(root / "usr/bin/x")
@@ -73,8 +73,8 @@ def test_unknown_owner(tmp_path: Path) -> None:
         root,
         {"/x": {"text": "x", "owner": "ghost"}},
         source_of=lambda ref: tmp_path,
-        replaceable=_replaceable,
-        mkdirs=_mkdirs,
+        replaceable=replaceable,
+        mkdirs=mkdirs,
     )
     with pytest.raises(UsageError, match="no user 'ghost'"):
         apply_owners(root, owned)
@@ -88,6 +88,6 @@ def test_no_writing_through_links_out(tmp_path: Path) -> None:
             root,
             {"/out/evil": "x"},
             source_of=lambda ref: tmp_path,
-            replaceable=_replaceable,
-            mkdirs=_mkdirs,
+            replaceable=replaceable,
+            mkdirs=mkdirs,
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from reprobuild.errors import UsageError
-from reprobuild.steps.rootfs import _replaceable
 from reprobuild.steps.sysconfig import configure_system, hosts_file, sources_list
+from reprobuild.steps.treepaths import replaceable
 
 HOSTS = """\
 127.0.0.1\tlocalhost
@@ -70,7 +70,7 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
         {"timezone": "Europe/Berlin", "keymap": "de", "locale": "C.UTF-8", "hostname": "h"},
         apt_sources=[],
         epoch=0,
-        replaceable=_replaceable,
+        replaceable=replaceable,
     )
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
     assert (root / "etc/timezone").read_text() == "Europe/Berlin\n"
@@ -95,5 +95,5 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
 def test_refused(tmp_path: Path, params: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         configure_system(
-            _tree(tmp_path), params, apt_sources=[], epoch=0, replaceable=_replaceable
+            _tree(tmp_path), params, apt_sources=[], epoch=0, replaceable=replaceable
         )

@@ -72,7 +72,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, TypeVar, cast
 
 import zstandard
 
@@ -95,6 +95,10 @@ from reprobuild.tree import (
     member_parts,
 )
 
+if TYPE_CHECKING:
+    from reprobuild.buildgraph import BuildStep
+    from reprobuild.execute import StepContext
+
 __all__ = [
     "ALPM_DB_VERSION",
     "LOCAL_DB",
@@ -106,6 +110,7 @@ __all__ = [
     "desc_text",
     "files_text",
     "install_order",
+    "install_packages",
     "parse_pkginfo_raw",
     "read_alpm_package",
     "run_scriptlets",
@@ -963,3 +968,32 @@ def _run_scriptlet(root: Path, shell: str, script: bytes, version: str, epoch: i
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         os.rmdir(mount)
+
+
+def install_packages(
+    step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
+) -> None:
+    """What pacstrap does: unpack in dependency order, register, then scriptlets
+    (only where the tree has bash; otherwise the build log says unpack only)."""
+    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    packages = [
+        read_alpm_package(ctx.store.path_of(record.outputs[0].sha256))
+        for key, record in sorted(ctx.inputs.items())
+        if record.kind == "fetch" and key in wanted
+    ]
+    results = [unpack_package(p.path, tree) for p in install_order(packages)]
+    for r in results:
+        for warning in r.warnings:
+            ctx.log(f"{r.name}: warning: {warning}")
+    requested = set(params.get("packages") or ())
+    reasons = {
+        r.name: "explicit" if not requested or r.name in requested else "depend" for r in results
+    }
+    # What pacman records: "pgp" for a package verified against its signature
+    # (pacman then skips the checksum), "sha256" for one locked unsigned.
+    signed = {p["name"] for p in step.data.get("packages", []) if p.get("pgpsig")}
+    validation = {r.name: "pgp" if r.name in signed else "sha256" for r in results}
+    write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation=validation)
+    if params.get("configure") is not False:
+        ran = run_scriptlets(tree, results, epoch=ctx.epoch)
+        ctx.log("alpm: " + (", ".join(ran) if ran else "unpack only (no bash in the tree)"))
