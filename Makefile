@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-slow test-nonroot test-long test-boot golden test-golden lint bench clean deps test-deps nix-conformance
+.PHONY: demo test test-slow test-nonroot test-long test-boot golden test-golden mutate lint bench clean deps test-deps nix-conformance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ test-golden: test-deps $(STAMP)
 
 golden: $(STAMP)
 	$(BIN)/python -m tests.support.golden $(GOLDEN)
+
+# Mutation score of the critical modules (tests/mutation/modules.toml), each
+# against its fast tests, one module at a time (MODULES="versions sbom" for
+# some; MUTATE_ARGS="--sample 20 --children 2" to sample); mutmut's cache is kept in build/mutate/, the report written to
+# build/mutate/report.md (docs/testing.md, "Mutation score").
+mutate: test-deps $(STAMP)
+	nice -n 15 $(BIN)/python -m tests.support.mutate $(MUTATE_ARGS) $(MODULES)
 
 # ruff, mypy --strict, and the architecture rules: no import cycle in reprobuild/,
 # no module over 700 lines (scripts/check_architecture.py and its allowlist).

@@ -14,6 +14,7 @@ from reprobuild.canonical import canonical_json
 from reprobuild.errors import EvalError, RecipeError, ReprobuildError
 from reprobuild.lang.evaluate import Evaluator
 from reprobuild.lang.values import Value
+from reprobuild.outputs import BuiltOutput, agreements, export_outputs, step_secrets
 
 if TYPE_CHECKING:
     from reprobuild.cache import CacheReport
@@ -409,15 +410,6 @@ def _load_previous(path: Path, *, tolerant: bool) -> Lockfile | None:
 
 
 @dataclass(frozen=True)
-class BuiltOutput:
-    name: str
-    kind: str
-    sha256: str
-    media_type: str
-    path: Path
-
-
-@dataclass(frozen=True)
 class BuildResult:
     recipe: str
     outputs: tuple[BuiltOutput, ...]
@@ -427,6 +419,9 @@ class BuildResult:
     build_ref: str
     lockfile: Path
     ran_on: Mapping[str, str] = field(default_factory=dict)  # step key -> Dask worker
+    # step key -> the workers whose runs agreed (one without --quorum)
+    agreed: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    quorum: int = 1
     cache: CacheReport | None = None  # what --cache brought in
     pushed: int = 0  # step records --push-cache added to the cache
     lock_notes: tuple[str, ...] = ()  # what was written to the lockfile, for people
@@ -442,7 +437,7 @@ def _check_build_options(
     if executor not in ("local", "dask"):
         raise UsageError(f"unknown executor {executor!r}", hint="use 'local' or 'dask'")
     if executor == "dask" and not scheduler:
-        raise UsageError("--executor dask needs --scheduler tcp://HOST:PORT")
+        raise UsageError("--executor dask needs --scheduler tls://HOST:PORT")
     if scheduler and executor != "dask":
         raise UsageError("--scheduler is only used with --executor dask")
     if push_cache and not cache:
@@ -467,6 +462,9 @@ def build(
     worker_remote: str | None = None,
     cache_policy: CachePolicy | None = None,
     record: bool = False,
+    quorum: int = 1,
+    insecure_allow_tcp: bool = False,
+    epoch: int | None = None,
 ) -> BuildResult:
     """Lock (unless current), fetch, run and export every output of a recipe.
 
@@ -484,7 +482,12 @@ def build(
     ``worker_remote``: Dask workers exchange inputs and outputs through this
     git remote instead of opening the store at its path. ``cache_policy``
     says which signatures make a cache record acceptable and signs what is
-    pushed (default: from the environment, see cache_sign.py).
+    pushed (default: from the environment, see cache_sign.py). ``quorum``: each
+    step that runs on the cluster runs on that many distinct workers and is
+    recorded only if their outputs are identical (claims.py).
+    ``insecure_allow_tcp``: join an unauthenticated tcp:// scheduler off
+    loopback (see cluster_auth.py). ``epoch`` overrides SOURCE_DATE_EPOCH and
+    the snapshot's time (verify rebuilds at the epoch an image shows).
     """
     from reprobuild import lockfile as lf
     from reprobuild.buildgraph import expand
@@ -508,10 +511,17 @@ def build(
                 hint="make one with 'reprobuild store keygen NAME FILE'; "
                 "--allow-unsigned-cache pushes unsigned records",
             )
-    if worker_remote and executor != "dask":
+    if (worker_remote or quorum != 1 or insecure_allow_tcp) and executor != "dask":
         from reprobuild.errors import UsageError
 
-        raise UsageError("--worker-remote is only used with --executor dask")
+        option = (
+            "--worker-remote"
+            if worker_remote
+            else "--quorum"
+            if quorum != 1
+            else "--insecure-allow-tcp"
+        )
+        raise UsageError(f"{option} is only used with --executor dask")
     sources = sources or Sources.from_env()
     fetcher = fetcher or Fetcher()
     pr = planned(path)
@@ -519,7 +529,7 @@ def build(
     lock_file = lf.lock_path(path)
     lock, notes = locked_for_build(pr, locked=locked, sources=sources, fetcher=fetcher)
 
-    epoch = build_epoch(lock)
+    epoch = build_epoch(lock) if epoch is None else epoch
     graph = expand(p, lock, epoch)
     recipe_name = path.name.removesuffix(".repro")
     out_dir = out_dir or Path("out") / recipe_name
@@ -534,7 +544,12 @@ def build(
         from reprobuild.distributed import DaskExecutor
 
         assert scheduler is not None
-        step_executor = DaskExecutor(scheduler, remote=worker_remote)
+        step_executor = DaskExecutor(
+            scheduler,
+            remote=worker_remote,
+            quorum=quorum,
+            insecure_allow_tcp=insecure_allow_tcp,
+        )
     cache_report = None
     pushed = 0
     with Store.open_store(store_path) as store:
@@ -604,6 +619,7 @@ def build(
                 if not notes:
                     notes.append(f"updated {lock_file}")
                 notes += ["  " + line for line in changed_lines]
+        _describe_images(outputs, lock, lock_file, result, epoch)
         if attest:
             from reprobuild import attest as at
 
@@ -611,6 +627,12 @@ def build(
                 statement = at.statement(
                     lock, lock.identity(), recipe_name, o.name, o.sha256, epoch
                 )
+                if step_executor is not None and quorum > 1:
+                    at.add_quorum(
+                        statement,
+                        quorum,
+                        agreements(graph, dict(graph.outputs)[o.name], step_executor.agreed),
+                    )
                 (out_dir / f"{o.name}.intoto.json").write_text(at.dumps(statement))
         root = result.evaluator.root_dir
         recipe_files = sorted(
@@ -657,11 +679,39 @@ def build(
         ref,
         lock_file,
         dict(step_executor.ran_on) if step_executor is not None else {},
+        dict(step_executor.agreed) if step_executor is not None else {},
+        quorum,
         cache_report,
         pushed,
         tuple(notes),
         step_secrets(graph, records),
     )
+
+
+def _describe_images(
+    outputs: list[BuiltOutput], lock: Lockfile, lock_file: Path, result: Evaluation, epoch: int
+) -> None:
+    """Put the lockfile (recipe embedded) and an SBOM beside each OCI image of
+    the build, as referrers of its manifest (see reprobuild/export/referrers.py)."""
+    from dataclasses import replace
+
+    from reprobuild import sbom
+    from reprobuild.export.referrers import attach_referrers
+
+    images = [o for o in outputs if o.kind == "oci_image" and o.path.is_dir()]
+    if not images:
+        return
+    root = result.evaluator.root_dir
+    texts = {
+        os.path.relpath(f, root): f.read_text(encoding="utf-8")
+        for f in result.evaluator.files_read.values()
+    }
+    described = replace(lock, embedded=texts)
+    for o in images:
+        spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
+        # Only the layout: NAME.tar stays the image alone, for the tools
+        # (skopeo's oci-archive:, podman load) that take one image per archive.
+        attach_referrers(o.path, described, lock_file.name, spdx, epoch)
 
 
 def verify_lockfile(
@@ -679,77 +729,24 @@ def verify_lockfile(
         verify_lock(lock, TrustContext(sources or Sources.from_env(), Fetcher(), store))
 
 
-def step_secrets(graph: Any, records: Mapping[str, Any]) -> tuple[str, ...]:
-    """What the steps of this build reported as left-over per-machine secrets."""
-    out = []
-    for step in graph.order():
-        record = records.get(step.key)
-        for secret in (record.params.get("secrets") or []) if record is not None else ():
-            out.append(f"{step.kind} '{step.name}': {secret}")
-    return tuple(out)
-
-
-def export_outputs(
-    store: Any, outputs: tuple[tuple[str, str], ...], records: Any, out_dir: Path
-) -> list[BuiltOutput]:
-    """Export each (name, step key) output; the store verifies every copy."""
-    built = []
-    for name, key in outputs:
-        record = records[key]
-        primary = record.outputs[0]
-        dest = export_output(store, record, name, out_dir)
-        built.append(BuiltOutput(name, record.kind, primary.sha256, primary.media_type, dest))
-    return built
-
-
-def export_output(store: Any, record: Any, name: str, out_dir: Path) -> Path:
-    """Write one output into ``out_dir``; returns the path shown to the user.
-
-    Files are copied from the store (atomically); an OCI image becomes both its
-    layout directory ``NAME/`` and its archive ``NAME.tar``.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if record.kind in ("oci_image", "image_index"):
-        archive = record.output("oci.tar")
-        tar_dest = out_dir / f"{name}.tar"
-        store.export(archive.sha256, tar_dest)
-        layout = out_dir / name
-        import shutil
-        import tarfile
-
-        from reprobuild.store._fs import no_space_named, private_dir_name, swap_dir
-
-        # A killed build's half-extracted tree is removed; the layout is swapped in whole.
-        tmp = private_dir_name(out_dir, f".{name}.tmp-")
-        aside = private_dir_name(out_dir, f".{name}.old-")
-        try:
-            with no_space_named(layout, "output"), tarfile.open(tar_dest) as t:
-                t.extractall(tmp, filter="data")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        swap_dir(tmp, layout, aside)
-        return layout
-    primary = record.outputs[0]
-    suffix = primary.name[primary.name.find(".") :] if "." in primary.name else ""
-    dest = out_dir / f"{name}{suffix}"
-    store.export(primary.sha256, dest)
-    return dest
-
-
 def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
     """Push a built OCI layout directory or oci-archive; returns the manifest digest."""
     import tarfile
     import tempfile
 
+    from reprobuild.export.push_referrers import push_referrers
     from reprobuild.export.registry import push_layout
 
     if output.is_dir():
-        return push_layout(output, reference, tls_verify=tls_verify)
+        digest = push_layout(output, reference, tls_verify=tls_verify)
+        push_referrers(output, reference, digest, tls_verify=tls_verify)
+        return digest
     with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
         with tarfile.open(output) as t:
             t.extractall(tmp, filter="data")
-        return push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        digest = push_layout(Path(tmp), reference, tls_verify=tls_verify)
+        push_referrers(Path(tmp), reference, digest, tls_verify=tls_verify)
+        return digest
 
 
 def lock_(path: Path, sources: Sources, fetcher: Fetcher) -> LockResult:

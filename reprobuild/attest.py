@@ -64,6 +64,25 @@ def statement(
     }
 
 
+QUORUM = "https://reprobuild.invalid/byproducts/quorum/v1"
+
+
+def add_quorum(statement: dict[str, Any], quorum: int, steps: list[dict[str, Any]]) -> None:
+    """Name the workers whose runs of each step agreed (``build --quorum N``).
+
+    A byproduct of the run, in ``runDetails``: the build definition, and so
+    what two organizations compare, stays the same with or without a quorum.
+    """
+    details = statement["predicate"]["runDetails"]
+    details.setdefault("byproducts", []).append(
+        {
+            "name": "quorum",
+            "uri": QUORUM,
+            "annotations": {"required": quorum, "steps": steps},
+        }
+    )
+
+
 def dumps(data: dict[str, Any]) -> str:
     return canonical_json(data, document=True)
 

@@ -18,11 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reprobuild.cache_sign import CachePolicy, push_signatures, read_signature, signature_refs
+from reprobuild.cache_sign import (
+    CachePolicy,
+    push_signatures,
+    read_signature,
+    signature_ref,
+    signature_refs,
+)
 from reprobuild.errors import IntegrityError, StoreError
+from reprobuild.redact import redact
 from reprobuild.store import Store, TransferReport
 from reprobuild.store.history import STEPS_PREFIX
 from reprobuild.store.records import Blob
+from reprobuild.store.remotes import RemoteTimeout
 
 
 @dataclass(frozen=True)
@@ -55,34 +63,42 @@ def fetch(
 
     wanted = sorted({k for k in keys if store.lookup_step(k) is None})
     if not wanted:
-        return CacheReport(url, (), (), 0, 0)
+        return CacheReport(redact(url), (), (), 0, 0)
     client, path = transport._client(url, create=create)
     try:
         remote_refs = transport._remote_refs(client, path, url)
     except StoreError as exc:
         raise StoreError(
-            f"cannot consult the step cache {url}: {exc}",
+            f"cannot consult the step cache {redact(url)}: {exc.message}",
             hint="check that the remote exists and is reachable, or build without --cache",
         ) from exc
     fetched: list[str] = []
     refused: list[tuple[str, str]] = []
     objects = size = 0
     with store._publishing():
-        shas = [remote_refs.get(STEPS_PREFIX + k.encode()) for k in wanted]
+        wants = {
+            STEPS_PREFIX + k.encode(): remote_refs[STEPS_PREFIX + k.encode()]
+            for k in wanted
+            if STEPS_PREFIX + k.encode() in remote_refs
+        }
         if policy is not None:  # the signatures of the wanted records come along
             for k in wanted:
-                shas.extend(signature_refs(remote_refs, k).values())
+                for name, sha_ in signature_refs(remote_refs, k).items():
+                    wants[signature_ref(name, k)] = sha_
         try:
-            transport.fetch_records(store, client, path, url, [s for s in shas if s is not None])
+            malformed = transport.fetch_records(store, client, path, url, wants)
         except StoreError as exc:
             raise StoreError(
-                f"cannot consult the step cache {url}: {exc}",
+                f"cannot consult the step cache {redact(url)}: {exc.message}",
                 hint="check that the remote exists and is reachable, or build without --cache",
             ) from exc
         for key in wanted:
             ref = STEPS_PREFIX + key.encode()
             sha = remote_refs.get(ref)
             if sha is None:
+                continue
+            if ref in malformed:
+                refused.append((key, f"refused: {malformed[ref]}"))
                 continue
             try:
                 record = store._read_step(sha)
@@ -103,6 +119,8 @@ def fetch(
                 got, got_bytes = transport.fetch_content(
                     store, client, path, url, _sorted(needed), remote_refs
                 )
+            except RemoteTimeout:
+                raise  # a silent remote stays silent: do not wait again for each step
             except (IntegrityError, StoreError, KeyError) as exc:
                 refused.append((key, getattr(exc, "message", None) or f"incomplete ({exc})"))
                 continue
@@ -116,7 +134,7 @@ def fetch(
             if store._set_ref(ref, current, sha):
                 store._touch_stamp(key)
                 fetched.append(key)
-    return CacheReport(url, tuple(fetched), tuple(refused), objects, size)
+    return CacheReport(redact(url), tuple(fetched), tuple(refused), objects, size)
 
 
 def push(

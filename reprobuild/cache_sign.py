@@ -250,7 +250,11 @@ def push_signatures(
     try:
         result = client.send_pack(path, update_refs, generate_pack_data)
     except Exception as exc:
-        raise StoreError(f"cannot send the records' signatures to the cache: {exc}") from exc
+        from reprobuild.redact import redact
+
+        raise StoreError(
+            f"cannot send the records' signatures to the cache: {redact(str(exc))}"
+        ) from exc
     failed = {r: m for r, m in (getattr(result, "ref_status", None) or {}).items() if m}
     if failed:
         raise StoreError(f"the cache refused {len(failed)} signature(s): {failed}")

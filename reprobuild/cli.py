@@ -35,8 +35,9 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug in reprobuild, not in the input
 
 def _dump(data: Any) -> str:
     from reprobuild.canonical import canonical_json
+    from reprobuild.redact import redact
 
-    return canonical_json(data, document=True).removesuffix("\n")
+    return redact(canonical_json(data, document=True).removesuffix("\n"))
 
 
 class _LazyGroup(click.Group):
@@ -217,7 +218,26 @@ def lock_cmd(
     help="Where steps run: local threads, or a Dask distributed cluster (needs --scheduler; "
     "workers must see the recipe, and the store unless --worker-remote, at the same paths).",
 )
-@click.option("--scheduler", metavar="URL", help="The Dask scheduler, e.g. tcp://HOST:8786.")
+@click.option(
+    "--scheduler",
+    metavar="URL",
+    help="The Dask scheduler: tls://HOST:8786 with Dask's TLS settings (mutual TLS), or "
+    "tcp:// on a loopback address.",
+)
+@click.option(
+    "--quorum",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --executor dask: run each step on N distinct workers and record it only "
+    "if their outputs are identical (exit 1 naming the first difference otherwise).",
+)
+@click.option(
+    "--insecure-allow-tcp",
+    is_flag=True,
+    help="Join a plain tcp:// scheduler off loopback (unauthenticated: whoever reaches it "
+    "runs code on this machine).",
+)
 @click.option(
     "--worker-remote",
     metavar="REMOTE",
@@ -269,6 +289,8 @@ def build_cmd(
     attest: bool,
     executor: str,
     scheduler: str | None,
+    quorum: int,
+    insecure_allow_tcp: bool,
     worker_remote: str | None,
     cache: str | None,
     push_cache: bool,
@@ -296,6 +318,12 @@ def build_cmd(
     if dry_run:
         _print_dry_run(recipe, store_path, sources, locked, as_json)
         return
+    if insecure_allow_tcp:
+        click.echo(
+            "warning: --insecure-allow-tcp: a plain tcp:// cluster authenticates nobody; "
+            "whoever reaches it can run code on this machine",
+            err=True,
+        )
     with make_progress(quiet=quiet or (as_json and not force_progress)) as progress:
         result = api.build(
             recipe,
@@ -313,18 +341,25 @@ def build_cmd(
             worker_remote=worker_remote,
             record=record,
             cache_policy=policy,
+            quorum=quorum,
+            insecure_allow_tcp=insecure_allow_tcp,
         )
     extra: dict[str, Any] = {}
     if executor == "dask":
         extra["ran_on"] = dict(sorted(result.ran_on.items()))
+        extra["quorum"] = result.quorum
+        extra["agreed"] = {k: list(v) for k, v in sorted(result.agreed.items())}
+
     if result.cache is not None:
         extra["cache"] = {
             "fetched": len(result.cache.fetched),
             "refused": {key: why for key, why in result.cache.refused},
             "pushed": result.pushed,
         }
+        from reprobuild.redact import redact
+
         for key, why in result.cache.refused:
-            click.echo(f"warning: cache entry for step {key} refused: {why}", err=True)
+            click.echo(f"warning: cache entry for step {key} refused: {redact(why)}", err=True)
     for secret in result.secrets:
         click.echo(
             f"warning: {secret}; every image would share it "
@@ -663,6 +698,45 @@ def status_cmd(lockfile: Path, rebuilder: str, as_json: bool) -> None:
             click.echo(line + (f"  diffoscope: {p.diffoscope}" if p.diffoscope else ""))
 
 
+@cli.command("verify")
+@click.argument("target")
+@click.option("-j", "--jobs", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--tls-verify/--no-tls-verify",
+    default=True,
+    help="Check the registry's TLS certificate (loopback registries never are).",
+)
+@fetch_options()
+def verify_cmd(
+    target: str,
+    jobs: int | None,
+    as_json: bool,
+    tls_verify: bool,
+    settings: FetchSettings,
+) -> None:
+    """Rebuild an image someone published and say whether it is bit for bit the same.
+
+    TARGET: a rootfs tarball, an OCI layout directory, oci-archive:FILE,
+    docker-archive:FILE or REGISTRY/NAME@sha256:... An image reprobuild built
+    is rebuilt from the lockfile it carries; a Debian root made by
+    debuerreotype from the snapshot it names. Exit 0 identical, 1 differs
+    (every differing path attributed), 2 bad input.
+    """
+    from reprobuild.verify import verify
+
+    result = verify(
+        target,
+        sources=settings.sources(),
+        store_path=settings.store_path,
+        tls_verify=tls_verify,
+        jobs=jobs,
+    )
+    click.echo(_dump(result.to_json()) if as_json else result.render())
+    if not result.identical:
+        sys.exit(1)
+
+
 @cli.command("push")
 @click.argument("output", type=click.Path(path_type=Path, exists=True))
 @click.argument("reference")
@@ -693,6 +767,8 @@ def push_cmd(
     """Push an OCI layout (out/NAME/) or archive (out/NAME.tar) to REGISTRY/NAME:TAG.
 
     The manifest is not re-encoded, so the pushed digest is the built one.
+    The layout's referrers (the lockfile and SBOM describing the image) are
+    pushed too, so 'reprobuild verify REGISTRY/NAME@DIGEST' can rebuild it.
     """
     if require_reproduced:
         from reprobuild.attest import verify
@@ -911,9 +987,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
         exc.show()
         sys.exit(EXIT_BAD_INPUT)
     except ReprobuildError as exc:
+        from reprobuild.redact import redact
+
         if debug:
             traceback.print_exc()
-        click.echo(exc.render(), err=True)
+        click.echo(redact(exc.render()), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -925,15 +1003,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
         if debug:
             traceback.print_exc()
+        from reprobuild.redact import redact
+
         error = project_error(exc, where=(tempfile.gettempdir(), Path.cwd()))
-        click.echo(error.render(), err=True)
+        click.echo(redact(error.render()), err=True)
         sys.exit(error.exit_code)
     except Exception as exc:  # a bug: say so briefly, unless asked for details
         if debug:
             traceback.print_exc()
         else:
+            from reprobuild.redact import redact
+
             click.echo(
-                f"internal error: {type(exc).__name__}: {exc}\n"
+                f"internal error: {type(exc).__name__}: {redact(str(exc))}\n"
                 "this is a bug in reprobuild; rerun with --debug for the traceback",
                 err=True,
             )

@@ -32,6 +32,7 @@ from reprobuild.store import Output, StepRecord, Store
 # kind -> module in reprobuild.steps providing ``run(step, ctx) -> tuple[Output, ...]``
 RUNNERS = {
     "fetch": "reprobuild.steps.fetching",
+    "index": "reprobuild.steps.fetching",
     "fetchurl": "reprobuild.steps.fetching",
     "file": "reprobuild.steps.fetching",
     "snapshot": "reprobuild.steps.fetching",
@@ -48,7 +49,7 @@ RUNNERS = {
 
 
 # Steps that bring inputs in (their keys are what they fetch): never rebuilt.
-INPUT_KINDS = frozenset({"fetch", "snapshot", "fetchurl", "file"})
+INPUT_KINDS = frozenset({"fetch", "index", "snapshot", "fetchurl", "file"})
 
 
 class StepFailed(ReprobuildError):
@@ -276,6 +277,8 @@ def execute(
                 where=(tmp_root, store.path),
                 what="the build's temporary files, under TMPDIR" if place == tmp_root else "",
             )
+        if isinstance(failure, StepFailed):  # already names the step (a cluster's checks)
+            raise failure
         if isinstance(failure, DiskFull):
             raise DiskFull(
                 f"{failed_step.kind} step '{failed_step.name}' failed: {failure.message}",
@@ -388,6 +391,13 @@ def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]
 
     Self-contained so that a worker process can call it with a context it built.
     """
+    record = make_record(step, ctx)
+    return record, ctx.store.record_step(step.key, record)
+
+
+def make_record(step: BuildStep, ctx: StepContext) -> StepRecord:
+    """Run one step, its outputs in ``ctx.store``, and return its record unrecorded
+    (a cluster with ``--quorum`` records a step only once its runs agree)."""
     outputs = runner_for(step.kind)(step, ctx)
     record = StepRecord(
         kind=step.kind,
@@ -402,7 +412,7 @@ def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]
         },
     )
     shutil.rmtree(ctx.workdir, ignore_errors=True)
-    return record, ctx.store.record_step(step.key, record)
+    return record
 
 
 def step_versions(step: BuildStep) -> dict[str, str]:

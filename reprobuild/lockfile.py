@@ -355,7 +355,9 @@ def _check_types(lock: Lockfile, what: str) -> None:
         where = f"snapshot {snap.name!r}"
         for name in ("step", "archive", "format", "requested", "timestamp", "architecture"):
             value = getattr(snap, name)
-            if not isinstance(value, str) or not _WORD.fullmatch(value.replace(":", "")):
+            if not isinstance(value, str):
+                raise _refuse(what, f"{where}: field {name!r} is not a string: {value!r}")
+            if not _WORD.fullmatch(value.replace(":", "")):
                 raise _refuse(what, f"{where}: field {name!r} is not a plain word: {value!r}")
         if not _TIMESTAMP.fullmatch(snap.timestamp):
             raise _refuse(

@@ -111,16 +111,17 @@ def cache_dir() -> Path:
 
 def resolution_key(snapshot_keys: Sequence[str], params: Mapping[str, Any], arch: str) -> str:
     """What decides a rootfs's package set, and nothing else."""
-    return sha256_hex(
-        canonical_json(
-            {
-                "snapshots": list(snapshot_keys),
-                "variant": params.get("variant"),
-                "packages": list(params.get("packages") or []),
-                "architecture": arch,
-            }
-        ).encode()
-    )
+    material: dict[str, Any] = {
+        "snapshots": list(snapshot_keys),
+        "variant": params.get("variant"),
+        "packages": list(params.get("packages") or []),
+        "architecture": arch,
+    }
+    if params.get("installer") == "debootstrap":
+        # debootstrap chooses differently (and adds ca-certificates for https).
+        material["installer"] = "debootstrap"
+        material["mirror"] = params.get("mirror")
+    return sha256_hex(canonical_json(material).encode())
 
 
 def snapshot_names(plan: Plan) -> dict[str, str]:

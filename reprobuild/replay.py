@@ -20,6 +20,7 @@ from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError, ReprobuildError
 from reprobuild.fetch import Fetcher
 from reprobuild.locking import Sources
+from reprobuild.outputs import export_output
 
 if TYPE_CHECKING:
     from reprobuild.execute import Progress
@@ -230,7 +231,7 @@ def _run(
         for out_name, key in graph.outputs:
             record = records[key]
             actual = record.outputs[0].sha256
-            dest = api.export_output(store, record, out_name, out_dir)
+            dest = export_output(store, record, out_name, out_dir)
             want = expected.get(out_name)
             summary = ""
             if want is not None and want != actual:

@@ -95,6 +95,10 @@ class SandboxSpec:
     capabilities: tuple[str, ...] | None = None  # None: KEPT_CAPABILITIES
     symlinks: tuple[tuple[str, str], ...] = ()  # (target, path) made inside
     limits: SandboxLimits | None = None  # None: from the environment
+    # Fresh tmpfs mounts over the tree's own directories. An installer that
+    # must leave /tmp and /run as its reference tool does (debootstrap mounts
+    # nothing there) passes ().
+    tmpfs: tuple[str, ...] = ("/tmp", "/run")
 
 
 @dataclass(frozen=True)
@@ -196,7 +200,8 @@ def bwrap_argv(spec: SandboxSpec, *, seccomp_fd: int | None = None) -> list[str]
     if spec.root is not None:
         argv += ["--bind" if spec.root_writable else "--ro-bind", str(spec.root), "/"]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    argv += ["--size", tmpfs, "--tmpfs", "/tmp", "--size", tmpfs, "--tmpfs", "/run"]
+    for scratch in spec.tmpfs:
+        argv += ["--size", tmpfs, "--tmpfs", scratch]
     for b in spec.binds:
         argv += ["--bind" if b.mode == "rw" else "--ro-bind", str(b.source), b.target]
     for target, link in spec.symlinks:

@@ -73,6 +73,17 @@ def _later(name: str, type: ArgType, doc: str, default: object = None) -> Arg:
 TREES = ("rootfs", "run")  # steps whose result is a file-system tree
 NAME = Arg("name", "string", doc="a name for progress output and the store")
 COMPRESSION = ("none", "gzip", "zstd", "xz")
+NORMALISE = Arg(
+    "normalise",
+    "string",
+    choices=(None, "full", "minimal", "epoch"),
+    only_when_given=True,
+    doc='"full" (default): remove logs, caches, dpkg\'s -old backups, set /etc/shadow '
+    'days to the epoch\'s; "minimal": change only what would differ between two builds '
+    "(mtimes clamped, /var/log files and ldconfig's aux-cache emptied, machine-id emptied, "
+    'shadow days clamped to the epoch\'s), keeping what a reference tool leaves; "epoch": '
+    "as minimal, but every mtime becomes the epoch (find -exec touch --date=@EPOCH)",
+)
 
 STEP_KINDS: dict[str, StepKind] = {
     k.name: k
@@ -135,6 +146,31 @@ STEP_KINDS: dict[str, StepKind] = {
                 ),
                 Arg("configure", "bool", doc="run maintainer scripts (default: when dpkg is in)"),
                 Arg("base", "step", steps=TREES, doc="a tree to install on top of"),
+                Arg(
+                    "installer",
+                    "string",
+                    choices=(None, "reprobuild", "debootstrap"),
+                    only_when_given=True,
+                    doc='"reprobuild" (default, as mmdebstrap does) or "debootstrap": '
+                    "debootstrap 1.0.128's package choice and two-stage procedure, step "
+                    "for step (reprobuild/steps/debootstrap.py)",
+                ),
+                Arg(
+                    "mirror",
+                    "string",
+                    only_when_given=True,
+                    doc='installer "debootstrap": the mirror URL it writes to sources.list '
+                    "and names its lists after ({timestamp} becomes the snapshot's); "
+                    "default: the snapshot's canonical URL",
+                ),
+                Arg(
+                    "no_extract",
+                    "strings",
+                    only_when_given=True,
+                    doc="Arch Linux: pacman.conf NoExtract patterns (fnmatch, the last match "
+                    "decides, ! re-includes); matching members are listed, not extracted",
+                ),
+                NORMALISE,
             ),
             "a root file system from locked packages",
             "tree",
@@ -148,6 +184,14 @@ STEP_KINDS: dict[str, StepKind] = {
                 Arg("inputs", "inputs", default={}),
                 Arg("outputs", "strings", doc="paths to keep; default: the whole new tree"),
                 Arg("env", "string_attrs", default={}),
+                Arg(
+                    "tmpfs",
+                    "strings",
+                    only_when_given=True,
+                    doc='fresh tmpfs mounts (default [ "/tmp" "/run" ]); [ ] leaves the '
+                    "tree's own directories, as a chroot would",
+                ),
+                NORMALISE,
             ),
             "a command in the sandbox, without network",
             "tree",
@@ -225,6 +269,25 @@ STEP_KINDS: dict[str, StepKind] = {
                 NAME,
                 Arg("root", "step", required=True, steps=TREES),
                 Arg("compression", "string", default="none", choices=COMPRESSION),
+                Arg(
+                    "format",
+                    "string",
+                    choices=(None, "canonical", "gnu", "posix"),
+                    only_when_given=True,
+                    doc='"canonical" (default, pax; reprobuild\'s tree format); "gnu": '
+                    "the bytes of GNU tar 1.34 'tar --create --format=gnu --numeric-owner "
+                    "--sort=name --transform s,^./,, --directory ROOT .' (debuerreotype-tar); "
+                    '"posix": GNU tar\'s --format=posix --numeric-owner --sort=name '
+                    "--mtime=@EPOCH --clamp-mtime --pax-option=delete=atime,delete=ctime "
+                    "(archlinux-docker)",
+                ),
+                Arg(
+                    "exclude",
+                    "strings",
+                    only_when_given=True,
+                    doc="GNU tar --exclude patterns matched against ./path names "
+                    "(wildcards match '/', unanchored, a match excludes what is below)",
+                ),
             ),
             "a canonical tar archive of a tree",
             "artifact",

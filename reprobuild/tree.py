@@ -63,7 +63,6 @@ __all__ = [
     "TreeError",
     "UnsafePathError",
     "member_parts",
-    "normalise_tree",
     "read_canonical_tar",
     "tree_digest",
     "write_canonical_tar",
@@ -123,7 +122,7 @@ def _show(path: bytes | Sequence[bytes]) -> str:
     return repr(path.decode("utf-8", "backslashreplace"))
 
 
-def _join(parts: Sequence[bytes]) -> bytes:
+def join_parts(parts: Sequence[bytes]) -> bytes:
     return b"/".join(parts) if parts else b"."
 
 
@@ -197,9 +196,9 @@ class SafeRoot:
                         f"{context}: {_show(parts)} resolves outside the tree (through '..')"
                     )
                 stack.pop()
-                st = os.lstat(_join(stack), dir_fd=self.fd)
+                st = os.lstat(join_parts(stack), dir_fd=self.fd)
                 continue
-            path = _join([*stack, comp])
+            path = join_parts([*stack, comp])
             try:
                 st = os.lstat(path, dir_fd=self.fd)
             except FileNotFoundError:
@@ -238,7 +237,7 @@ class SafeRoot:
         stack, st = self.resolve(key, follow_last=True, context=context)
         if st is None or not stat.S_ISDIR(st.st_mode):
             raise TreeError(f"{context}: parent of {_show(parts)} is missing or not a directory")
-        self._parents[key] = physical = _join(stack)
+        self._parents[key] = physical = join_parts(stack)
         return physical, parts[-1]
 
     def forget(self) -> None:
@@ -1111,205 +1110,3 @@ def read_canonical_tar(stream: BinaryIO, root: Path) -> int:
             ns = max(0, root_meta.mtime) * 1_000_000_000
             os.utime(safe.fd, ns=(ns, ns))
     return count
-
-
-# --------------------------------------------------------------------------
-# Normalisation (DESIGN.md section 8)
-# --------------------------------------------------------------------------
-
-#: Files mmdebstrap deletes after a bootstrap because they log the build.
-_LOGS_REMOVED: Final = (
-    b"var/log/dpkg.log",
-    b"var/log/alternatives.log",
-    b"var/log/bootstrap.log",
-    b"var/log/apt/history.log",
-    b"var/log/apt/term.log",
-    b"var/log/apt/eipp.log.xz",
-)
-_REMOVED: Final = (
-    b"var/cache/ldconfig/aux-cache",
-    b"var/lib/dbus/machine-id",
-    b"var/lib/dpkg/lock",
-    b"var/lib/dpkg/lock-frontend",
-    b"var/lib/apt/lists/lock",
-    b"var/cache/apt/archives/lock",
-    b"var/cache/apt/pkgcache.bin",
-    b"var/cache/apt/srcpkgcache.bin",
-)
-#: Directories whose non-directory entries are build-time caches.
-_EMPTIED_DIRS: Final = (
-    b"var/lib/apt/lists",
-    b"var/lib/apt/lists/partial",
-    b"var/cache/apt/archives",
-    b"var/cache/apt/archives/partial",
-)
-_OLD_FILE_DIRS: Final = (b"var/lib/dpkg", b"var/cache/debconf")
-
-
-def _shadow_with_lastchg(data: bytes, days: int) -> bytes:
-    lines = data.split(b"\n")
-    for index, line in enumerate(lines):
-        fields = line.split(b":")
-        if len(fields) >= 3 and fields[2] != b"":
-            fields[2] = str(days).encode()
-            lines[index] = b":".join(fields)
-    return b"\n".join(lines)
-
-
-def normalise_tree(root: Path, *, epoch: int) -> list[str]:
-    """Remove or empty build-time state and clamp mtimes; return what changed.
-
-    Following mmdebstrap and DESIGN.md section 8: build logs mmdebstrap
-    deletes are deleted and every other file under ``/var/log`` is emptied
-    (keeping mode and owner, which packages set deliberately, e.g. ``btmp``);
-    ``/etc/machine-id`` is emptied (systemd then treats the image as
-    unprovisioned); ``/var/lib/dbus/machine-id``, ``ldconfig``'s aux-cache,
-    dpkg and apt locks, apt's package caches, downloaded lists and ``.deb``
-    files, the ``*-old`` backups of dpkg and debconf and every
-    ``__pycache__`` directory are removed; in ``/etc/shadow`` and
-    ``/etc/shadow-`` each non-empty last-change field becomes the epoch's day
-    number. Finally every mtime becomes ``min(mtime, epoch)``. Paths are
-    resolved inside *root* and never through symlinks.
-    """
-    changed: list[str] = []
-    context = f"normalising {root}"
-    with SafeRoot(root) as safe:
-
-        def existing(rel: bytes) -> tuple[bytes, os.stat_result] | None:
-            try:
-                parent, name = safe.parent(rel.split(b"/"), context=context)
-            except TreeError:
-                return None
-            path = safe.child(parent, name)
-            st = safe.lstat(path)
-            return None if st is None else (path, st)
-
-        def remove(rel: bytes) -> None:
-            found = existing(rel)
-            if found is not None and not stat.S_ISDIR(found[1].st_mode):
-                os.unlink(found[0], dir_fd=safe.fd)
-                changed.append("removed /" + rel.decode("utf-8", "surrogateescape"))
-
-        def truncate(path: bytes, shown: bytes) -> None:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd)
-            try:
-                os.ftruncate(fd, 0)
-            finally:
-                os.close(fd)
-            changed.append("emptied /" + shown.decode("utf-8", "surrogateescape"))
-
-        for rel in _LOGS_REMOVED + _REMOVED:
-            remove(rel)
-        for directory in _EMPTIED_DIRS:
-            for name in _list_dir(safe, directory, context):
-                remove(directory + b"/" + name)
-        for directory in _OLD_FILE_DIRS:
-            for name in _list_dir(safe, directory, context):
-                if name.endswith(b"-old"):
-                    remove(directory + b"/" + name)
-
-        log = existing(b"var/log")
-        if log is not None and stat.S_ISDIR(log[1].st_mode):
-            for rel, st in _iter_tree(safe, log[0]):
-                if stat.S_ISREG(st.st_mode) and st.st_size > 0:
-                    truncate(rel, rel)
-        machine_id = existing(b"etc/machine-id")
-        if machine_id is not None and stat.S_ISREG(machine_id[1].st_mode) and machine_id[1].st_size:
-            truncate(machine_id[0], b"etc/machine-id")
-
-        days = epoch // 86400
-        for rel in (b"etc/shadow", b"etc/shadow-"):
-            found = existing(rel)
-            if found is None or not stat.S_ISREG(found[1].st_mode):
-                continue
-            fd = os.open(found[0], os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd)
-            try:
-                with os.fdopen(os.dup(fd), "rb") as handle:
-                    data = handle.read()
-                new = _shadow_with_lastchg(data, days)
-                if new != data:
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, new, 0)
-                    changed.append("set last-change days in /" + rel.decode())
-            finally:
-                os.close(fd)
-
-        safe.forget()
-        for rel in _find_dirs_named(safe, b".", b"__pycache__"):
-            _remove_tree(safe, rel)
-            changed.append("removed /" + rel.decode("utf-8", "surrogateescape"))
-
-        _clamp_times(safe, epoch)
-    return changed
-
-
-def _list_dir(safe: SafeRoot, rel: bytes, context: str) -> list[bytes]:
-    try:
-        stack, st = safe.resolve(rel.split(b"/"), follow_last=False, context=context)
-    except TreeError:
-        return []
-    if st is None or not stat.S_ISDIR(st.st_mode):
-        return []
-    fd = os.open(
-        _join(stack), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd
-    )
-    try:
-        with os.scandir(fd) as it:
-            return sorted(os.fsencode(e.name) for e in it)
-    finally:
-        os.close(fd)
-
-
-def _iter_tree(safe: SafeRoot, top: bytes) -> Iterator[tuple[bytes, os.stat_result]]:
-    """(path relative to the root, lstat) for everything below *top*, pre-order."""
-    for name in _list_dir_fd(safe, top):
-        rel = name if top == b"." else top + b"/" + name
-        st = os.lstat(rel, dir_fd=safe.fd)
-        yield rel, st
-        if stat.S_ISDIR(st.st_mode):
-            yield from _iter_tree(safe, rel)
-
-
-def _find_dirs_named(safe: SafeRoot, top: bytes, wanted: bytes) -> Iterator[bytes]:
-    """Directories called *wanted* below *top*, without descending into them."""
-    for name in _list_dir_fd(safe, top):
-        rel = name if top == b"." else top + b"/" + name
-        if stat.S_ISDIR(os.lstat(rel, dir_fd=safe.fd).st_mode):
-            if name == wanted:
-                yield rel
-            else:
-                yield from _find_dirs_named(safe, rel, wanted)
-
-
-def _list_dir_fd(safe: SafeRoot, rel: bytes) -> list[bytes]:
-    fd = os.open(rel, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=safe.fd)
-    try:
-        with os.scandir(fd) as it:
-            return sorted(os.fsencode(e.name) for e in it)
-    finally:
-        os.close(fd)
-
-
-def _remove_tree(safe: SafeRoot, rel: bytes) -> None:
-    for name in _list_dir_fd(safe, rel):
-        child = rel + b"/" + name
-        if stat.S_ISDIR(os.lstat(child, dir_fd=safe.fd).st_mode):
-            _remove_tree(safe, child)
-        else:
-            os.unlink(child, dir_fd=safe.fd)
-    os.rmdir(rel, dir_fd=safe.fd)
-
-
-def _clamp_times(safe: SafeRoot, epoch: int) -> None:
-    """Post-order, so clamping a child never disturbs its parent afterwards."""
-    limit = epoch * 1_000_000_000
-
-    def clamp(rel: bytes, st: os.stat_result) -> None:
-        if st.st_mtime_ns > limit or st.st_mtime_ns < 0:
-            ns = min(max(st.st_mtime_ns, 0), limit)
-            os.utime(rel, ns=(ns, ns), dir_fd=safe.fd, follow_symlinks=False)
-
-    entries = list(_iter_tree(safe, b"."))
-    for rel, st in reversed(entries):
-        clamp(rel, st)
-    clamp(b".", os.fstat(safe.fd))

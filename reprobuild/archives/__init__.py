@@ -227,6 +227,14 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
     assert url is not None
     if not url.endswith("/"):
         raise ArchiveError(f"{where}: url must end with '/'")
+    from reprobuild.redact import has_password, redact
+
+    if has_password(url):  # it would be written into every lockfile and provenance statement
+        raise ArchiveError(
+            f"{where}: url {redact(url)!r} carries a password; a definition's URL is "
+            "recorded in lockfiles",
+            hint=f"give the credentials only to a mirror: --mirror {name}=https://USER:PASS@...",
+        )
     date = _table(doc, "date", where)
     rule_text = _str(date, "rule", f"{where} [date]")
     rule = _RULES.get(rule_text)

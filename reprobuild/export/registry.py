@@ -78,6 +78,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def skopeo_tls_verify(host: str, tls_verify: bool) -> bool:
+    """TLS is verified unless asked not to, or the registry is on loopback."""
+    return tls_verify and not _is_loopback(host)
+
+
 def _run(args: list[str], what: str) -> bytes:
     try:
         done = subprocess.run(args, capture_output=True, timeout=_TIMEOUT, check=False)
@@ -93,7 +98,8 @@ def _layout_target(layout_dir: Path, source_ref: str | None) -> tuple[str, str, 
     """(transport name, digest, expected bytes) of the image the push copies."""
     try:
         index = json.loads((layout_dir / "index.json").read_bytes())
-        manifests = index["manifests"]
+        # Artifacts about an image (its referrers) are pushed after it, by digest.
+        manifests = [m for m in index["manifests"] if "artifactType" not in m]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RegistryError(f"{layout_dir} is not a readable OCI image layout: {exc}") from exc
     if source_ref is None:
@@ -114,8 +120,20 @@ def _layout_target(layout_dir: Path, source_ref: str | None) -> tuple[str, str, 
     data = (layout_dir / "blobs" / algorithm / hexdigest).read_bytes()
     if algorithm != "sha256" or hashlib.sha256(data).hexdigest() != hexdigest:
         raise RegistryError(f"{layout_dir}: blob {digest} is missing or damaged")
-    name = f"oci:{layout_dir}" + (f":{source_ref}" if source_ref else "")
-    return name, digest, data
+    return f"oci:{layout_dir}", digest, data
+
+
+def _image_only(layout_dir: Path, digest: str, tmp: Path) -> Path:
+    """A layout of the one image *digest* (skopeo cannot pick it among referrers
+    by digest): its own index.json beside the original blobs."""
+    index = json.loads((layout_dir / "index.json").read_bytes())
+    chosen = [m for m in index["manifests"] if m.get("digest") == digest][:1]
+    view = tmp / "image"
+    view.mkdir()
+    (view / "blobs").symlink_to(layout_dir / "blobs")
+    shutil.copyfile(layout_dir / "oci-layout", view / "oci-layout")
+    (view / "index.json").write_text(json.dumps({**index, "manifests": chosen}))
+    return view
 
 
 def fetch_manifest(reference: str, digest: str, *, tls_verify: bool = True) -> bytes:
@@ -158,6 +176,7 @@ def push_layout(
     source, digest, expected = _layout_target(layout_dir, source_ref)
     verify = tls_verify and not _is_loopback(host)
     with tempfile.TemporaryDirectory(prefix="reprobuild-skopeo-") as tmp:
+        source = f"oci:{_image_only(layout_dir, digest, Path(tmp))}"
         policy = Path(tmp) / "policy.json"
         policy.write_text(_POLICY)
         _run(

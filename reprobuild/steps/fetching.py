@@ -8,13 +8,14 @@ later build and replay, with or without the mirror.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
 from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
-from reprobuild.errors import FetchError, UsageError
+from reprobuild.errors import FetchError, IntegrityError, UsageError
 from reprobuild.fetch import NotFound
 from reprobuild.store import Output
 
@@ -24,7 +25,14 @@ if TYPE_CHECKING:
     from reprobuild.locking import Sources
 
 # reprobuild.execute finds these through its RUNNERS table.
-__all__ = ["check_package_signature", "run_fetch", "run_fetchurl", "run_file", "run_snapshot"]
+__all__ = [
+    "check_package_signature",
+    "run_fetch",
+    "run_fetchurl",
+    "run_file",
+    "run_index",
+    "run_snapshot",
+]
 
 # Which of Sources.base_urls held the last package of an archive (a mirror given
 # as the archive's root): later packages try it first instead of a 404 each.
@@ -82,6 +90,55 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     )
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
+
+
+def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+    """A signed Release or an index the lockfile pinned by sha256 (for steps that
+    need the archive's own text, such as installer "debootstrap").
+
+    An index pinned by its uncompressed name (``.../Packages``, as lockfiles
+    record it) is fetched in whichever form the mirror serves (``.xz``,
+    ``.gz``, plain), decompressed, and kept if the result has the pinned sha256.
+    """
+    from reprobuild.archives.debian.index import decompress_index
+
+    f = step.data["file"]
+    snap = step.data["snapshot"]
+    name = PurePosixPath(f["path"]).name
+    if ctx.store.has(f["sha256"]) and _intact(ctx, f["sha256"]):
+        return (Output(name, f["sha256"], ctx.store.size(f["sha256"])),)
+    archive = load_archive(snap["archive"])
+    base = ctx.sources.base_url(archive, snap["timestamp"])
+    path = f["path"]
+    plain = not path.endswith((".xz", ".gz")) and PurePosixPath(path).name == "Packages"
+    forms = [f"{path}.xz", f"{path}.gz", path] if plain else [path]
+    failures = []
+    for form in forms:
+        url = base + form
+        try:
+            data = ctx.fetcher.get(url, max_size=1 << 31).data
+        except NotFound as exc:
+            failures.append(exc.message)
+            continue
+        except FetchError as exc:
+            raise FetchError(
+                f"{path} (sha256 {f['sha256']}) is not in the store and {url} failed: "
+                f"{exc.message}",
+                hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
+            ) from None
+        content = decompress_index(form, data) if form != path else data
+        if hashlib.sha256(content).hexdigest() != f["sha256"]:
+            raise IntegrityError(
+                f"{url}: its content is not the {path} the lockfile pins (sha256 {f['sha256']})",
+                hint="the mirror serves another snapshot, or a damaged file",
+            )
+        blob = ctx.store.put_bytes(content)
+        return (Output(name, blob.sha256, blob.size),)
+    raise FetchError(
+        f"{path} (sha256 {f['sha256']}) is not in the store and the mirror has none of "
+        f"{', '.join(forms)} ({'; '.join(failures)})",
+        hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
+    )
 
 
 def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> None:

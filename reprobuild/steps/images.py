@@ -71,6 +71,7 @@ def _oci_image(
         architecture=architecture,
         variant=variant,
         tag=p.get("tag"),
+        annotations=step.data.get("annotations") or {},
     )
     layout = ctx.workdir / "layout"
     ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")

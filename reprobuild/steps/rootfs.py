@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives.formats import package_format
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.normalise import normalise
 from reprobuild.sandbox import SandboxSpec, run
 from reprobuild.steps.access import configure_access
 from reprobuild.steps.firstboot import finalize, find_secrets
@@ -29,7 +30,7 @@ from reprobuild.steps.rootfiles import apply_owners, write_files
 from reprobuild.steps.sysconfig import configure_system
 from reprobuild.steps.treepaths import inside_tree, mkdirs, replaceable
 from reprobuild.store import Output
-from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
@@ -62,7 +63,7 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     _apply_recipe(tree, params, ctx)
     configure_access(tree, params, replaceable=replaceable, mkdirs=mkdirs)
     finalize(tree, replaceable=replaceable)
-    normalise_tree(tree, epoch=ctx.epoch)
+    normalise(tree, epoch=ctx.epoch, mode=params.get("normalise"))
     ctx.secrets.extend(find_secrets(tree))
     out = ctx.workdir / "rootfs.tar"
     with out.open("wb") as f:

@@ -18,10 +18,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError, UsageError
+from reprobuild.normalise import normalise
 from reprobuild.safecopy import copy_file, copy_tree
 from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
 from reprobuild.store import Output
-from reprobuild.tree import normalise_tree, read_canonical_tar, write_canonical_tar
+from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
@@ -56,6 +57,7 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             env=env,
             binds=tuple(binds),
             workdir="/build",
+            tmpfs=_tmpfs(params.get("tmpfs")),
             what=f"run step '{step.name}'",
         ),
         timeout=RUN_TIMEOUT,
@@ -65,12 +67,22 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     _remove_mount_points(tree, binds)
     outputs = params.get("outputs")
     result = tree if not outputs else _select(tree, outputs, ctx.workdir / "selected")
-    normalise_tree(result, epoch=ctx.epoch)
+    normalise(result, epoch=ctx.epoch, mode=params.get("normalise"))
     out = ctx.workdir / "result.tar"
     with out.open("wb") as f:
         write_canonical_tar(result, f, epoch=ctx.epoch)
     blob = ctx.store.put_file(out)
     return (Output("rootfs.tar" if not outputs else "outputs.tar", blob.sha256, blob.size, TAR),)
+
+
+def _tmpfs(paths: list[str] | None) -> tuple[str, ...]:
+    if paths is None:
+        return ("/tmp", "/run")
+    for p in paths:
+        rel = PurePosixPath(p)
+        if not rel.is_absolute() or ".." in rel.parts or rel == PurePosixPath("/"):
+            raise UsageError(f"run: tmpfs {p!r} must be an absolute path below / without '..'")
+    return tuple(paths)
 
 
 def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:

@@ -159,6 +159,11 @@ def import_carrier(
         _import_chunked(store, blob, entries, get, where)
     else:
         pieces = [entries[name] for name in sorted(entries)]
+        if len(pieces) != -(-blob.size // PIECE_SIZE):  # a size bomb repeats one piece
+            raise IntegrityError(
+                f"carrier of sha256:{blob.sha256} on {where} has {len(pieces)} pieces, "
+                f"not the {-(-blob.size // PIECE_SIZE)} that {blob.size} bytes make"
+            )
         with io.BufferedReader(_PieceStream(get, pieces), PIECE_SIZE) as stream:
             store.content.put_stream(stream, expected_sha256=blob.sha256, expected_size=blob.size)
 

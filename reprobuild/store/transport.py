@@ -26,54 +26,59 @@ overwritten; they are reported.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
+import time
 import uuid
-import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from dulwich.client import get_transport_and_path
-from dulwich.object_format import DEFAULT_OBJECT_FORMAT
-from dulwich.object_store import MissingObjectFinder, ObjectStoreGraphWalker
+from dulwich.object_store import ObjectStoreGraphWalker
 from dulwich.objects import Commit, ObjectID, ShaFile, Tree
-from dulwich.pack import UnpackedObject, full_unpacked_object, pack_object_chunks
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from reprobuild.errors import IntegrityError, StoreError
+from reprobuild.redact import redact
 from reprobuild.store._fs import close_repo, release_frames
 from reprobuild.store.carriers import (
     CARRIER_PREFIX,
     PIECE_SIZE,
-    Carrier,
     carrier_id_if_chunked,
     carrier_ref,
     import_carrier,
-    local_carrier,
 )
-from reprobuild.store.chunks import git_blob_id
+from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX
+from reprobuild.store.packscan import PackGuard
 from reprobuild.store.records import Blob, BuildRecord, TransferReport
+from reprobuild.store.remotes import (
+    RemoteLimits,
+    RemoteTimeout,
+    check_object_size,
+    check_room,
+    git_object_cap,
+    local_path,
+    network_client,
+    remote_error,
+)
+from reprobuild.store.validate import check_build, check_step
+from reprobuild.store.wire import BLOB_TYPE, batches, send, set_refs
 
 if TYPE_CHECKING:
     from reprobuild.store.core import Store
 
 CHUNK_SIZE = PIECE_SIZE  # format-1 carrier pieces (kept for callers of the old name)
 ZERO_SHA = ObjectID(b"0" * 40)
-_BLOB_TYPE = 3
-_WIRE_PIECE = 512 << 10
-PUSH_BATCH_BYTES = 256 << 20
 
 
 # ------------------------------------------------------------------ remotes
 
 
 def _local_path(url: str) -> Path | None:
-    if "://" not in url:
-        return Path(url).expanduser().absolute()
-    parsed = urlparse(url)
-    return Path(parsed.path) if parsed.scheme == "file" else None
+    return local_path(url)
 
 
 def _local_store_dir(url: str) -> Path | None:
@@ -86,25 +91,27 @@ def _local_store_dir(url: str) -> Path | None:
 
 def _client(url: str, *, create: bool) -> tuple[Any, str]:
     local = _local_path(url)
-    if local is not None:
-        if not local.exists():
-            if not create:
-                raise StoreError(f"remote {url} does not exist")
-            local.mkdir(parents=True)
-            Repo.init_bare(str(local)).close()
-        url = str(local)
+    if local is None:
+        return network_client(url, RemoteLimits.from_env())
+    if not local.exists():
+        if not create:
+            raise StoreError(f"remote {redact(url)} does not exist")
+        local.mkdir(parents=True)
+        Repo.init_bare(str(local)).close()
     try:
-        client, path = get_transport_and_path(url)
+        client, path = get_transport_and_path(str(local))
     except Exception as exc:
-        raise StoreError(f"cannot use remote {url!r}: {exc}") from exc
+        raise StoreError(f"cannot use remote {redact(url)}: {redact(str(exc))}") from exc
     return client, path
 
 
 def _remote_refs(client: Any, path: str, url: str) -> dict[bytes, ObjectID]:
     try:
         return {bytes(r): s for r, s in client.get_refs(path).refs.items()}
+    except StoreError:
+        raise
     except Exception as exc:
-        raise StoreError(f"cannot reach remote {url}: {exc}") from exc
+        raise remote_error("cannot reach remote", url, exc, RemoteLimits.from_env()) from None
 
 
 def _is_record_ref(ref: bytes) -> bool:
@@ -122,7 +129,7 @@ def _open_local_repo(url: str) -> Repo | None:
     try:
         return Repo(str(local))
     except Exception as exc:
-        raise StoreError(f"cannot read remote {url}: {exc}") from exc
+        raise StoreError(f"cannot read remote {redact(url)}: {exc}") from exc
 
 
 # ------------------------------------------------------------------ push
@@ -163,33 +170,8 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
                 f"cannot push: content sha256:{blob.sha256} is referenced but missing locally",
                 hint="run `reprobuild store verify`",
             )
-    remote_store = _local_store_dir(url)
-    if remote_store is not None and remote_store.resolve() == store.path.resolve():
-        raise StoreError("cannot push a store to itself")
-
     client, path = _client(url, create=True)
-    sent: list[Blob] = []
-    sent_bytes = 0
-    if remote_store is not None:  # another store: give it manifests, chunks and files
-        with type(store).open_store(remote_store, create=False) as other, other._writing():
-            for blob in sorted(pointers.values(), key=lambda b: b.sha256):
-                if not other.has(blob.sha256):
-                    sent_bytes += copy_content(store, other, blob)
-                    sent.append(blob)
-    else:
-        remote_refs = _remote_refs(client, path, url)
-        known = _known_chunks(store, remote_refs)
-        missing = sorted(
-            (b for b in pointers.values() if carrier_ref(b.sha256) not in remote_refs),
-            key=lambda b: b.sha256,
-        )
-        for batch in _batches(store, missing, known):
-            refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
-            sent_bytes += _send(store, client, path, url, _set_refs(refs), batch, known)
-            sent.extend(c.blob for c in batch)
-            for c in batch:
-                known.update(c.chunks)
-
+    sent, sent_bytes = _push_carriers(store, client, path, url, pointers.values())
     updated: list[str] = []
     conflicts: list[str] = []
     unchanged = 0
@@ -208,9 +190,9 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
                 conflicts.append(ref.decode())
         return new
 
-    _send(store, client, path, url, record_refs, [], set())
+    send(store, client, path, url, record_refs, [], set())
     return TransferReport(
-        url,
+        redact(url),
         tuple(updated),
         unchanged,
         tuple(conflicts),
@@ -218,6 +200,73 @@ def push(store: Store, url: str, *, only: Collection[bytes] | None = None) -> Tr
         sum(b.size for b in sent),
         sent_bytes,
     )
+
+
+def push_content(store: Store, url: str, blobs: Iterable[Blob]) -> int:
+    """Send content only (no record): what a cluster's worker returns for checking.
+
+    Several machines may create the same carrier at once (a quorum's workers
+    make the same bytes): a refused ref is tried again, a few times, and the
+    next try finds it there. Returns the bytes sent.
+    """
+    blobs = sorted(set(blobs), key=lambda b: b.sha256)
+    for blob in blobs:
+        if not store.has(blob.sha256):
+            raise StoreError(f"cannot push: content sha256:{blob.sha256} is missing locally")
+    for attempt in range(4):
+        client, path = _client(url, create=True)
+        try:
+            return _push_carriers(store, client, path, url, blobs)[1]
+        except RemoteTimeout:
+            raise
+        except StoreError:
+            if attempt == 3:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def pull_content(store: Store, url: str, blobs: Iterable[Blob]) -> set[str]:
+    """Bring in content by sha256 alone (re-hashed); returns the sha256s now here."""
+    needed = sorted({b for b in blobs if not store.has(b.sha256)}, key=lambda b: b.sha256)
+    have = {b.sha256 for b in blobs} - {b.sha256 for b in needed}
+    if not needed:
+        return have
+    client, path = _client(url, create=False)
+    remote_refs = _remote_refs(client, path, url)
+    with store._writing(), store._publishing():
+        got, _ = fetch_content(store, client, path, url, needed, remote_refs)
+    return have | got
+
+
+def _push_carriers(
+    store: Store, client: Any, path: str, url: str, blobs: Iterable[Blob]
+) -> tuple[list[Blob], int]:
+    """Send the carriers of ``blobs`` the remote lacks; returns them and the bytes sent."""
+    sent: list[Blob] = []
+    sent_bytes = 0
+    remote_store = _local_store_dir(url)
+    if remote_store is not None and remote_store.resolve() == store.path.resolve():
+        raise StoreError("cannot push a store to itself")
+    if remote_store is not None:  # another store: give it manifests, chunks and files
+        with type(store).open_store(remote_store, create=False) as other, other._writing():
+            for blob in sorted(blobs, key=lambda b: b.sha256):
+                if not other.has(blob.sha256):
+                    sent_bytes += copy_content(store, other, blob)
+                    sent.append(blob)
+        return sent, sent_bytes
+    remote_refs = _remote_refs(client, path, url)
+    known = _known_chunks(store, remote_refs)
+    missing = sorted(
+        (b for b in blobs if carrier_ref(b.sha256) not in remote_refs), key=lambda b: b.sha256
+    )
+    for batch in batches(store, missing, known):
+        refs = {Ref(carrier_ref(c.blob.sha256)): c.commit.id for c in batch}
+        sent_bytes += send(store, client, path, url, set_refs(refs), batch, known)
+        sent.extend(c.blob for c in batch)
+        for c in batch:
+            known.update(c.chunks)
+    return sent, sent_bytes
 
 
 def copy_content(src: Store, dst: Store, blob: Blob) -> int:
@@ -254,217 +303,120 @@ def copy_content(src: Store, dst: Store, blob: Blob) -> int:
     return copied
 
 
-def _set_refs(
-    refs: dict[Ref, ObjectID],
-) -> Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]]:
-    def update_refs(remote: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
-        return {r: s for r, s in refs.items() if r not in remote}
-
-    return update_refs
-
-
-def _batches(store: Store, blobs: list[Blob], known: set[str]) -> Iterator[list[Carrier]]:
-    """Carriers in groups of about PUSH_BATCH_BYTES of new bytes to send."""
-    batch: list[Carrier] = []
-    size = 0
-    planned = set(known)
-    for blob in blobs:
-        carrier = local_carrier(store, blob)
-        if carrier.chunks:
-            new = [c for s, c in carrier.chunks.items() if s not in planned]
-            planned.update(carrier.chunks)
-            cost = sum(c.size for c in new)
-        else:
-            cost = blob.size
-        if batch and size + cost > PUSH_BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(carrier)
-        size += cost
-    if batch:
-        yield batch
-
-
-def _wire_object(data: bytes, sha: ObjectID) -> UnpackedObject:
-    """A pack entry for one blob, deflated at level 1, or stored if it won't shrink.
-
-    Much content (.deb, .zst, squashfs) is already compressed; zlib spends
-    ~20 s/GB failing to shrink it, so a 64 KiB sample decides.
-    """
-    sample = data[:65536]
-    level = 1 if sample and len(zlib.compress(sample, 1)) < 0.9 * len(sample) else 0
-    u = UnpackedObject(_BLOB_TYPE, sha=bytes.fromhex(sha.decode()), decomp_chunks=[data])
-    packed = b"".join(
-        pack_object_chunks(
-            _BLOB_TYPE, [data], object_format=DEFAULT_OBJECT_FORMAT, compression_level=level
-        )
-    )
-    # dulwich's HTTP server refuses chunks over 1 MiB: hand the pack writer small pieces
-    u.comp_chunks = [packed[i : i + _WIRE_PIECE] for i in range(0, len(packed), _WIRE_PIECE)]
-    return u
-
-
-def _carrier_objects(
-    store: Store, carriers: list[Carrier], known: set[str], exclude: set[ObjectID]
-) -> tuple[int, Callable[[], Iterator[UnpackedObject]]]:
-    """How many objects the carriers add to a pack, and a generator of them."""
-    plan: list[tuple[ObjectID, Any]] = []
-    seen: set[ObjectID] = set(exclude)
-
-    def add(sha: ObjectID, how: Any) -> None:
-        if sha not in seen:
-            seen.add(sha)
-            plan.append((sha, how))
-
-    for c in carriers:
-        add(c.commit.id, c.commit)
-        add(c.tree.id, c.tree)
-        for extra in c.extra:
-            add(extra.id, extra)
-        if c.chunks:
-            for sha, ref in c.chunks.items():
-                if sha not in known:
-                    add(ObjectID(ref.git.encode()), ref)
-        else:
-            for i, piece_id in enumerate(c.pieces):
-                add(piece_id, (c.blob, i))
-
-    def generate() -> Iterator[UnpackedObject]:
-        chunks = store.content.chunks
-        for sha, how in plan:
-            if isinstance(how, ShaFile):
-                yield full_unpacked_object(how)
-                continue
-            if isinstance(how, tuple):
-                blob, index = how
-                data = _piece(store, blob, index)
-            else:
-                try:
-                    data = chunks.read_chunk(how, check=True)
-                except (IntegrityError, StoreError) as exc:
-                    raise IntegrityError(
-                        f"refusing to push corrupt content: {exc}",
-                        hint="run `reprobuild store verify`",
-                    ) from None
-            if git_blob_id(data) != sha.decode():
-                raise IntegrityError(f"content changed while being pushed (object {sha.decode()})")
-            yield _wire_object(data, sha)
-
-    return len(plan), generate
-
-
-def _piece(store: Store, blob: Blob, index: int) -> bytes:
-    """Piece ``index`` of whole content (format-1 carriers: small or unmigrated objects)."""
-    if store.content.is_whole(blob.sha256):
-        with open(store.content.path(blob.sha256), "rb") as f:
-            f.seek(index * PIECE_SIZE)
-            return f.read(PIECE_SIZE)
-    with store.open_blob(blob.sha256) as f:
-        for _ in range(index):
-            f.read(PIECE_SIZE)
-        return f.read(PIECE_SIZE)
-
-
-def _send(
-    store: Store,
-    client: Any,
-    path: str,
-    url: str,
-    update_refs: Callable[[dict[Ref, ObjectID]], dict[Ref, ObjectID]],
-    carriers: list[Carrier],
-    known: set[str],
-) -> int:
-    """One send_pack: the wanted native objects plus the carriers; returns blob bytes sent."""
-    sent = 0
-
-    def generate_pack_data(
-        have: Any,
-        want: Any,
-        *,
-        ofs_delta: bool = False,
-        progress: Callable[[bytes], None] | None = None,
-    ) -> tuple[int, Iterator[UnpackedObject]]:
-        nonlocal sent
-        objects = store.repo.object_store
-        carrier_ids = {c.commit.id for c in carriers}
-        native_want = [w for w in want if w not in carrier_ids]
-        native_have = [h for h in have if h in objects]
-        finder = MissingObjectFinder(objects, haves=native_have, wants=native_want)
-        native = [sha for sha, _hint in finder]
-        count, carried = _carrier_objects(store, carriers, known, set(native))
-
-        def records() -> Iterator[UnpackedObject]:
-            nonlocal sent
-            for sha in native:
-                yield full_unpacked_object(objects[sha])
-            for u in carried():
-                sent += sum(len(c) for c in u.decomp_chunks or ())
-                yield u
-
-        return len(native) + count, records()
-
-    try:
-        result = client.send_pack(path, update_refs, generate_pack_data)
-    except (IntegrityError, StoreError):
-        raise
-    except Exception as exc:
-        raise StoreError(f"push to {url} failed: {exc}") from exc
-    status = getattr(result, "ref_status", None) or {}
-    failed = {bytes(r).decode(): msg for r, msg in status.items() if msg}
-    if failed:
-        raise StoreError(
-            f"push to {url}: the remote refused {len(failed)} ref(s): "
-            + "; ".join(f"{r}: {m}" for r, m in sorted(failed.items()))
-        )
-    return sent
-
-
 # ------------------------------------------------------------------ pull
 
 
 def fetch_records(
-    store: Store, client: Any, path: str, url: str, wants: Iterable[ObjectID]
-) -> None:
-    """Bring the git objects of ``wants`` (record commits) and what they reach here.
+    store: Store, client: Any, path: str, url: str, wants: Mapping[bytes, ObjectID]
+) -> dict[bytes, str]:
+    """Bring in the records ``wants`` names (ref -> commit), checked; returns those refused.
 
-    A local-path remote is read in place, object by object (pack index
-    lookups), stopping at objects this store has: cost in proportion to what
-    is new, whatever else the remote holds.
+    Step and build records are checked (validate.py) and only their canonical
+    objects are written here; other refs (signatures) are copied as they are
+    and checked by whoever reads them. A network remote's objects arrive in a
+    scratch repository through :class:`PackGuard`; a local-path remote is
+    read in place, object by object: cost in proportion to what is new.
     """
     objects = store.repo.object_store
-    todo = sorted({w for w in wants if w not in objects})
-    if not todo:
-        return
-    remote = _open_local_repo(url)
-    if remote is None:
-        try:
-            client.fetch(path, store.repo, determine_wants=lambda refs, depth=None: todo)
-        except Exception as exc:
-            raise StoreError(f"fetch from {url} failed: {exc}") from exc
-        objects._update_pack_cache()
-        return
-    with remote:
-        theirs = remote.object_store
-        stack = list(todo)
-        got: list[ShaFile] = []
-        seen: set[ObjectID] = set()
-        while stack:
-            sha = stack.pop()
-            if sha in seen or sha in objects:
-                continue
-            seen.add(sha)
+    refused: dict[bytes, str] = {}
+    if not wants:
+        return refused
+    missing = sorted({s for s in wants.values() if s not in objects})
+    with _remote_objects(store, client, path, url, missing) as theirs:
+
+        def get(sha: ObjectID) -> Any:
+            return objects[sha] if sha in objects else theirs[sha]
+
+        for ref, sha in sorted(wants.items()):
             try:
-                obj = theirs[sha]
-            except KeyError:
-                continue  # a missing object leaves its record unreadable: refused later
-            got.append(obj)
-            if isinstance(obj, Commit):
-                stack.append(obj.tree)
-                stack.extend(obj.parents)
-            elif isinstance(obj, Tree):
-                stack.extend(e.sha for e in obj.items() if e.mode != 0o160000)
-        for obj in reversed(got):  # children before parents
-            store._add(obj)
+                if ref.startswith(STEPS_PREFIX):
+                    made = check_step(get, ref, sha)[1]
+                elif ref.startswith(BUILDS_PREFIX):
+                    made = check_build(get, ref, sha)[1]
+                else:
+                    made = _walk(get, sha)
+            except StoreError as exc:
+                refused[ref] = exc.message
+                continue
+            for obj in made:
+                store._add(obj)
+    return refused
+
+
+@contextlib.contextmanager
+def _remote_objects(
+    store: Store, client: Any, path: str, url: str, wants: list[ObjectID]
+) -> Iterator[Any]:
+    """The remote's object store holding ``wants``: in place, or a guarded scratch fetch."""
+    scratch: Path | None = None
+    repo = _open_local_repo(url)
+    if repo is None:
+        scratch = store._tmp / f"records-{uuid.uuid4().hex}"
+        repo = Repo.init_bare(str(scratch), mkdir=True)
+    try:
+        if wants and scratch is not None:
+            guarded_fetch(client, path, repo, wants, url)
+        yield repo.object_store
+    except BaseException as exc:
+        release_frames(exc)  # a failed pack read must not turn into BufferError below
+        raise
+    finally:
+        close_repo(repo)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _walk(get: Callable[[ObjectID], Any], sha: ObjectID) -> list[ShaFile]:
+    """A commit and what it reaches (no history), children first; missing ones left out."""
+    out: list[ShaFile] = []
+    stack = [sha]
+    seen: set[ObjectID] = set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            obj = get(current)
+        except KeyError:
+            continue
+        out.append(obj)
+        if isinstance(obj, Commit):
+            stack.append(obj.tree)
+        elif isinstance(obj, Tree):
+            stack.extend(e.sha for e in obj.items() if e.mode != 0o160000)
+    return out[::-1]
+
+
+def guarded_fetch(client: Any, path: str, repo: Repo, wants: list[ObjectID], url: str) -> None:
+    """Fetch ``wants`` from a network remote into ``repo``, every byte through a PackGuard."""
+    limits = RemoteLimits.from_env()
+    guard = PackGuard(
+        max_object=git_object_cap(limits),
+        max_bytes=limits.max_total,
+        what=f"remote {redact(url)}",
+    )
+    with tempfile.TemporaryFile(dir=repo.object_store.path, prefix="incoming-") as f:
+
+        def write(data: bytes) -> int:
+            guard.feed(data)
+            return f.write(data)
+
+        try:
+            client.fetch_pack(path, lambda refs, depth=None: wants, repo.get_graph_walker(), write)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise remote_error("fetch from", url, exc, limits) from None
+        if not f.tell():
+            return
+        f.seek(0)
+        try:
+            repo.object_store.add_thin_pack(f.read, None, max_input_size=limits.max_total)
+        except Exception as exc:
+            raise StoreError(
+                f"remote {redact(url)} sent a pack that cannot be read: {exc}"
+            ) from None
 
 
 def _wanted_refs(
@@ -474,16 +426,20 @@ def _wanted_refs(
     url: str,
     remote_refs: Mapping[bytes, ObjectID],
     refs: Iterable[str] | None,
-) -> dict[bytes, ObjectID]:
-    """The remote record refs a pull asks for: all, or the named ones (builds with their steps)."""
+) -> tuple[dict[bytes, ObjectID], dict[bytes, str]]:
+    """The remote record refs a pull asks for: all, or the named ones (builds with
+    their steps); and the builds refused on the way (ref -> why)."""
     if refs is None:
-        return {r: s for r, s in remote_refs.items() if _is_record_ref(r)}
+        return {r: s for r, s in remote_refs.items() if _is_record_ref(r)}, {}
     wanted: dict[bytes, ObjectID] = {}
     for spec in refs:
         ref = _resolve_remote(spec, remote_refs)
         wanted[ref] = remote_refs[ref]
     builds = {r: s for r, s in wanted.items() if _is_build_ref(r)}
-    fetch_records(store, client, path, url, builds.values())
+    refused = fetch_records(store, client, path, url, builds)
+    for ref in refused:
+        del wanted[ref]
+        del builds[ref]
     for sha in builds.values():
         try:
             record = BuildRecord.from_bytes(
@@ -495,7 +451,7 @@ def _wanted_refs(
             step = b"refs/steps/" + key.encode()
             if step in remote_refs:
                 wanted[step] = remote_refs[step]
-    return wanted
+    return wanted, refused
 
 
 def _resolve_remote(spec: str, remote_refs: Mapping[bytes, ObjectID]) -> bytes:
@@ -523,7 +479,7 @@ def pull(store: Store, url: str, refs: Iterable[str] | None = None) -> TransferR
     client, path = _client(url, create=False)
     remote_refs = _remote_refs(client, path, url)
     with store._publishing():
-        wanted = _wanted_refs(store, client, path, url, remote_refs, refs)
+        wanted, refused = _wanted_refs(store, client, path, url, remote_refs, refs)
         local = store._record_roots()
         to_import: dict[bytes, ObjectID] = {}
         conflicts: list[str] = []
@@ -536,7 +492,9 @@ def pull(store: Store, url: str, refs: Iterable[str] | None = None) -> TransferR
                 to_import[ref] = sha
             else:
                 conflicts.append(ref.decode())
-        fetch_records(store, client, path, url, to_import.values())
+        refused.update(fetch_records(store, client, path, url, to_import))
+        for ref in refused:
+            to_import.pop(ref, None)
         importable: dict[bytes, ObjectID] = {}
         incomplete: list[str] = []
         for ref, sha in to_import.items():
@@ -562,16 +520,25 @@ def pull(store: Store, url: str, refs: Iterable[str] | None = None) -> TransferR
                 updated.append(ref.decode())
             else:
                 conflicts.append(ref.decode())
+    if refused:
+        ref, why = min(refused.items())
+        raise StoreError(
+            f"pull from {redact(url)}: {len(refused)} malformed record(s) refused"
+            f" ({len(updated)} imported), e.g. {ref.decode(errors='replace')}: {why}",
+            hint="that remote holds records reprobuild did not write; nothing of them was kept",
+        )
     if incomplete:
         raise StoreError(
-            f"pull from {url}: {len(incomplete)} record(s) not imported because the remote "
-            f"lacks their content"
+            f"pull from {redact(url)}: {len(incomplete)} record(s) not imported because the "
+            f"remote lacks their content"
             + (f" ({len(missing)} object(s), e.g. sha256:{min(missing)})" if missing else "")
             + ": "
             + ", ".join(sorted(incomplete)[:5]),
             hint="push to that remote from a store that has the content, then pull again",
         )
-    return TransferReport(url, tuple(updated), unchanged, tuple(conflicts), len(got), got_bytes)
+    return TransferReport(
+        redact(url), tuple(updated), unchanged, tuple(conflicts), len(got), got_bytes
+    )
 
 
 def fetch_content(
@@ -587,6 +554,10 @@ def fetch_content(
     total = 0
     if not needed:
         return got, total
+    limits = RemoteLimits.from_env()
+    for blob in needed:
+        check_object_size(blob.size, blob.sha256, url, limits)
+    check_room(store.path, sum(b.size for b in needed), url, limits)
     other_dir = _local_store_dir(url)
     if other_dir is not None:
         with type(store).open_store(other_dir, create=False) as other:
@@ -620,16 +591,16 @@ def fetch_content(
         repo.get_graph_walker = lambda heads=None: walker  # type: ignore[method-assign]
         _resolve_bases_locally(store, repo, bases)
         try:
-            client.fetch(path, repo, determine_wants=lambda refs, depth=None: sorted(wanted))
-        except Exception as exc:
+            guarded_fetch(client, path, repo, sorted(wanted), url)
+        except BaseException as exc:
             close_repo(repo, exc)
             shutil.rmtree(scratch, ignore_errors=True)
-            raise StoreError(f"pull from {url} failed while fetching content: {exc}") from exc
+            raise
         repo.object_store._update_pack_cache()
     try:
         objects = repo.object_store
         for commit_id, blob in sorted(wanted.items(), key=lambda kv: kv[1].sha256):
-            import_carrier(store, blob, commit_id, objects.__getitem__, url)
+            import_carrier(store, blob, commit_id, objects.__getitem__, redact(url))
             got.add(blob.sha256)
             total += blob.size
     except BaseException as exc:
@@ -654,7 +625,7 @@ def _resolve_bases_locally(store: Store, repo: Repo, bases: dict[bytes, Any]) ->
             ref = bases.get(bytes(name)) or bases.get(bytes(name).hex().encode())
             if ref is None:
                 raise
-            return _BLOB_TYPE, store.content.chunks.read_chunk(ref, check=True)
+            return BLOB_TYPE, store.content.chunks.read_chunk(ref, check=True)
 
     objects.get_raw = get_raw  # type: ignore[method-assign]
 

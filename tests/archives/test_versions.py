@@ -243,3 +243,35 @@ def test_matches_pacman_vercmp(a: str, b: str) -> None:
     out = subprocess.run(["vercmp", a, b], capture_output=True, text=True, check=True)
     expected = int(out.stdout)
     assert vercmp(a, b) == (expected > 0) - (expected < 0)
+
+
+# Boundaries the upstream vectors above do not reach; `make mutate` found each
+# (a mutant of versions.py that passed every test above). The expected values
+# are dpkg's and pacman's own answers (`dpkg --compare-versions`, `vercmp`).
+
+
+def test_dpkg_epoch_may_be_int_max_and_no_more() -> None:
+    assert validate_debian_version("2147483647:1.0").epoch == 2**31 - 1
+    with pytest.raises(VersionError, match="too big"):
+        validate_debian_version("2147483648:1.0")
+
+
+def test_dpkg_names_nothing_after_the_colon() -> None:
+    # dpkg: "nothing after colon in version number", not "empty upstream version"
+    with pytest.raises(VersionError, match="nothing after colon"):
+        validate_debian_version("0:")
+
+
+PACMAN_EDGES = [
+    ("1.01", "1.1", 0),  # leading zeros of a number do not count...
+    ("1.001", "1.01", 0),
+    ("1.10", "1.1", 1),  # ...trailing ones do
+    ("1-2", "1-1-3", -1),  # the release follows the last dash: 1 < 1-1
+    ("1.0-1-1", "1.0-1", 1),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), PACMAN_EDGES)
+def test_pacman_edges(a: str, b: str, expected: int) -> None:
+    assert vercmp(a, b) == expected
+    assert vercmp(b, a) == -expected

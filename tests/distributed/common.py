@@ -56,7 +56,7 @@ def build_json(
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
     summary: dict[str, Any] = json.loads(r.stdout)
     return summary
 

@@ -53,7 +53,8 @@ def _digest_on_disk(path: Path) -> str:
     """The sha256 of an exported output as a consumer computes it."""
     if path.is_dir():  # an OCI layout: the manifest the index points at
         index = json.loads((path / "index.json").read_text())
-        (manifest,) = index["manifests"]
+        # The image; the lockfile and SBOM artifacts about it (referrers) have an artifactType.
+        (manifest,) = [m for m in index["manifests"] if "artifactType" not in m]
         algo, digest = manifest["digest"].split(":")
         assert algo == "sha256"
         assert _sha256(path / "blobs" / "sha256" / digest) == digest

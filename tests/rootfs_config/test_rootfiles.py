@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def test_every_kind(tmp_path: Path) -> None:
         "/etc": {"directory": True},  # already there: kept, mode set
     }
     owned = write_files(
-        root, files, source_of=lambda ref: src, replaceable=replaceable, mkdirs=mkdirs
+        root, files, copy_source=lambda ref, dest: shutil.copyfile(src, dest), replaceable=replaceable, mkdirs=mkdirs
     )
     apply_owners(root, owned)
 
@@ -58,7 +59,7 @@ def test_setuid_survives_chown(tmp_path: Path) -> None:
     owned = write_files(
         root,
         {"/usr/bin/x": {"text": "x", "mode": "4755", "owner": "app"}},
-        source_of=lambda ref: tmp_path,
+        copy_source=lambda ref, dest: None,
         replaceable=replaceable,
         mkdirs=mkdirs,
     )
@@ -72,7 +73,7 @@ def test_unknown_owner(tmp_path: Path) -> None:
     owned = write_files(
         root,
         {"/x": {"text": "x", "owner": "ghost"}},
-        source_of=lambda ref: tmp_path,
+        copy_source=lambda ref, dest: None,
         replaceable=replaceable,
         mkdirs=mkdirs,
     )
@@ -87,7 +88,7 @@ def test_no_writing_through_links_out(tmp_path: Path) -> None:
         write_files(
             root,
             {"/out/evil": "x"},
-            source_of=lambda ref: tmp_path,
+            copy_source=lambda ref, dest: None,
             replaceable=replaceable,
             mkdirs=mkdirs,
         )

@@ -223,7 +223,14 @@ def unsatisfied(debs: dict[str, Deb]) -> list[str]:
     return sorted(missing)
 
 
-def write_index(snapshot_dir: Path, suite: str, debs: dict[str, Deb], arch: str = "amd64") -> Path:
+def write_index(
+    snapshot_dir: Path,
+    suite: str,
+    debs: dict[str, Deb],
+    arch: str = "amd64",
+    *,
+    archive_layout: bool = False,
+) -> Path:
     """Place the debs in the pool and write ``Packages`` and ``Packages.xz``; returns Packages."""
     stanzas = []
     for name in sorted(debs):
@@ -249,7 +256,10 @@ def write_index(snapshot_dir: Path, suite: str, debs: dict[str, Deb], arch: str 
         stanzas.append(d.stanza)
     index_dir = snapshot_dir / "dists" / suite / "main" / f"binary-{arch}"
     index_dir.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(stanzas).encode()
+    # The archive ends every stanza with a blank line, and debootstrap's index
+    # reader drops a last stanza without one (archive_layout); the default
+    # keeps the bytes the committed go-hello lockfile pins.
+    text = ("".join(s + "\n" for s in stanzas) if archive_layout else "\n".join(stanzas)).encode()
     (index_dir / "Packages").write_bytes(text)
     (index_dir / "Packages.xz").write_bytes(lzma.compress(text, preset=6))
     return index_dir / "Packages"
@@ -386,6 +396,7 @@ def build_mirror(
     timestamp: str = SHARED_TIMESTAMP,
     suite: str = "bookworm",
     max_rounds: int = 5,
+    archive_layout: bool = False,
 ) -> DebMirror:
     """A signed mirror with the shared mirror's debs plus ``extra`` and their closure.
 
@@ -417,7 +428,7 @@ def build_mirror(
     if missing:
         raise MirrorUnavailable(f"apt-get download did not provide {missing}")
     snapshot_dir = dest / "archive" / "debian" / timestamp
-    write_index(snapshot_dir, suite, debs)
+    write_index(snapshot_dir, suite, debs, archive_layout=archive_layout)
     release = write_release(snapshot_dir, suite, shared_release_date(shared, suite))
     keyring = dest / "test-mirror-keyring.gpg"
     fpr = sign_release(release, keyring)

@@ -138,6 +138,12 @@ GOLDEN: tuple[Golden, ...] = (
     # The default run checks these two too, in tests/boot (one shared rootfs).
     Golden("debian-vm", Path("recipes/debian-vm.repro"), snapshot_mirror, slow=True),
     Golden("debian-live", Path("recipes/debian-live.repro"), snapshot_mirror, slow=True),
+    Golden(
+        "debian-debuerreotype",
+        Path("recipes/debian-debuerreotype.repro"),
+        shared_mirror,
+        slow=True,
+    ),
 )
 
 # Committed lockfiles deliberately outside the golden set, with the reason.

@@ -57,6 +57,10 @@ class MirrorServer:
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
+                if path.startswith("http://"):
+                    # A client using this server as its HTTP proxy (http_proxy)
+                    # asks for absolute URLs: any host maps to the same root.
+                    path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
                 server.requests.append((path, self.headers.get("Range")))
                 queue = server.faults.get(path)
                 fault = queue.popleft() if queue else Fault()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reprobuild.tree import normalise_tree, tree_digest
+from reprobuild.normalise import normalise_tree
+from reprobuild.tree import tree_digest
 
 EPOCH = 1_700_000_000  # day 19675
 

@@ -76,6 +76,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol, TypeVar, cast
 
 import zstandard
 
+from reprobuild.archives.arch.localdb import (
+    ALPM_DB_VERSION,
+    LOCAL_DB,
+    desc_text,
+    files_text,
+    write_local_db,
+)
 from reprobuild.archives.debian.unpack import (
     CONTROL_MAX,
     MEMBERS_MAX,
@@ -84,6 +91,7 @@ from reprobuild.archives.debian.unpack import (
     refuse_duplicate,
 )
 from reprobuild.errors import ArchiveError
+from reprobuild.globs import fnmatch_regex
 from reprobuild.sandbox import Bind, SandboxSpec, run
 from reprobuild.tree import (
     SafeRoot,
@@ -118,8 +126,6 @@ __all__ = [
     "write_local_db",
 ]
 
-LOCAL_DB: Final = "var/lib/pacman/local"
-ALPM_DB_VERSION: Final = 9
 #: Arch builds pacman with ``-D scriptlet-shell=/usr/bin/bash -D ldconfig=/usr/bin/ldconfig``.
 SCRIPTLET_SHELLS: Final = ("/usr/bin/bash", "/bin/bash")
 LDCONFIG: Final = "/usr/bin/ldconfig"
@@ -131,8 +137,6 @@ SCRIPTLET_DIR: Final = "/tmp/alpm_000000"
 _DB_FILES: Final = {b".INSTALL": "install", b".CHANGELOG": "changelog", b".MTREE": "mtree"}
 _TMP_NAME: Final = b".reprobuild-tmp~"
 _CHUNK: Final = 1 << 16
-_REASONS: Final = {"explicit": 0, "0": 0, "depend": 1, "dependency": 1, "1": 1}
-_VALIDATION_ORDER: Final = ("none", "md5", "sha256", "pgp")
 
 
 class AlpmConflictError(TreeError):
@@ -511,10 +515,37 @@ def _check_existing(
     return f"{shown} exists in filesystem (overwritten)"
 
 
-def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
+def no_extract_match(patterns: Sequence[str], name: bytes) -> bool:
+    """pacman's ``NoExtract`` test (libalpm ``_alpm_fnmatch_patterns``): the last
+    pattern matching *name* decides, a ``!`` pattern re-includes."""
+    for pattern in reversed(patterns):
+        inverted = pattern.startswith("!")
+        body = pattern[1:] if inverted or pattern.startswith("\\") else pattern
+        if fnmatch_regex(body).match(name):
+            return not inverted
+    return False
+
+
+def _make_parents(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> None:
+    """Parents NoExtract left out, made as libarchive makes missing parents:
+    mode 0755 (pacman's umask 022), root-owned, with the time of extraction."""
+    for i in range(1, len(parts)):
+        try:
+            parent, name = safe.parent(parts[:i], context=where)
+        except TreeError:
+            continue
+        path = safe.child(parent, name)
+        if safe.lstat(path) is None:
+            os.mkdir(path, 0o755, dir_fd=safe.fd)
+            os.chmod(path, 0o755, dir_fd=safe.fd)
+
+
+def unpack_package(path: Path, root: Path, *, no_extract: Sequence[str] = ()) -> AlpmUnpackResult:
     """Extract the package's payload into *root* as ``pacman -U`` on a fresh root.
 
     *root* must exist. Metadata members are kept for :func:`write_local_db`.
+    Members matching *no_extract* (pacman.conf's ``NoExtract``) are listed in
+    the database but not extracted, as pacman does.
     """
     package = read_alpm_package(path)
     info = package.info
@@ -564,6 +595,10 @@ def unpack_package(path: Path, root: Path) -> AlpmUnpackResult:
                         f"skipping extraction of {raw.decode('utf-8', 'backslashreplace')}"
                     )
                     continue
+                if no_extract:
+                    if no_extract_match(no_extract, _entry_name(entry)):
+                        continue
+                    _make_parents(safe, parts, where)
                 note = _check_existing(safe, entry, parts, where)
                 if note is not None:
                     warnings.append(note)
@@ -605,167 +640,6 @@ def _md5_following(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> byte
         for chunk in iter(lambda: handle.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest().encode()
-
-
-# --------------------------------------------------------------------------
-# Local database
-# --------------------------------------------------------------------------
-
-
-def _section(out: list[str], header: str, values: Sequence[str]) -> None:
-    if values:
-        out.append(f"%{header}%\n" + "".join(v + "\n" for v in values) + "\n")
-
-
-def desc_text(
-    info: PkgDesc,
-    *,
-    installdate: int,
-    reason: int = 0,
-    validation: Sequence[str] = ("pgp",),
-    xdata: bool = True,
-    installed_db: str | None = None,
-) -> str:
-    """A ``desc`` file, section by section as ``_alpm_local_db_write`` prints it."""
-    out = [f"%NAME%\n{info.name}\n\n%VERSION%\n{info.version}\n\n"]
-    for header, value in (
-        ("BASE", info.base),
-        ("DESC", info.desc),
-        ("URL", info.url),
-        ("ARCH", info.arch),
-        ("INSTALLED_DB", installed_db),
-        ("BUILDDATE", str(info.builddate) if info.builddate else None),
-        ("INSTALLDATE", str(installdate) if installdate else None),
-        ("PACKAGER", info.packager),
-        ("SIZE", str(info.size) if info.size else None),
-        ("REASON", str(reason) if reason else None),
-    ):
-        if value is not None:
-            out.append(f"%{header}%\n{value}\n\n")
-    _section(out, "GROUPS", info.groups)
-    _section(out, "LICENSE", info.licenses)
-    _section(out, "VALIDATION", [v for v in _VALIDATION_ORDER if v in validation])
-    _section(out, "REPLACES", info.replaces)
-    _section(out, "DEPENDS", info.depends)
-    _section(out, "OPTDEPENDS", info.optdepends)
-    _section(out, "CONFLICTS", info.conflicts)
-    _section(out, "PROVIDES", info.provides)
-    if xdata:
-        _section(out, "XDATA", info.xdata)
-    return "".join(out)
-
-
-def files_text(result: AlpmUnpackResult) -> bytes:
-    """A ``files`` file: ``%FILES%`` (sorted) and ``%BACKUP%`` (path, tab, md5)."""
-    out = b""
-    if result.files:
-        out += b"%FILES%\n" + b"".join(f + b"\n" for f in result.files) + b"\n"
-    if result.backup:
-        out += b"%BACKUP%\n"
-        out += b"".join(f"{p}\t{h}\n".encode("utf-8", "surrogateescape") for p, h in result.backup)
-        out += b"\n"
-    return out
-
-
-def _validation(value: str) -> tuple[str, ...]:
-    methods = tuple(value.split())
-    unknown = [m for m in methods if m not in _VALIDATION_ORDER]
-    if unknown or not methods:
-        raise ValueError(f"unknown pacman validation {value!r} (use pgp, sha256, md5 or none)")
-    return methods
-
-
-def write_local_db(
-    root: Path,
-    packages: Sequence[AlpmUnpackResult],
-    *,
-    reasons: Mapping[str, str] | None,
-    epoch: int,
-    validation: str | Mapping[str, str] = "pgp",
-    xdata: bool = True,
-    installed_db: Mapping[str, str] | None = None,
-) -> list[str]:
-    """Register *packages* in pacman's local database under *root*.
-
-    *reasons* maps a package name to ``explicit`` or ``depend`` (absent:
-    explicit, as ``pacman -U``). *validation* is what was checked before
-    installing: ``pgp`` (signature), ``sha256``, or both, space-separated,
-    for all packages or per name. *installed_db* (pacman 7.1+) records the
-    repository a package came from. Returns the entry directories written.
-    """
-    written: list[str] = []
-    context = f"pacman database in {root}"
-    with SafeRoot(root) as safe:
-        parts: tuple[bytes, ...] = ()
-        for comp in LOCAL_DB.encode().split(b"/"):
-            parts = (*parts, comp)
-            safe.make_dir(parts, mode=0o755, uid=0, gid=0, mtime=epoch, context=context)
-        local = parts
-        version_file = (*local, b"ALPM_DB_VERSION")
-        parent, base = safe.parent(version_file, context=context)
-        if safe.lstat(safe.child(parent, base)) is None:
-            _put(safe, version_file, f"{ALPM_DB_VERSION}\n".encode(), 0, 0, epoch, context)
-        for result in packages:
-            info = result.info
-            entry = f"{info.name}-{info.version}"
-            where = f"{context}, entry {entry}"
-            directory = (*local, *member_parts(entry, context=where))
-            if len(directory) != len(local) + 1:
-                raise ArchiveError(f"{where}: package name or version contains '/'")
-            safe.make_dir(directory, mode=0o755, uid=0, gid=0, mtime=epoch, context=where)
-            reason_name = (reasons or {}).get(info.name, "explicit")
-            if reason_name not in _REASONS:
-                raise ValueError(f"install reason of {info.name}: {reason_name!r}")
-            checked = validation if isinstance(validation, str) else validation.get(info.name)
-            if checked is None:
-                raise ValueError(f"no validation given for package {info.name}")
-            desc = desc_text(
-                info,
-                installdate=epoch,
-                reason=_REASONS[reason_name],
-                validation=_validation(checked),
-                xdata=xdata,
-                installed_db=(installed_db or {}).get(info.name),
-            )
-            data = desc.encode("utf-8", "surrogateescape")
-            _put(safe, (*directory, b"desc"), data, 0, 0, epoch, where)
-            _put(safe, (*directory, b"files"), files_text(result), 0, 0, epoch, where)
-            for dbfile in result.db_files:
-                name = dbfile.name.encode()
-                _put(
-                    safe,
-                    (*directory, name),
-                    dbfile.data,
-                    dbfile.uid,
-                    dbfile.gid,
-                    dbfile.mtime,
-                    where,
-                )
-            written.append(f"/{LOCAL_DB}/{entry}")
-        safe.finish_dir_times()
-    return written
-
-
-def _put(
-    safe: SafeRoot,
-    parts: tuple[bytes, ...],
-    data: bytes,
-    uid: int,
-    gid: int,
-    mtime: int,
-    context: str,
-) -> None:
-    safe.write_file(
-        parts,
-        io.BytesIO(data),
-        len(data),
-        mode=0o644,
-        uid=uid,
-        gid=gid,
-        mtime=mtime,
-        context=context,
-        want_md5=False,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -981,7 +855,10 @@ def install_packages(
         for key, record in sorted(ctx.inputs.items())
         if record.kind == "fetch" and key in wanted
     ]
-    results = [unpack_package(p.path, tree) for p in install_order(packages)]
+    no_extract = list(params.get("no_extract") or ())
+    results = [
+        unpack_package(p.path, tree, no_extract=no_extract) for p in install_order(packages)
+    ]
     for r in results:
         for warning in r.warnings:
             ctx.log(f"{r.name}: warning: {warning}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import quote
 
 from reprobuild.archives.formats import AcquiredSnapshot, PackageFormat
+from reprobuild.errors import UsageError
 
 if TYPE_CHECKING:
     from reprobuild.archives import ArchiveDef
@@ -94,6 +95,8 @@ class DebianFormat(PackageFormat):
         mirror), when apt is in the set and the recipe did not opt out."""
         if params.get("apt_sources") is False or not any(p.name == "apt" for p in packages):
             return []
+        if params.get("installer") == "debootstrap":
+            return []  # debootstrap writes its own, naming the mirror it was given
         return [
             {
                 "url": s.url,
@@ -111,6 +114,17 @@ class DebianFormat(PackageFormat):
     def install(
         self, step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
     ) -> None:
+        if params.get("no_extract"):
+            raise UsageError("no_extract is pacman's NoExtract: it applies to Arch Linux roots")
+        if params.get("installer") == "debootstrap":
+            from reprobuild.steps.debootstrap_step import install_debootstrap
+
+            if params.get("base"):
+                raise UsageError(
+                    'installer "debootstrap" makes a Debian root from nothing (no base)'
+                )
+            install_debootstrap(step, ctx, tree)
+            return
         from reprobuild.archives.debian.install import install_debs
 
         install_debs(step, ctx, tree, params, has_base=bool(params.get("base")))

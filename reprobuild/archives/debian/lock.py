@@ -345,6 +345,12 @@ def lock_rootfs(step: Step, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
     from reprobuild.archives.debian.resolve import Request
 
     p = step.param_data()
+    if p.get("installer") == "debootstrap":
+        from reprobuild.resolve_debootstrap import lock_debootstrap
+
+        if len(snaps) != 1:
+            raise UsageError(f"rootfs '{step.name}': installer \"debootstrap\" takes one snapshot")
+        return lock_debootstrap(p, snaps[0])
     arch = snaps[0].lock.architecture
     request = Request(tuple(p.get("packages") or ()), p.get("variant") or "none", arch)
     try:

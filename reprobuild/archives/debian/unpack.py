@@ -95,6 +95,7 @@ __all__ = [
     "UnpackBudget",
     "UnpackResult",
     "merged_usr_dirs",
+    "open_data",
     "read_deb",
     "setup_merged_usr",
     "unpack_data",
@@ -590,6 +591,14 @@ def decompressed_data(package: DebPackage, *, limit: int) -> bytes | None:
         )
         data = stream.read(limit + 1)
     return None if len(data) > limit else data
+
+
+def open_data(handle: IO[bytes], path: Path) -> BinaryIO:
+    """The decompressed ``data.tar`` of the package open in *handle*, as a stream."""
+    layout = _layout(handle, path)
+    return _decompressed(
+        _Slice(handle, layout.data.offset, layout.data.size), layout.data_compression
+    )
 
 
 def unpack_data(

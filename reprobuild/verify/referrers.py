@@ -1,0 +1,103 @@
+"""Finding what a reprobuild image says about itself: its annotations and referrers.
+
+An image reprobuild built names its lockfile in its manifest annotations
+(:mod:`reprobuild.export.referrers`); the lockfile itself is a referrer of
+the manifest, in the OCI layout (``index.json``) or in the registry the
+image came from (referrers API, else the ``sha256-HEX`` fallback tag). The
+lockfile found must be the one the annotation names: a referrer anyone
+could have pushed is not trusted otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from reprobuild.errors import CheckFailed, LockfileError, UsageError
+from reprobuild.export.referrers import (
+    ANNOTATION_LOCK,
+    ANNOTATION_OUTPUT,
+    LOCK_ARTIFACT,
+    layout_referrers,
+    lock_digest,
+)
+from reprobuild.lockfile import Lockfile
+from reprobuild.verify.target import Target
+
+__all__ = ["Description", "find_description"]
+
+
+@dataclass(frozen=True)
+class Description:
+    """The lockfile an image names, and which output of its recipe the image is."""
+
+    lockfile: Lockfile
+    lock_digest: str
+    output: str
+    source: str  # where the lockfile was found
+
+
+def _lock_from_manifest(
+    manifest: dict[str, object], read_blob: Callable[[str], bytes]
+) -> bytes | None:
+    if manifest.get("artifactType") != LOCK_ARTIFACT:
+        return None
+    layers = manifest.get("layers") or []
+    assert isinstance(layers, list)
+    for layer in layers:
+        if isinstance(layer, dict) and layer.get("mediaType") == LOCK_ARTIFACT:
+            return read_blob(str(layer["digest"]))
+    return None
+
+
+def find_description(target: Target, *, tls_verify: bool = True) -> Description | None:
+    """The image's own description, or None if it does not name a lockfile."""
+    annotations = target.annotations
+    wanted = annotations.get(ANNOTATION_LOCK)
+    if not wanted:
+        return None
+    output = annotations.get(ANNOTATION_OUTPUT, "")
+    candidates: list[tuple[bytes, str]] = []
+    if target.layout is not None:
+        layout = target.layout
+
+        def layout_blob(digest: str) -> bytes:
+            return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+        for item in layout_referrers(layout, target.digest):
+            data = _lock_from_manifest(item["manifest"], layout_blob)
+            if data is not None:
+                candidates.append((data, f"the layout's referrer {item['digest']}"))
+    if not candidates and target.remote:
+        from reprobuild.export.registry_api import Registry, split_reference
+
+        host, repository, _ = split_reference(target.spec)
+        registry = Registry(host, repository, tls_verify=tls_verify)
+        for desc in registry.referrers(target.digest):
+            if desc.get("artifactType") not in (None, LOCK_ARTIFACT):
+                continue
+            found = registry.manifest(str(desc["digest"]))
+            if found is None:
+                continue
+            data = _lock_from_manifest(json.loads(found[0]), registry.blob)
+            if data is not None:
+                candidates.append((data, f"{host}/{repository}@{desc['digest']}"))
+    if not candidates:
+        raise UsageError(
+            f"{target.spec}: the image names lockfile {wanted[:12]}... but carries no lockfile "
+            "referrer",
+            hint="push with 'reprobuild push' (it pushes the referrers) or verify the OCI layout "
+            "reprobuild build wrote",
+        )
+    for data, source in candidates:
+        try:
+            lock = Lockfile.from_json(json.loads(data.decode("utf-8")), what=source)
+        except (UnicodeDecodeError, ValueError, LockfileError):
+            continue
+        if lock_digest(lock) == wanted:
+            return Description(lock, wanted, output, source)
+    raise CheckFailed(
+        f"{target.spec}: no lockfile among its referrers is the one the image names "
+        f"({wanted}); its description cannot be trusted"
+    )
