@@ -166,12 +166,21 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
             if sources:
                 data["apt_sources"] = sources
             inputs += fetch_keys
-            if params.get("installer") == "debootstrap":
-                snap = snapshots_by_name[rl.snapshots[0]]
-                data["debootstrap"], index_steps = _debootstrap_inputs(params, snap)
-                for index_step in index_steps:
-                    add(index_step)
-                    inputs.append(index_step.key)
+            extra, files = package_format(first.format).rootfs_inputs(params, first)
+            data.update(extra)
+            for f in files:
+                index_step = BuildStep(
+                    key=f.sha256,
+                    kind="index",
+                    name=f.path.rsplit("/", 1)[-1],
+                    inputs=(),
+                    data={
+                        "file": {"path": f.path, "sha256": f.sha256},
+                        "snapshot": _snapshot_json(first),
+                    },
+                )
+                add(index_step)
+                inputs.append(index_step.key)
         ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
         effective[pstep.key] = ekey
         add(
@@ -192,44 +201,6 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
         graph=g,
         epoch=epoch,
     )
-
-
-def _debootstrap_inputs(
-    params: Mapping[str, Any], snap: SnapshotLock
-) -> tuple[dict[str, Any], list[BuildStep]]:
-    """What ``installer = "debootstrap"`` reads besides packages: the signed
-    InRelease and the Packages index the lockfile pinned, fetched by sha256."""
-    from reprobuild.resolve_debootstrap import debootstrap_mirror
-
-    if len(snap.suites) != 1 or len(snap.components) != 1 or len(snap.suites[0].indexes) != 1:
-        raise LockfileError(
-            f"installer \"debootstrap\": snapshot '{snap.name}' must have one suite and one "
-            "component"
-        )
-    suite = snap.suites[0]
-    [(index_path, index_sha)] = suite.indexes.items()
-    files = {
-        "inrelease": {"path": f"dists/{suite.suite}/InRelease", "sha256": suite.inrelease_sha256},
-        "packages": {"path": f"dists/{suite.suite}/{index_path}", "sha256": index_sha},
-    }
-    steps = [
-        BuildStep(
-            key=f["sha256"],
-            kind="index",
-            name=f["path"].rsplit("/", 1)[-1],
-            inputs=(),
-            data={"file": f, "snapshot": _snapshot_json(snap)},
-        )
-        for f in files.values()
-    ]
-    spec = {
-        **files,
-        "suite": suite.suite,
-        "component": snap.components[0],
-        "arch": snap.architecture,
-        "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
-    }
-    return spec, steps
 
 
 def _first_input(params: Mapping[str, Any], known: Mapping[str, str | None]) -> str | None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AcquiredSnapshot",
+    "IndexFile",
     "PackageFormat",
     "distribution",
     "for_archive",
@@ -55,6 +57,14 @@ class AcquiredSnapshot(Protocol):
 
     @property
     def lock(self) -> SnapshotLock: ...
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """A file of a snapshot a step reads, fetched by the sha256 the lockfile pinned."""
+
+    path: str  # under the snapshot's URL
+    sha256: str
 
 
 class PackageFormat:
@@ -123,6 +133,15 @@ class PackageFormat:
             return {}
         return {"fingerprint": package.fingerprint, "pgpsig": package.pgpsig}
 
+    def rootfs_inputs(
+        self, params: Mapping[str, Any], snap: SnapshotLock
+    ) -> tuple[dict[str, Any], list[IndexFile]]:
+        """What a rootfs step reads beyond its packages: fields added to its data
+        (its key covers them) and files of its (first) snapshot fetched by
+        sha256 as ``index`` steps. Debian's ``installer = "debootstrap"`` reads
+        the InRelease and Packages index it pinned."""
+        return {}, []
+
     def system_sources(
         self,
         params: Mapping[str, Any],
@@ -165,7 +184,6 @@ class PackageFormat:
     def licenses(self, path: Path, name: str) -> PackageLicense | None:
         """What a package file says about its licenses (None: not known)."""
         return None
-
 
 
 def _discover() -> None:

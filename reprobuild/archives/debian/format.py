@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 from urllib.parse import quote
 
-from reprobuild.archives.formats import AcquiredSnapshot, PackageFormat
+from reprobuild.archives.formats import AcquiredSnapshot, IndexFile, PackageFormat
 from reprobuild.errors import UsageError
 
 if TYPE_CHECKING:
@@ -85,6 +85,36 @@ class DebianFormat(PackageFormat):
     def index_uri(self, snap: SnapshotLock, suite: str) -> str:
         return f"{snap.url}dists/{suite}/InRelease"
 
+    def rootfs_inputs(
+        self, params: Mapping[str, Any], snap: SnapshotLock
+    ) -> tuple[dict[str, Any], list[IndexFile]]:
+        """``installer = "debootstrap"`` reads the signed InRelease and the Packages
+        index the lockfile pinned besides the packages (``data["debootstrap"]``)."""
+        if params.get("installer") != "debootstrap":
+            return {}, []
+        from reprobuild.archives.debian.debootstrap_resolve import debootstrap_mirror
+        from reprobuild.errors import LockfileError
+
+        if len(snap.suites) != 1 or len(snap.components) != 1 or len(snap.suites[0].indexes) != 1:
+            raise LockfileError(
+                f"installer \"debootstrap\": snapshot '{snap.name}' must have one suite and one "
+                "component"
+            )
+        suite = snap.suites[0]
+        [(index_path, index_sha)] = suite.indexes.items()
+        files = {
+            "inrelease": IndexFile(f"dists/{suite.suite}/InRelease", suite.inrelease_sha256),
+            "packages": IndexFile(f"dists/{suite.suite}/{index_path}", index_sha),
+        }
+        spec = {
+            **{name: {"path": f.path, "sha256": f.sha256} for name, f in files.items()},
+            "suite": suite.suite,
+            "component": snap.components[0],
+            "arch": snap.architecture,
+            "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
+        }
+        return {"debootstrap": spec}, list(files.values())
+
     def system_sources(
         self,
         params: Mapping[str, Any],
@@ -117,7 +147,7 @@ class DebianFormat(PackageFormat):
         if params.get("no_extract"):
             raise UsageError("no_extract is pacman's NoExtract: it applies to Arch Linux roots")
         if params.get("installer") == "debootstrap":
-            from reprobuild.steps.debootstrap_step import install_debootstrap
+            from reprobuild.archives.debian.debootstrap_install import install_debootstrap
 
             if params.get("base"):
                 raise UsageError(

@@ -346,7 +346,7 @@ def lock_rootfs(step: Step, snaps: Sequence[SnapshotIndex]) -> list[LockedPackag
 
     p = step.param_data()
     if p.get("installer") == "debootstrap":
-        from reprobuild.resolve_debootstrap import lock_debootstrap
+        from reprobuild.archives.debian.debootstrap_resolve import lock_debootstrap
 
         if len(snaps) != 1:
             raise UsageError(f"rootfs '{step.name}': installer \"debootstrap\" takes one snapshot")

@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reprobuild.archives.debian.debootstrap import DebootstrapInputs, install, split_inline_sig
+from reprobuild.archives.debian.debootstrap_resolve import choose
 from reprobuild.archives.debian.index import decompress_index, parse_packages, parse_release
 from reprobuild.archives.debian.unpack import DebPackage, read_deb
-from reprobuild.resolve_debootstrap import choose
-from reprobuild.steps.debootstrap import DebootstrapInputs, install, split_inline_sig
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
