@@ -10,9 +10,10 @@ so a package is fetched and stored once whatever uses it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
@@ -22,12 +23,17 @@ from reprobuild.errors import LockfileError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 from reprobuild.locking import rootfs_requests, snapshot_names
 from reprobuild.plan import Plan, sha256_hex
+from reprobuild.stepparams import PackagePin, SnapshotPin, StepParams, step_params
+
+P = TypeVar("P", bound=StepParams)
 
 
 @dataclass(frozen=True)
 class BuildStep:
     """One unit of work. ``data`` is the step's parameters with every input
-    replaced by its effective key, plus what the lockfile pinned for it."""
+    replaced by its effective key, plus what the lockfile pinned for it: the
+    JSON the effective key hashes. Executors read the typed views (``params``,
+    the ``pinned_*`` properties), never ``data``."""
 
     key: str
     kind: str
@@ -40,6 +46,38 @@ class BuildStep:
     # function of the inputs.
     architecture: str | None = None
     package_format: str | None = None
+
+    @functools.cached_property
+    def params(self) -> StepParams:
+        """The step's parameters as its kind's frozen dataclass (reprobuild.stepparams)."""
+        return step_params(self.kind, self.data)
+
+    def params_as(self, cls: type[P]) -> P:
+        """:attr:`params`, which must be of *cls* (a runner of one kind asks for its own)."""
+        p = self.params
+        if not isinstance(p, cls):
+            raise TypeError(f"step {self.name}: {type(p).__name__}, not {cls.__name__}")
+        return p
+
+    @property
+    def pinned_snapshot(self) -> SnapshotPin:
+        """A snapshot or fetch step's snapshot, as the lockfile pinned it."""
+        return SnapshotPin.from_json(self.data["snapshot"])
+
+    @property
+    def pinned_packages(self) -> tuple[PackagePin, ...]:
+        """A rootfs step's packages, as the lockfile pinned them."""
+        return tuple(PackagePin.from_json(p) for p in self.data.get("packages", ()))
+
+    @property
+    def image_annotations(self) -> Mapping[str, str]:
+        """What an ``oci_image`` says of what made it (export/referrers.py)."""
+        return dict(self.data.get("annotations") or {})
+
+    @property
+    def system_sources(self) -> tuple[Mapping[str, Any], ...]:
+        """What a rootfs's package manager is pointed at (apt's sources.list)."""
+        return tuple(self.data.get("apt_sources") or ())
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from reprobuild.lockfile import LockedPackage, SnapshotLock
     from reprobuild.locking import Sources
     from reprobuild.plan import Step
+    from reprobuild.stepparams import RootfsParams
 
 __all__ = [
     "AcquiredSnapshot",
@@ -162,7 +163,7 @@ class PackageFormat:
         anything uses it, fetched or from the store)."""
 
     def install(
-        self, step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
+        self, step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
     ) -> None:
         """Install the step's locked packages into *tree* (on a base tree or none)."""
         raise NotImplementedError

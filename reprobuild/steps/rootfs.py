@@ -24,6 +24,7 @@ from reprobuild.archives.formats import package_format
 from reprobuild.errors import ReprobuildError, UsageError
 from reprobuild.normalise import normalise
 from reprobuild.sandbox import SandboxSpec, run
+from reprobuild.stepparams import RootfsParams
 from reprobuild.steps.access import configure_access
 from reprobuild.steps.firstboot import finalize, find_secrets
 from reprobuild.steps.rootfiles import apply_owners, write_files
@@ -43,27 +44,27 @@ class RootfsError(ReprobuildError):
     """A root file system could not be assembled."""
 
 
-def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    params = step.data["params"]
-    packages = package_format(step.data.get("format") or "")
+def run_rootfs(step: BuildStep, params: RootfsParams, ctx: StepContext) -> tuple[Output, ...]:
+    if step.package_format is None:
+        raise RootfsError(f"rootfs '{step.name}': its snapshot's package format is not known")
+    packages = package_format(step.package_format)
     tree = ctx.workdir / "root"
     tree.mkdir(mode=0o755)
     os.chmod(tree, 0o755)
-    base = params.get("base")
-    if base:
-        _extract_input(ctx, base["step"], tree)
+    if params.base is not None:
+        _extract_input(ctx, params.base.key, tree)
     packages.install(step, ctx, tree, params)
     configure_system(
         tree,
         params,
-        apt_sources=step.data.get("apt_sources") or [],
+        apt_sources=step.system_sources,
         epoch=ctx.epoch,
         replaceable=replaceable,
     )
     _apply_recipe(tree, params, ctx)
     configure_access(tree, params, replaceable=replaceable, mkdirs=mkdirs)
     finalize(tree, replaceable=replaceable)
-    normalise(tree, epoch=ctx.epoch, mode=params.get("normalise"))
+    normalise(tree, epoch=ctx.epoch, mode=params.normalise)
     ctx.secrets.extend(find_secrets(tree))
     out = ctx.workdir / "rootfs.tar"
     with out.open("wb") as f:
@@ -73,7 +74,7 @@ def run_rootfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     return (Output("rootfs.tar", blob.sha256, blob.size, TAR),)
 
 
-def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
+def _apply_recipe(tree: Path, params: RootfsParams, ctx: StepContext) -> None:
     def copy_source(ref: Mapping[str, Any], dest: Path) -> None:
         if "step" in ref:
             ctx.store.copy_to(ctx.input(ref["step"]).outputs[0].sha256, dest)
@@ -82,19 +83,19 @@ def _apply_recipe(tree: Path, params: dict[str, Any], ctx: StepContext) -> None:
 
     owned = write_files(
         tree,
-        params.get("files") or {},
+        params.files,
         copy_source=copy_source,
         replaceable=replaceable,
         mkdirs=mkdirs,
     )
-    _accounts(tree, params.get("groups") or [], params.get("users") or [], ctx.epoch)
+    _accounts(tree, params.groups, params.users, ctx.epoch)
     apply_owners(tree, owned)
-    hostname = params.get("hostname")
+    hostname = params.hostname
     if hostname:
         dest = replaceable(tree, "/etc/hostname")
         dest.write_text(hostname + "\n")
         os.chmod(dest, 0o644)
-    for pattern in params.get("remove") or []:
+    for pattern in params.remove:
         _remove(tree, pattern)
 
 
@@ -107,7 +108,10 @@ GROUP_KEYS = {"name", "gid", "system"}
 
 
 def _accounts(
-    tree: Path, groups: Sequence[dict[str, Any]], users: Sequence[dict[str, Any]], epoch: int
+    tree: Path,
+    groups: Sequence[Mapping[str, Any]],
+    users: Sequence[Mapping[str, Any]],
+    epoch: int,
 ) -> None:
     """Add groups, then users, with the tree's own groupadd/useradd in the sandbox
     (they keep passwd, shadow, group and gshadow consistent); a tree without
@@ -198,7 +202,7 @@ def _read_ids(path: Path) -> dict[str, int]:
     return ids
 
 
-def _check_account(entry: dict[str, Any], keys: set[str], what: str) -> None:
+def _check_account(entry: Mapping[str, Any], keys: set[str], what: str) -> None:
     name = entry.get("name")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise UsageError(f"{what}: each entry needs a valid name (got {name!r})")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.errors import UsageError
+from reprobuild.stepparams import RootfsParams
 from reprobuild.steps.sysconfig import configure_system, hosts_file, sources_list
 from reprobuild.steps.treepaths import replaceable
 
@@ -67,7 +68,7 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     configure_system(
         root,
-        {"timezone": "Europe/Berlin", "keymap": "de", "locale": "C.UTF-8", "hostname": "h"},
+        RootfsParams.from_json({"timezone": "Europe/Berlin", "keymap": "de", "locale": "C.UTF-8", "hostname": "h"}),
         apt_sources=[],
         epoch=0,
         replaceable=replaceable,
@@ -95,5 +96,5 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
 def test_refused(tmp_path: Path, params: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         configure_system(
-            _tree(tmp_path), params, apt_sources=[], epoch=0, replaceable=replaceable
+            _tree(tmp_path), RootfsParams.from_json(params), apt_sources=[], epoch=0, replaceable=replaceable
         )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from reprobuild.lockfile import LockedPackage, SnapshotLock
     from reprobuild.locking import Sources
     from reprobuild.plan import Step
+    from reprobuild.stepparams import RootfsParams
 
 __all__ = ["ArchFormat"]
 
@@ -111,7 +112,7 @@ class ArchFormat(PackageFormat):
         )
 
     def install(
-        self, step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
+        self, step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
     ) -> None:
         from reprobuild.archives.arch.install import install_packages
 

@@ -68,10 +68,10 @@ import os
 import re
 import stat
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import zstandard
 
@@ -93,6 +93,7 @@ from reprobuild.archives.debian.unpack import (
 )
 from reprobuild.errors import ArchiveError
 from reprobuild.globs import fnmatch_regex
+from reprobuild.stepparams import RootfsParams
 from reprobuild.tree import (
     SafeRoot,
     TarEntry,
@@ -636,32 +637,32 @@ def _md5_following(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> byte
 
 
 def install_packages(
-    step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
+    step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
 ) -> None:
     """What pacstrap does: unpack in dependency order, register, then scriptlets
     (only where the tree has bash; otherwise the build log says unpack only)."""
-    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    wanted = {p.sha256 for p in step.pinned_packages}
     packages = [
         read_alpm_package(ctx.store.path_of(record.outputs[0].sha256))
         for key, record in sorted(ctx.inputs.items())
         if record.kind == "fetch" and key in wanted
     ]
-    no_extract = list(params.get("no_extract") or ())
+    no_extract = list(params.no_extract or ())
     results = [
         unpack_package(p.path, tree, no_extract=no_extract) for p in install_order(packages)
     ]
     for r in results:
         for warning in r.warnings:
             ctx.log(f"{r.name}: warning: {warning}")
-    requested = set(params.get("packages") or ())
+    requested = set(params.packages)
     reasons = {
         r.name: "explicit" if not requested or r.name in requested else "depend" for r in results
     }
     # What pacman records: "pgp" for a package verified against its signature
     # (pacman then skips the checksum), "sha256" for one locked unsigned.
-    signed = {p["name"] for p in step.data.get("packages", []) if p.get("pgpsig")}
+    signed = {p.name for p in step.pinned_packages if p.extra.get("pgpsig")}
     validation = {r.name: "pgp" if r.name in signed else "sha256" for r in results}
     write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation=validation)
-    if params.get("configure") is not False:
+    if params.configure is not False:
         ran = run_scriptlets(tree, results, epoch=ctx.epoch)
         ctx.log("alpm: " + (", ".join(ran) if ran else "unpack only (no bash in the tree)"))

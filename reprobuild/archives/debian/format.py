@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from reprobuild.lockfile import LockedPackage, SnapshotLock
     from reprobuild.locking import Sources
     from reprobuild.plan import Step
+    from reprobuild.stepparams import RootfsParams
 
 __all__ = ["DebianFormat"]
 
@@ -142,22 +143,22 @@ class DebianFormat(PackageFormat):
         return super().platform(architecture)
 
     def install(
-        self, step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any]
+        self, step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
     ) -> None:
-        if params.get("no_extract"):
+        if params.no_extract:
             raise UsageError("no_extract is pacman's NoExtract: it applies to Arch Linux roots")
-        if params.get("installer") == "debootstrap":
+        if params.installer == "debootstrap":
             from reprobuild.archives.debian.debootstrap_install import install_debootstrap
 
-            if params.get("base"):
+            if params.base is not None:
                 raise UsageError(
                     'installer "debootstrap" makes a Debian root from nothing (no base)'
                 )
-            install_debootstrap(step, ctx, tree)
+            install_debootstrap(step, ctx, tree, params)
             return
         from reprobuild.archives.debian.install import install_debs
 
-        install_debs(step, ctx, tree, params, has_base=bool(params.get("base")))
+        install_debs(step, ctx, tree, params, has_base=params.base is not None)
 
     def configures(self, params: Mapping[str, Any]) -> bool:
         configure = params.get("configure")

@@ -13,10 +13,10 @@ import itertools
 import os
 import stat
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
@@ -31,6 +31,7 @@ from reprobuild.archives.debian.unpack import (
 )
 from reprobuild.errors import UsageError
 from reprobuild.sandbox import SandboxSpec, remove_inside, run
+from reprobuild.stepparams import RootfsParams
 from reprobuild.steps.treepaths import inside_tree, replaceable
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def _bootstrap_files(tree: Path) -> None:
 
 
 def install_debs(
-    step: BuildStep, ctx: StepContext, tree: Path, params: Mapping[str, Any], has_base: bool
+    step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams, has_base: bool
 ) -> None:
     """What mmdebstrap does: merged-/usr links and dpkg's database on a new tree,
     every package unpacked in Pre-Depends order and registered, then (when dpkg
@@ -106,7 +107,7 @@ def install_debs(
     for deb, data in _decompressing_ahead([d for d, _ in _unpack_order(debs)]):
         record_unpacked(tree, unpack_data(deb.path, tree, data=data))
     names = {d.name for d, _ in debs}
-    configure = params.get("configure")
+    configure = params.configure
     if configure is None:
         configure = "dpkg" in names
     if configure:
@@ -153,7 +154,7 @@ def _decompressing_ahead(
 
 
 def _fetched_debs(step: BuildStep, ctx: StepContext) -> list[tuple[DebPackage, Path]]:
-    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    wanted = {p.sha256 for p in step.pinned_packages}
     out = []
     for key, record in sorted(ctx.inputs.items()):
         if record.kind != "fetch" or key not in wanted:
