@@ -42,7 +42,7 @@ from typing import TypeVar
 
 from _common import KEYRING, SHARED, SHARED_TS, machine, served
 
-from reprobuild import locking
+from reprobuild.archives.debian import lock as debian_lock
 from reprobuild.archives.debian.index import IndexEntry, Release, parse_packages, read_packages
 from reprobuild.archives.debian.resolve import DebianUniverse, Request, resolve
 
@@ -96,7 +96,7 @@ def parsing(path: Path, data: bytes, text: bytes, runs: int) -> None:
 
 def ours(data: bytes, sha256: str) -> tuple[str, ...]:
     """What ``reprobuild lock`` does for a Debian snapshot once Release is verified."""
-    packages = locking._parsed_index(data, "main/binary-amd64/Packages.xz", sha256)
+    packages = debian_lock._parsed_index(data, "main/binary-amd64/Packages.xz", sha256)
     universe = DebianUniverse.from_packages(packages, "amd64")
     return resolve(universe, Request(packages=REQUEST)).names()
 

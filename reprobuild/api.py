@@ -203,10 +203,10 @@ def require_tools(p: Plan, *, command: str, locking: bool, signed: bool = True) 
     the snapshot verifiers count only when the command will lock and check
     signatures."""
     from reprobuild import doctor
-    from reprobuild.archives import load_archive
+    from reprobuild.archives import PackageFormat, for_archive, load_archive
     from reprobuild.errors import ReprobuildError
 
-    def archive_format(step: Step) -> str | None:
+    def archive_format(step: Step) -> PackageFormat | None:
         params = step.param_data()
         if step.kind == "rootfs":
             snap = params.get("snapshot")
@@ -215,7 +215,7 @@ def require_tools(p: Plan, *, command: str, locking: bool, signed: bool = True) 
                 return None
             params = p.steps[first["step"]].param_data()
         try:
-            return load_archive(str(params.get("archive"))).format
+            return for_archive(load_archive(str(params.get("archive"))))
         except ReprobuildError:  # reported where the snapshot is locked, with its place
             return None
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reprobuild import __version__
+from reprobuild.archives import for_snapshot
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import CheckFailed, UsageError
 from reprobuild.fetch import sha256_file
@@ -30,11 +31,8 @@ def statement(
     deps: list[dict[str, Any]] = []
     for snap in lock.snapshots:
         for suite in snap.suites:
-            index = "InRelease" if snap.format == "deb" else f"{suite.suite}.db"
-            where = f"dists/{suite.suite}/" if snap.format == "deb" else f"{suite.suite}/"
-            deps.append(
-                {"uri": snap.url + where + index, "digest": {"sha256": suite.inrelease_sha256}}
-            )
+            uri = for_snapshot(snap).index_uri(snap, suite.suite)
+            deps.append({"uri": uri, "digest": {"sha256": suite.inrelease_sha256}})
     snaps = {s.name: s for s in lock.snapshots}
     for pkg in sorted(lock.packages):
         deps.append(

@@ -10,23 +10,30 @@ so a package is fetched and stored once whatever uses it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import networkx as nx
 
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 from reprobuild.locking import rootfs_requests, snapshot_names
 from reprobuild.plan import Plan, sha256_hex
+from reprobuild.stepparams import PackagePin, SnapshotPin, StepParams, step_params
+
+P = TypeVar("P", bound=StepParams)
 
 
 @dataclass(frozen=True)
 class BuildStep:
     """One unit of work. ``data`` is the step's parameters with every input
-    replaced by its effective key, plus what the lockfile pinned for it."""
+    replaced by its effective key, plus what the lockfile pinned for it: the
+    JSON the effective key hashes. Executors read the typed views (``params``,
+    the ``pinned_*`` properties), never ``data``."""
 
     key: str
     kind: str
@@ -34,9 +41,43 @@ class BuildStep:
     inputs: tuple[str, ...]
     data: Mapping[str, Any] = field(default_factory=dict)
     plan_key: str | None = None
-    # The architecture of the packages the step's tree holds (its snapshot's, or
-    # its first input tree's): not part of the key, a function of the inputs.
+    # The architecture and package format of the packages the step's tree holds
+    # (its snapshot's, or its first input tree's): not part of the key, a
+    # function of the inputs.
     architecture: str | None = None
+    package_format: str | None = None
+
+    @functools.cached_property
+    def params(self) -> StepParams:
+        """The step's parameters as its kind's frozen dataclass (reprobuild.stepparams)."""
+        return step_params(self.kind, self.data)
+
+    def params_as(self, cls: type[P]) -> P:
+        """:attr:`params`, which must be of *cls* (a runner of one kind asks for its own)."""
+        p = self.params
+        if not isinstance(p, cls):
+            raise TypeError(f"step {self.name}: {type(p).__name__}, not {cls.__name__}")
+        return p
+
+    @property
+    def pinned_snapshot(self) -> SnapshotPin:
+        """A snapshot or fetch step's snapshot, as the lockfile pinned it."""
+        return SnapshotPin.from_json(self.data["snapshot"])
+
+    @property
+    def pinned_packages(self) -> tuple[PackagePin, ...]:
+        """A rootfs step's packages, as the lockfile pinned them."""
+        return tuple(PackagePin.from_json(p) for p in self.data.get("packages", ()))
+
+    @property
+    def image_annotations(self) -> Mapping[str, str]:
+        """What an ``oci_image`` says of what made it (export/referrers.py)."""
+        return dict(self.data.get("annotations") or {})
+
+    @property
+    def system_sources(self) -> tuple[Mapping[str, Any], ...]:
+        """What a rootfs's package manager is pointed at (apt's sources.list)."""
+        return tuple(self.data.get("apt_sources") or ())
 
 
 @dataclass(frozen=True)
@@ -111,7 +152,10 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
     output_names: dict[str, str] = {}
     for out_name, out_key in sorted(plan.outputs, reverse=True):
         output_names[out_key] = out_name  # the first name, where a step has several
-    architecture: dict[str, str | None] = {}  # plan key -> the architecture of its tree
+    # plan key -> the architecture and package format of its tree (not keyed: both
+    # follow from its inputs)
+    architecture: dict[str, str | None] = {}
+    formats: dict[str, str | None] = {}
     for pstep in plan.order():
         params = pstep.param_data()
         data: dict[str, Any] = {"params": _replace_steps(params, effective)}
@@ -122,11 +166,13 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
             # The image names what made it (reprobuild/export/referrers.py).
             name = output_names.get(pstep.key, pstep.name)
             data["annotations"] = image_annotations(lock, name, epoch)
-        architecture[pstep.key] = _first_architecture(params, architecture)
+        architecture[pstep.key] = _first_input(params, architecture)
+        formats[pstep.key] = _first_input(params, formats)
         if pstep.kind == "snapshot":
             snap = snap_by_step[pstep.key]
             data["snapshot"] = _snapshot_json(snap)
             architecture[pstep.key] = snap.architecture
+            formats[pstep.key] = snap.format
         elif pstep.kind == "rootfs":
             rl = rootfs_locks[pstep.key]
             pkgs = [lock.package(ident) for ident in rl.packages]
@@ -148,18 +194,31 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 )
                 fetch_keys.append(fkey)
             data["packages"] = [_package_json(p, snapshots_by_name[p.snapshot]) for p in pkgs]
-            data["format"] = snapshots_by_name[rl.snapshots[0]].format
-            architecture[pstep.key] = snapshots_by_name[rl.snapshots[0]].architecture
-            sources = _apt_sources(params, pkgs, [snapshots_by_name[n] for n in rl.snapshots])
+            first = snapshots_by_name[rl.snapshots[0]]
+            data["format"] = first.format
+            architecture[pstep.key] = first.architecture
+            formats[pstep.key] = first.format
+            sources = package_format(first.format).system_sources(
+                params, pkgs, [snapshots_by_name[n] for n in rl.snapshots]
+            )
             if sources:
                 data["apt_sources"] = sources
             inputs += fetch_keys
-            if params.get("installer") == "debootstrap":
-                snap = snapshots_by_name[rl.snapshots[0]]
-                data["debootstrap"], index_steps = _debootstrap_inputs(params, snap)
-                for index_step in index_steps:
-                    add(index_step)
-                    inputs.append(index_step.key)
+            extra, files = package_format(first.format).rootfs_inputs(params, first)
+            data.update(extra)
+            for f in files:
+                index_step = BuildStep(
+                    key=f.sha256,
+                    kind="index",
+                    name=f.path.rsplit("/", 1)[-1],
+                    inputs=(),
+                    data={
+                        "file": {"path": f.path, "sha256": f.sha256},
+                        "snapshot": _snapshot_json(first),
+                    },
+                )
+                add(index_step)
+                inputs.append(index_step.key)
         ekey = _key({"plan": pstep.key, "inputs": sorted(inputs), "data": data, "epoch": epoch})
         effective[pstep.key] = ekey
         add(
@@ -171,6 +230,7 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
                 data=data,
                 plan_key=pstep.key,
                 architecture=architecture[pstep.key],
+                package_format=formats[pstep.key],
             )
         )
     return BuildGraph(
@@ -181,75 +241,15 @@ def expand(plan: Plan, lock: Lockfile, epoch: int) -> BuildGraph:
     )
 
 
-def _debootstrap_inputs(
-    params: Mapping[str, Any], snap: SnapshotLock
-) -> tuple[dict[str, Any], list[BuildStep]]:
-    """What ``installer = "debootstrap"`` reads besides packages: the signed
-    InRelease and the Packages index the lockfile pinned, fetched by sha256."""
-    from reprobuild.resolve_debootstrap import debootstrap_mirror
-
-    if len(snap.suites) != 1 or len(snap.components) != 1 or len(snap.suites[0].indexes) != 1:
-        raise LockfileError(
-            f"installer \"debootstrap\": snapshot '{snap.name}' must have one suite and one "
-            "component"
-        )
-    suite = snap.suites[0]
-    [(index_path, index_sha)] = suite.indexes.items()
-    files = {
-        "inrelease": {"path": f"dists/{suite.suite}/InRelease", "sha256": suite.inrelease_sha256},
-        "packages": {"path": f"dists/{suite.suite}/{index_path}", "sha256": index_sha},
-    }
-    steps = [
-        BuildStep(
-            key=f["sha256"],
-            kind="index",
-            name=f["path"].rsplit("/", 1)[-1],
-            inputs=(),
-            data={"file": f, "snapshot": _snapshot_json(snap)},
-        )
-        for f in files.values()
-    ]
-    spec = {
-        **files,
-        "suite": suite.suite,
-        "component": snap.components[0],
-        "arch": snap.architecture,
-        "mirror": debootstrap_mirror(params.get("mirror"), snap.url, snap.timestamp),
-    }
-    return spec, steps
-
-
-def _first_architecture(
-    params: Mapping[str, Any], known: Mapping[str, str | None]
-) -> str | None:
-    """The architecture of the first input tree (``root``, else the first of
-    ``layers``, ``images``, ``snapshot``), as its step knows it."""
+def _first_input(params: Mapping[str, Any], known: Mapping[str, str | None]) -> str | None:
+    """What *known* says of the first input tree (``root``, else the first of
+    ``layers``, ``images``, ``snapshot``, ``base``)."""
     for name in ("root", "layers", "images", "snapshot", "base"):
         ref = params.get(name)
         ref = ref[0] if isinstance(ref, list) and ref else ref
         if isinstance(ref, dict) and isinstance(ref.get("step"), str):
             return known.get(ref["step"])
     return None
-
-
-def _apt_sources(
-    params: Mapping[str, Any], pkgs: list[LockedPackage], snaps: list[SnapshotLock]
-) -> list[dict[str, Any]]:
-    """What /etc/apt/sources.list names: the snapshots' canonical URLs (never a
-    mirror), when apt is in the set and the recipe did not opt out."""
-    if params.get("apt_sources") is False or not any(p.name == "apt" for p in pkgs):
-        return []
-    if params.get("installer") == "debootstrap":
-        return []  # debootstrap writes its own, naming the mirror it was given
-    return [
-        {
-            "url": s.url,
-            "suites": [suite.suite for suite in s.suites],
-            "components": list(s.components),
-        }
-        for s in snaps
-        if s.format == "deb"
-    ]
 
 
 def _replace_steps(x: Any, effective: Mapping[str, str]) -> Any:
@@ -272,9 +272,7 @@ def _package_json(p: LockedPackage, snap: SnapshotLock) -> dict[str, Any]:
         "sha256": p.sha256,
         "snapshot": p.snapshot,
     }
-    if snap.format == "alpm":  # Arch packages carry the signature they are verified against
-        data["fingerprint"] = p.fingerprint
-        data["pgpsig"] = p.pgpsig
+    data.update(package_format(snap.format).locked_fields(p))  # a pinned signature
     return data
 
 

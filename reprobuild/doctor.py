@@ -15,9 +15,12 @@ import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reprobuild.errors import ReprobuildError
+
+if TYPE_CHECKING:
+    from reprobuild.archives.formats import PackageFormat
 
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -212,22 +215,20 @@ def require(needs: Mapping[str, Iterable[str]], *, command: str) -> None:
     )
 
 
-def _step_needs(kind: str, params: Mapping[str, Any], fmt: str | None) -> list[str]:
+def _step_needs(kind: str, params: Mapping[str, Any], fmt: PackageFormat | None) -> list[str]:
     """The programs one step calls (mirrors what its runner or exporter requires).
 
-    ``fmt`` is the archive format (deb, alpm) of a rootfs's or snapshot's archive.
+    ``fmt`` is the distribution class of a rootfs's or snapshot's archive.
     """
     needs: list[str] = []
     if kind == "run":
         needs.append("bwrap")
     elif kind == "rootfs":
-        configure = params.get("configure")
-        if configure is None:  # as the rootfs step decides, before the package set is known
-            configure = (
-                fmt == "alpm"  # scriptlets
-                or (params.get("variant") or "essential") != "none"
-                or "dpkg" in (params.get("packages") or ())
-            )
+        # as the rootfs step decides, before the package set is known (an unknown
+        # archive: assume scripts run)
+        configure = (
+            fmt.configures(params) if fmt is not None else params.get("configure") is not False
+        )
         if configure or params.get("users") or params.get("groups"):
             needs.append("bwrap")
     elif kind == "iso9660":
@@ -243,8 +244,7 @@ def _step_needs(kind: str, params: Mapping[str, Any], fmt: str | None) -> list[s
         if params.get("format") == "qcow2":
             needs.append("qemu-img")
     elif kind == "snapshot":
-        # gpgv for Debian's clearsigned InRelease; sqv or gpgv for Arch's detached .sig
-        needs.append("sqv|gpgv" if fmt == "alpm" else "gpgv")
+        needs.append(fmt.index_tools() if fmt is not None else "gpgv")
     boot = params.get("boot") if kind in ("iso9660", "disk_image") else None
     if boot:
         needs.append("bwrap")
@@ -254,9 +254,9 @@ def _step_needs(kind: str, params: Mapping[str, Any], fmt: str | None) -> list[s
 
 
 def plan_needs(
-    steps: Iterable[tuple[str, str, Mapping[str, Any], str | None]],
+    steps: Iterable[tuple[str, str, Mapping[str, Any], PackageFormat | None]],
 ) -> dict[str, list[str]]:
-    """Programs a build of these (kind, name, params, archive format) steps calls,
+    """Programs a build of these (kind, name, params, distribution class) steps calls,
     each with the steps that call it."""
     out: dict[str, list[str]] = {}
     for kind, name, params, fmt in steps:

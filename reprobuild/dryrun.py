@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.stepparams import FetchParams
+
 if TYPE_CHECKING:
     from reprobuild.fetch import Fetcher
     from reprobuild.locking import Sources
@@ -87,11 +89,10 @@ def dry_run(
     try:
         for step in graph.order():
             cached = store is not None and store.lookup_step(step.key) is not None
-            if step.kind == "fetch":
-                p = step.data["package"]
-                packages.append(
-                    PlannedPackage(p["name"], p["version"], p["architecture"], p["size"], cached)
-                )
+            params = step.params
+            if isinstance(params, FetchParams) and params.package is not None:
+                p = params.package
+                packages.append(PlannedPackage(p.name, p.version, p.architecture, p.size, cached))
             else:
                 steps.append(PlannedStep(step.kind, step.name, step.key, cached))
     finally:

@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from reprobuild import FORMAT_VERSION
 from reprobuild.buildgraph import BuildGraph, BuildStep
@@ -57,7 +57,10 @@ class StepFailed(ReprobuildError):
 
 
 class Runner(Protocol):
-    def __call__(self, step: BuildStep, ctx: StepContext) -> tuple[Output, ...]: ...
+    """What runs one kind of step: ``run_KIND(step, params, ctx)``, *params* the
+    kind's typed parameters (reprobuild.stepparams), checked before it is called."""
+
+    def __call__(self, step: BuildStep, params: Any, ctx: StepContext) -> tuple[Output, ...]: ...
 
 
 @dataclass
@@ -301,10 +304,12 @@ def _verified_input(store: Store, record: StepRecord) -> StepRecord | None:
 
 def _signed_input(step: BuildStep, store: Store, record: StepRecord, sources: Sources) -> None:
     """A stored package that carries its own signature is verified again at each use."""
+    from reprobuild.stepparams import FetchParams
     from reprobuild.steps.fetching import check_package_signature
 
     try:
-        check_package_signature(step, store.path_of(record.outputs[0].sha256), sources)
+        params = step.params_as(FetchParams)
+        check_package_signature(params, store.path_of(record.outputs[0].sha256), sources)
     except ReprobuildError as exc:
         raise StepFailed(
             f"{step.kind} step '{step.name}' failed: {exc.message}", hint=exc.hint
@@ -398,7 +403,7 @@ def run_step(step: BuildStep, ctx: StepContext) -> tuple[StepRecord, StepRecord]
 def make_record(step: BuildStep, ctx: StepContext) -> StepRecord:
     """Run one step, its outputs in ``ctx.store``, and return its record unrecorded
     (a cluster with ``--quorum`` records a step only once its runs agree)."""
-    outputs = runner_for(step.kind)(step, ctx)
+    outputs = runner_for(step.kind)(step, step.params, ctx)
     record = StepRecord(
         kind=step.kind,
         key=step.key,
@@ -417,8 +422,7 @@ def make_record(step: BuildStep, ctx: StepContext) -> StepRecord:
 
 def step_versions(step: BuildStep) -> dict[str, str]:
     versions = {"reprobuild-format": str(FORMAT_VERSION)}
-    params = step.data.get("params", {})
-    if isinstance(params, dict) and params.get("compression") == "zstd":
+    if getattr(step.params, "compression", None) == "zstd":
         import zstandard
 
         versions["zstd"] = str(zstandard.ZSTD_VERSION)

@@ -20,24 +20,24 @@ module checks it against what the archive signed:
 InRelease files and indexes are kept in the store (by sha256), so a later
 build or replay works from the store alone, as the packages do.
 
-Arch Linux databases are not signed upstream: each package is, and the
-lockfile pins its signature and signing key. :data:`VERIFIERS` is the hook a
-format registers its own check in: for ``alpm``, every pinned signature must
-name the key the lockfile pins, a key of the archive's keyring
+Each distribution's class does the checking
+(:meth:`reprobuild.archives.formats.PackageFormat.verify_index`): Debian's
+(:mod:`reprobuild.archives.debian.trust`) the three steps above. Arch Linux
+databases are not signed upstream: each package is, and the lockfile pins its
+signature and signing key; every pinned signature must name the key the
+lockfile pins, a key of the archive's keyring
 (:func:`reprobuild.archives.arch.trust.check_locked_signers`), before
 anything is fetched; each package's bytes are then verified against its
-signature whenever they are used (fetched, or taken from the store). A
-format without a verifier is accepted as the lockfile says, which
-SECURITY.md states.
+signature whenever they are used (fetched, or taken from the store).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.archives.formats import for_archive
 from reprobuild.errors import FetchError, IntegrityError, LockfileError, ReprobuildError
 from reprobuild.lockfile import LockedPackage, Lockfile, SnapshotLock
 
@@ -73,11 +73,6 @@ class SignedFile:
     size: int
 
 
-Verifier = Callable[[SnapshotLock, tuple[LockedPackage, ...], TrustContext], list[SignedFile]]
-VERIFIERS: MutableMapping[str, Verifier] = {}
-"""Per archive format (``SnapshotLock.format``): checks a snapshot's packages."""
-
-
 def verify_lock(lock: Lockfile, ctx: TrustContext) -> list[SignedFile]:
     """Refuse *lock* unless every package it pins is in a signed index of its snapshot.
 
@@ -88,7 +83,7 @@ def verify_lock(lock: Lockfile, ctx: TrustContext) -> list[SignedFile]:
     for p in lock.packages:
         by_snapshot.setdefault(p.snapshot, []).append(p)
     for snap in lock.snapshots:
-        archive = _archive(snap)
+        archive = snapshot_archive(snap)
         if snap.url != archive.snapshot_url(snap.timestamp):
             raise LockfileError(
                 f"snapshot {snap.name!r}: field 'url' {snap.url!r} is not the canonical URL "
@@ -97,13 +92,12 @@ def verify_lock(lock: Lockfile, ctx: TrustContext) -> list[SignedFile]:
                 hint="a mirror is chosen with --mirror, never in the lockfile",
             )
         packages = tuple(by_snapshot.get(snap.name, ()))
-        verifier = VERIFIERS.get(snap.format)
-        if verifier is not None:
-            used += verifier(snap, packages, ctx)
+        used += for_archive(archive).verify_index(snap, packages, ctx)
     return used
 
 
-def _archive(snap: SnapshotLock) -> ArchiveDef:
+def snapshot_archive(snap: SnapshotLock) -> ArchiveDef:
+    """The definition of a locked snapshot's archive, of the format it records."""
     from reprobuild.archives import load_archive
 
     try:
@@ -121,7 +115,7 @@ def _archive(snap: SnapshotLock) -> ArchiveDef:
     return archive
 
 
-def _signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: int) -> bytes:
+def signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: int) -> bytes:
     """The bytes with this sha256: from the store, else fetched from *url* and stored."""
     if ctx.store.has(sha256):
         with ctx.store.open_blob(sha256) as handle:  # re-hashed while read
@@ -149,142 +143,3 @@ def _signed_bytes(ctx: TrustContext, sha256: str, url: str, what: str, limit: in
         )
     ctx.store.put_bytes(data)
     return data
-
-
-def _index_bytes(
-    ctx: TrustContext, release: Any, base: str, suite: str, path: str
-) -> tuple[str, bytes]:
-    """A Packages index the lockfile records as ``path`` (its uncompressed name):
-    whichever form the signed Release lists (``.xz``, ``.gz``, plain) the store
-    holds, else the first this mirror serves. Returns (the form's path, its bytes)."""
-    from reprobuild.fetch import NotFound
-
-    base_path = path.removesuffix(".xz").removesuffix(".gz")
-    forms = [path] if base_path != path else [f"{path}.xz", f"{path}.gz", path]
-    listed = [(f, e) for f in forms if (e := release.entry(f)) is not None]
-    from reprobuild.steps.fetching import input_store
-
-    other = input_store()
-    for form, entry in listed:
-        if ctx.store.has(entry.sha256) or (other is not None and other.has(entry.sha256)):
-            return form, _signed_bytes(ctx, entry.sha256, "", form, entry.size)
-    last: FetchError | None = None
-    for form, entry in listed:
-        url = f"{base}dists/{suite}/{form}"
-        try:
-            data = ctx.fetcher.get(url, max_size=entry.size).data
-        except NotFound as exc:
-            last = exc
-            continue
-        except FetchError as exc:
-            raise FetchError(
-                f"{url} (sha256 {entry.sha256}) is not in the store and cannot be fetched: "
-                f"{exc.message}",
-                hint="pull a store that has it, or point --mirror at a mirror of this snapshot",
-            ) from None
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != entry.sha256:
-            raise IntegrityError(
-                f"{url}: sha256 {actual} is not the {entry.sha256} the signed Release lists",
-                hint="the mirror serves another snapshot, or a damaged file",
-            )
-        ctx.store.put_bytes(data)
-        return form, data
-    raise FetchError(
-        f"{base}dists/{suite}/: none of {', '.join(f for f, _ in listed)} is in the store "
-        f"or served by the mirror ({last.message if last else 'none is listed'})",
-        hint="pull a store that has it, or point --mirror at a mirror of this snapshot",
-    )
-
-
-def verify_debian(
-    snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
-) -> list[SignedFile]:
-    """Steps 1 to 3 of the module docstring for one Debian snapshot."""
-    from reprobuild.archives.debian.index import check_index, verify_inrelease
-    from reprobuild.locking import _parsed_index, _recorded_index
-
-    archive = _archive(snap)
-    if not snap.signed:
-        if not ctx.sources.insecure:
-            raise LockfileError(
-                f"snapshot {snap.name!r} was locked with signature checks disabled; "
-                "nothing vouches for its packages",
-                hint="lock it again with signatures, or pass --insecure-allow-unsigned",
-            )
-        return []
-    base = ctx.sources.base_url(archive, snap.timestamp)
-    keyring = ctx.sources.keyring(archive)
-    listed: dict[tuple[str, str, str], tuple[str, int, str]] = {}
-    used: list[SignedFile] = []
-    for suite in snap.suites:
-        what = f"{archive.name}/{snap.timestamp}/dists/{suite.suite}/InRelease"
-        data = _signed_bytes(
-            ctx, suite.inrelease_sha256, f"{base}dists/{suite.suite}/InRelease", what, 64 << 20
-        )
-        used.append(SignedFile(what, suite.inrelease_sha256, len(data)))
-        verified = verify_inrelease(data, keyring, what=what)
-        signers = {s.primary_fingerprint.upper() for s in verified.signers}
-        if suite.fingerprint is not None and suite.fingerprint.upper() not in signers:
-            raise LockfileError(
-                f"{what}: signed by {', '.join(sorted(signers))}, not by the key the "
-                f"lockfile names ({suite.fingerprint})"
-            )
-        for path, digest in sorted(suite.indexes.items()):
-            entry = verified.release.entry(path)
-            if entry is None or entry.sha256 != digest:
-                raise LockfileError(
-                    f"{what}: the signed Release does not list {path} with sha256 {digest}",
-                    hint="the lockfile was edited, or made from another snapshot",
-                )
-            served, index = _index_bytes(ctx, verified.release, base, suite.suite, path)
-            served_entry = verified.release.entry(served)
-            assert served_entry is not None
-            check_index(verified.release, served, index, what=f"{base}dists/{suite.suite}/{served}")
-            used.append(
-                SignedFile(what.rsplit("/", 1)[0] + "/" + served, served_entry.sha256, len(index))
-            )
-            _, uncompressed = _recorded_index(verified.release, served, index)
-            for pkg in _parsed_index(index, served, uncompressed):
-                listed.setdefault(
-                    (pkg.name, pkg.version, pkg.architecture), (pkg.filename, pkg.size, pkg.sha256)
-                )
-    for p in packages:
-        found = listed.get((p.name, p.version, p.architecture))
-        if found is None:
-            raise UnlistedPackage(
-                f"{p.name} {p.version} ({p.architecture}) is pinned by the lockfile but "
-                f"the signed index of snapshot {snap.name!r} does not list it",
-                hint="the lockfile was edited or comes from elsewhere; lock the recipe anew",
-            )
-        if found != (p.filename, p.size, p.sha256):
-            filename, size, sha256 = found
-            raise UnlistedPackage(
-                f"{p.name} {p.version} ({p.architecture}): the lockfile pins {p.filename} "
-                f"({p.size} bytes, sha256 {p.sha256}) but the signed index lists {filename} "
-                f"({size} bytes, sha256 {sha256})",
-                hint="the lockfile was edited or comes from elsewhere; lock the recipe anew",
-            )
-    return used
-
-
-VERIFIERS["deb"] = verify_debian
-
-
-def verify_arch(
-    snap: SnapshotLock, packages: tuple[LockedPackage, ...], ctx: TrustContext
-) -> list[SignedFile]:
-    """Arch packages carry their own signatures: check the lockfile's are usable."""
-    from reprobuild.archives.arch.trust import check_locked_signers
-
-    archive = _archive(snap)
-    check_locked_signers(
-        packages,
-        lambda: ctx.sources.keyring(archive),
-        insecure=ctx.sources.insecure,
-        allow_revoked=ctx.sources.allow_expired,
-    )
-    return []
-
-
-VERIFIERS["alpm"] = verify_arch

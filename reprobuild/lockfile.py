@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import LockfileError
 
@@ -148,9 +149,9 @@ class Lockfile:
             "sha256": p.sha256,
             "snapshot": p.snapshot,
         }
-        if formats.get(p.snapshot) == "alpm":
-            out["fingerprint"] = p.fingerprint
-            out["pgpsig"] = p.pgpsig
+        fmt = formats.get(p.snapshot)
+        if fmt is not None and _pins_signatures(fmt):
+            out.update(package_format(fmt).locked_fields(p))
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -472,7 +473,7 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
             raise _refuse(
                 what, f"{where}: field 'snapshot' names no snapshot of the lockfile: {p.snapshot!r}"
             )
-        if snapshots[p.snapshot].format == "alpm":
+        if _pins_signatures(snapshots[p.snapshot].format):
             _check_package_signature(p, lock.insecure, what, where)
         idents.add(p.ident)
     for r in lock.rootfs:
@@ -490,10 +491,23 @@ def validate(lock: Lockfile, *, what: str = "lockfile") -> None:
 
 
 def _signature_fields(raw: Mapping[str, Any], formats: Mapping[str, str]) -> dict[str, Any]:
-    """The signature fields of an Arch package (checked by :func:`validate`)."""
-    if formats.get(raw["snapshot"]) != "alpm":
+    """The signature fields of a package of a format that pins them (checked by
+    :func:`validate`)."""
+    fmt = formats.get(raw["snapshot"])
+    if fmt is None or not _pins_signatures(fmt):
         return {}
     return {"fingerprint": raw.get("fingerprint"), "pgpsig": raw.get("pgpsig")}
+
+
+def _pins_signatures(fmt: str) -> bool:
+    """Whether packages of format *fmt* pin their signature (unknown formats: no;
+    a lockfile naming one is refused where its archive is looked up)."""
+    from reprobuild.errors import ArchiveError
+
+    try:
+        return package_format(fmt).signed_packages
+    except ArchiveError:
+        return False
 
 
 def _check_package_signature(p: LockedPackage, insecure: bool, what: str, where: str) -> None:

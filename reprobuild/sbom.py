@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote
 
 from reprobuild import __version__
+from reprobuild.archives import for_snapshot
 from reprobuild.buildgraph import snapshot_epoch
 from reprobuild.canonical import canonical_json
 from reprobuild.licenses import PackageLicense
@@ -29,13 +29,8 @@ Format = Literal["spdx", "cyclonedx"]
 
 
 def purl(pkg: LockedPackage, snap: SnapshotLock) -> str:
-    """Package URLs as the purl spec's deb and alpm types define them."""
-    version = quote(pkg.version, safe="")
-    if snap.format == "alpm":
-        return f"pkg:alpm/arch/{pkg.name}@{version}?arch={pkg.architecture}"
-    distro = snap.suites[0].suite if snap.suites else snap.archive
-    vendor = "ubuntu" if snap.archive == "ubuntu" else "debian"
-    return f"pkg:deb/{vendor}/{pkg.name}@{version}?arch={pkg.architecture}&distro={distro}"
+    """Package URLs as the purl spec defines them for the package's format."""
+    return for_snapshot(snap).purl(pkg, snap)
 
 
 def _created(lock: Lockfile) -> str:
@@ -68,7 +63,6 @@ def licenses_in_store(lock: Lockfile, store_path: Path | None) -> dict[str, Pack
     """The licenses of the locked Debian packages the store holds (read from
     each package's copyright file; a package not in the store has none here)."""
     from reprobuild.errors import StoreError
-    from reprobuild.licenses import from_deb
     from reprobuild.store import Store
 
     snaps = {s.name: s for s in lock.snapshots}
@@ -79,9 +73,9 @@ def licenses_in_store(lock: Lockfile, store_path: Path | None) -> dict[str, Pack
         return out
     with store:
         for pkg in lock.packages:
-            if snaps[pkg.snapshot].format != "deb" or not store.has(pkg.sha256):
+            if not store.has(pkg.sha256):
                 continue
-            found = from_deb(store.path_of(pkg.sha256), pkg.name)
+            found = for_snapshot(snaps[pkg.snapshot]).licenses(store.path_of(pkg.sha256), pkg.name)
             if found is not None:
                 out[pkg.ident] = found
     return out

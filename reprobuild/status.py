@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlencode
 
+from reprobuild.archives import for_snapshot
 from reprobuild.errors import FetchError, IntegrityError
 from reprobuild.fetch import Fetcher
 from reprobuild.lockfile import Lockfile
 from reprobuild.redact import redact
 from reprobuild.sandbox_limits import _parse as _parse_setting
 
-DISTRO = {"deb": "debian", "alpm": "archlinux"}
 SETTINGS: Final = {
     "max_size": ("REPROBUILD_REBUILDERD_MAX_SIZE", "64M"),
     "deadline": ("REPROBUILD_REBUILDERD_DEADLINE", "120"),
@@ -94,9 +94,8 @@ def status(
     limits = limits or StatusLimits.from_env()
     deadline = time.monotonic() + limits.deadline
     base = rebuilder.rstrip("/")
-    formats = {s.name: s.format for s in lock.snapshots}
     known: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for distro in sorted({DISTRO.get(f, f) for f in formats.values()}):
+    for distro in sorted({for_snapshot(s).rebuilderd for s in lock.snapshots}):
         url = f"{base}/api/v0/pkgs/list?{urlencode({'distro': distro})}"
         try:
             data = fetcher.get(url, max_size=limits.max_size, deadline=deadline).data

@@ -153,7 +153,7 @@ STEP_KINDS: dict[str, StepKind] = {
                     only_when_given=True,
                     doc='"reprobuild" (default, as mmdebstrap does) or "debootstrap": '
                     "debootstrap 1.0.128's package choice and two-stage procedure, step "
-                    "for step (reprobuild/steps/debootstrap.py)",
+                    "for step (reprobuild/archives/debian/debootstrap.py)",
                 ),
                 Arg(
                     "mirror",

@@ -12,6 +12,18 @@ is an edge to `pkg.name` when that is a module, else to `pkg`; the implicit
 import of a parent package's `__init__` is not an edge (a package that
 re-exports its submodules would otherwise be in a cycle with each of them).
 
+A third rule keeps distributions in their packages: outside
+``reprobuild/archives/<distribution>/`` no code compares a value with a
+format or distribution name (``== "deb"``, ``in ("alpm", ...)``): such code
+asks the snapshot's ``PackageFormat`` instead (docs/adding-a-distribution.md).
+
+A fourth rule keeps the stages apart (ARCHITECTURE.md, "What may import
+what"): :data:`LAYERS` says, for a few packages, the only parts of reprobuild
+they may import (``only``) or the parts they must not (``never``). The
+language knows no archive or store, the store no recipe or distribution, a
+distribution no build driver, diff nothing but trees; and only ``__main__``
+imports the CLI, which parses and prints.
+
 Modules still over the limit are listed in `scripts/architecture-allowlist.txt`
 with a ceiling; the list only shrinks: a listed module may not pass its
 ceiling, one that fell under the limit must be removed from it, and a module
@@ -155,6 +167,99 @@ def cycle_path(graph: dict[str, set[str]], comp: list[str]) -> list[str]:
     return comp
 
 
+DISTRIBUTION_NAMES = ("deb", "alpm", "debian", "ubuntu", "archlinux")
+
+
+def _is_name(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value in DISTRIBUTION_NAMES
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_is_name(e) for e in node.elts)
+    return False
+
+
+def distribution_branches(path: Path) -> list[int]:
+    """Lines comparing something with a format or distribution name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return sorted(
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Compare)
+        and any(_is_name(x) for x in (node.left, *node.comparators))
+    )
+
+
+def _in_distribution_package(rel: Path) -> bool:
+    parts = rel.parts
+    return len(parts) > 3 and parts[:2] == (PACKAGE, "archives")
+
+
+# package -> ("only" | "never", prefixes): what its modules may import of reprobuild.
+LAYERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "reprobuild.lang": (
+        "only",
+        ("reprobuild.lang", "reprobuild.canonical", "reprobuild.errors", "reprobuild.stepspec"),
+    ),
+    "reprobuild.diff": (
+        "only",
+        ("reprobuild.diff", "reprobuild.canonical", "reprobuild.errors", "reprobuild.tree"),
+    ),
+    "reprobuild.store": (
+        "never",
+        (
+            "reprobuild.lang",
+            "reprobuild.plan",
+            "reprobuild.archives",
+            "reprobuild.steps",
+            "reprobuild.execute",
+            "reprobuild.api",
+            "reprobuild.cli",
+        ),
+    ),
+    "reprobuild.archives": (
+        "never",
+        (
+            "reprobuild.lang",
+            "reprobuild.store",
+            "reprobuild.execute",
+            "reprobuild.buildgraph",
+            "reprobuild.api",
+            "reprobuild.cli",
+            "reprobuild.diff",
+            "reprobuild.verify",
+        ),
+    ),
+    "reprobuild": ("never", ("reprobuild.cli",)),  # everything but __main__ (below)
+}
+LAYER_EXEMPT = frozenset({"reprobuild.__main__", "reprobuild.cli"})
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Imports :data:`LAYERS` forbids, most specific package's rule first."""
+    problems = []
+    for mod in sorted(graph):
+        if mod in LAYER_EXEMPT:
+            continue
+        rules = [p for p in LAYERS if _under(mod, p)]
+        for target in sorted(graph[mod]):
+            for pkg in sorted(rules, key=len, reverse=True):
+                kind, prefixes = LAYERS[pkg]
+                hit = any(_under(target, p) for p in prefixes)
+                if (kind == "only" and not hit) or (kind == "never" and hit):
+                    problems.append(
+                        f"{mod} imports {target}: {pkg} "
+                        + ("may import only " if kind == "only" else "must not import ")
+                        + ", ".join(prefixes)
+                        + " (ARCHITECTURE.md, What may import what)"
+                    )
+                    break
+    return problems
+
+
 def read_allowlist(path: Path) -> dict[str, int]:
     allowed: dict[str, int] = {}
     if not path.exists():
@@ -176,6 +281,15 @@ def check(src: Path = ROOT, allowlist: Path = ALLOWLIST) -> list[str]:
     for comp in cycles(graph):
         loop = " -> ".join(cycle_path(graph, comp))
         problems.append(f"import cycle among {', '.join(comp)}: {loop}")
+    problems.extend(layer_violations(graph))
+    for path in sorted(mods.values()):
+        rel = path.relative_to(src)
+        if not _in_distribution_package(rel):
+            for line in distribution_branches(path):
+                problems.append(
+                    f"{rel}:{line}: compares with a distribution or format name: ask the "
+                    "snapshot's PackageFormat (reprobuild/archives/formats.py) instead"
+                )
     allowed = read_allowlist(allowlist)
     listed = str(allowlist.relative_to(src)) if allowlist.is_relative_to(src) else str(allowlist)
     for path in sorted(mods.values()):
@@ -183,19 +297,14 @@ def check(src: Path = ROOT, allowlist: Path = ALLOWLIST) -> list[str]:
         lines = len(path.read_text(encoding="utf-8").splitlines())
         limit = allowed.pop(rel, None)
         if lines > MAX_LINES and limit is None:
-            problems.append(
-                f"{rel}: {lines} lines, over {MAX_LINES}: split it by responsibility"
-            )
+            problems.append(f"{rel}: {lines} lines, over {MAX_LINES}: split it by responsibility")
         elif limit is not None and lines > limit:
             problems.append(
                 f"{rel}: {lines} lines, over its allowance of {limit} in "
                 f"{listed}: the allowlist only shrinks"
             )
         elif limit is not None and lines <= MAX_LINES:
-            problems.append(
-                f"{rel}: {lines} lines, under {MAX_LINES} now: remove it from "
-                f"{listed}"
-            )
+            problems.append(f"{rel}: {lines} lines, under {MAX_LINES} now: remove it from {listed}")
     for rel in sorted(allowed):
         problems.append(f"{listed} lists {rel}, which does not exist")
     return problems

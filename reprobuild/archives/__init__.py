@@ -17,6 +17,7 @@ keyrings, so a user's archive can name ``keyrings/debian-archive-keyring.gpg``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -24,13 +25,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from reprobuild.archives.formats import PackageFormat, for_archive, format_names, package_format
 from reprobuild.errors import ArchiveError, UsageError
+
+if TYPE_CHECKING:
+    from reprobuild.lockfile import SnapshotLock
 
 __all__ = [
     "SNAPSHOTS_DIR",
     "ArchiveDef",
+    "PackageFormat",
+    "for_archive",
+    "for_snapshot",
     "known_archives",
     "load_archive",
     "search_dirs",
@@ -61,10 +69,8 @@ def search_dirs() -> tuple[Path, ...]:
     env = tuple(Path(d) for d in os.environ.get("REPROBUILD_ARCHIVES", "").split(os.pathsep) if d)
     return (*_EXTRA_DIRS, *env, user_dir(), SNAPSHOTS_DIR)
 
-ArchiveFormat = Literal["deb", "alpm"]
 DateRule = Literal["redirect", "daily"]
 
-_FORMATS: dict[str | None, ArchiveFormat] = {"deb": "deb", "alpm": "alpm"}
 _RULES: dict[str | None, DateRule] = {"redirect": "redirect", "daily": "daily"}
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _TIMESTAMP_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$")
@@ -79,7 +85,7 @@ class ArchiveDef:
     """
 
     name: str
-    format: ArchiveFormat
+    format: str  # a registered package format (reprobuild.archives.formats)
     url: str
     keyring: Path
     date_rule: DateRule
@@ -93,6 +99,8 @@ class ArchiveDef:
     # Directories a --mirror URL may stand above (tried in order after the URL
     # itself): "repos/" lets a mirror of the Arch Linux Archive be named by its root.
     mirror_subdirs: tuple[str, ...] = ()
+    # The distribution class among those of the format (default: the format's own).
+    distribution: str | None = None
 
     def snapshot_url(self, date: str) -> str:
         """The canonical URL of the snapshot for ``date`` (any form snapshot_timestamp takes)."""
@@ -211,10 +219,10 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         doc: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ArchiveError(f"{where}: cannot read archive definition: {exc}") from exc
-    fmt_text = _str(doc, "format", where)
-    fmt = _FORMATS.get(fmt_text)
-    if fmt is None:
-        raise ArchiveError(f"{where}: format must be 'deb' or 'alpm', not {fmt_text!r}")
+    fmt = _str(doc, "format", where)
+    if fmt not in format_names():
+        known = " or ".join(repr(f) for f in format_names())
+        raise ArchiveError(f"{where}: format must be {known}, not {fmt!r}")
     url = _str(doc, "url", where)
     assert url is not None
     if not url.endswith("/"):
@@ -238,7 +246,8 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
     declared = _str(doc, "name", where, required=False)
     if declared is not None and declared != name:
         raise ArchiveError(f"{where}: file defines archive {declared!r}, expected {name!r}")
-    return ArchiveDef(
+    assert fmt is not None
+    archive = ArchiveDef(
         name=name,
         format=fmt,
         url=url,
@@ -252,7 +261,10 @@ def load_archive(name: str, search_dirs: Sequence[Path] | None = None) -> Archiv
         repos=_strs(defaults, "repos", f"{where} [defaults]"),
         arch=_str(defaults, "arch", f"{where} [defaults]", required=False),
         mirror_subdirs=_strs(doc, "mirror_subdirs", where),
+        distribution=_str(doc, "distribution", where, required=False),
     )
+    for_archive(archive)  # an unknown distribution, or one of another format, is refused here
+    return archive
 
 
 def _keyring_path(definition_dir: Path, keyring: str) -> Path:
@@ -262,3 +274,19 @@ def _keyring_path(definition_dir: Path, keyring: str) -> Path:
         return beside
     shipped = (SNAPSHOTS_DIR / keyring).resolve()
     return shipped if shipped.is_file() else beside
+
+
+def for_snapshot(snap: SnapshotLock) -> PackageFormat:
+    """The distribution class of a locked snapshot: its archive's, when the
+    definition is readable here, else its format's own (the lockfile records
+    the format, not the distribution)."""
+    try:
+        archive = _cached_archive(snap.archive, search_dirs())
+    except ArchiveError:
+        return package_format(snap.format)
+    return for_archive(archive) if archive.format == snap.format else package_format(snap.format)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_archive(name: str, dirs: tuple[Path, ...]) -> ArchiveDef:
+    return load_archive(name, dirs)

@@ -58,9 +58,7 @@ __all__ = [
     "OciError",
     "OciImage",
     "OciImageIndex",
-    "debian_platform",
     "diff_layer",
-    "package_platform",
     "write_image_index",
     "write_oci_archive",
     "write_oci_layout",
@@ -93,59 +91,8 @@ _REF_RE: Final = re.compile(
 )
 _PORT_RE: Final = re.compile(r"[0-9]{1,5}(?:/(?:tcp|udp|sctp))?")
 
-# Debian architecture -> (GOARCH-style OCI architecture, variant).
-_DEBIAN_PLATFORMS: Final[Mapping[str, tuple[str, str | None]]] = {
-    "amd64": ("amd64", None),
-    "arm64": ("arm64", "v8"),
-    "armhf": ("arm", "v7"),
-    "armel": ("arm", "v5"),
-    "i386": ("386", None),
-    "ppc64el": ("ppc64le", None),
-    "s390x": ("s390x", None),
-    "mips64el": ("mips64le", None),
-    "riscv64": ("riscv64", None),
-    "loong64": ("loong64", None),
-}
-
-
-# Arch Linux architecture -> (OCI architecture, variant).
-_ARCH_LINUX_PLATFORMS: Final[Mapping[str, tuple[str, str | None]]] = {
-    "x86_64": ("amd64", None),
-    "aarch64": ("arm64", "v8"),
-    "armv7h": ("arm", "v7"),
-    "i686": ("386", None),
-}
-
-
 class OciError(ExportError):
     """An OCI image cannot be written from the trees and settings given."""
-
-
-def debian_platform(arch: str) -> tuple[str, str | None]:
-    """The OCI ``(architecture, variant)`` of a Debian architecture name.
-
-    OCI uses Go's names (``386``, ``arm`` + variant, ``ppc64le``), which
-    differ from Debian's; a wrong one makes runtimes refuse or pick the image.
-    """
-    try:
-        return _DEBIAN_PLATFORMS[arch]
-    except KeyError:
-        raise OciError(f"no OCI platform known for Debian architecture {arch!r}") from None
-
-
-def package_platform(arch: str) -> tuple[str, str | None]:
-    """The OCI ``(architecture, variant)`` of a tree whose packages are built for
-    *arch* (a Debian or an Arch Linux architecture name; the two sets agree
-    where they overlap)."""
-    if arch in _ARCH_LINUX_PLATFORMS:
-        return _ARCH_LINUX_PLATFORMS[arch]
-    try:
-        return debian_platform(arch)
-    except OciError:
-        raise OciError(
-            f"no OCI platform known for the packages' architecture {arch!r}",
-            hint="give oci_image an explicit architecture",
-        ) from None
 
 
 def rfc3339(epoch: int) -> str:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from reprobuild.errors import UsageError
+from reprobuild.stepparams import RootfsParams
 
 Replaceable = Callable[[Path, str], Path]
 MkDirs = Callable[[Path, Path], None]
@@ -44,14 +45,14 @@ ExecStart=-/sbin/agetty --autologin {user} --noclear - $TERM
 
 def configure_access(
     tree: Path,
-    params: Mapping[str, Any],
+    params: RootfsParams,
     *,
     replaceable: Replaceable,
     mkdirs: MkDirs,
 ) -> None:
-    users: Sequence[Mapping[str, Any]] = params.get("users") or []
+    users = params.users
     hashes: dict[str, str] = {}
-    root_hash = params.get("root_password_hash")
+    root_hash = params.root_password_hash
     if root_hash is not None:
         hashes["root"] = _checked_hash(root_hash, "root_password_hash")
     for u in users:
@@ -63,7 +64,7 @@ def configure_access(
         keys = u.get("ssh_authorized_keys")
         if keys:
             _authorized_keys(tree, u["name"], keys, mkdirs)
-    autologin = params.get("autologin")
+    autologin = params.autologin
     if autologin is not None:
         if _passwd_entry(tree, autologin) is None:
             raise UsageError(f"autologin: no user {autologin!r} in the tree's /etc/passwd")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reprobuild.export.gnutar import export_canonical_excluding, export_gnu_tar, export_posix_tar
-from reprobuild.export.tar import Compression, export_tarball
+from reprobuild.export.tar import export_tarball
+from reprobuild.stepparams import TarballParams
 from reprobuild.store import Output
 
 if TYPE_CHECKING:
@@ -22,14 +23,12 @@ MEDIA = {
 }
 
 
-def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    params = step.data["params"]
-    compression: Compression = params.get("compression") or "none"
-    tree = ctx.input(params["root"]["step"]).outputs[0]
-    exclude = params.get("exclude") or []
-    if params.get("format") in ("gnu", "posix") or exclude:
+def run_tarball(step: BuildStep, p: TarballParams, ctx: StepContext) -> tuple[Output, ...]:
+    compression = p.compression
+    tree = ctx.input(p.root.key).outputs[0]
+    if p.format in ("gnu", "posix") or p.exclude:
         with ctx.store.materialized(tree.sha256) as canonical:
-            return _written_tarball(ctx, canonical, params, compression)
+            return _written_tarball(ctx, canonical, p)
     if compression == "none":
         # Trees travel as canonical tars: an uncompressed tarball is the very
         # same bytes, already in the store. No copy, no second hash.
@@ -42,15 +41,14 @@ def run_tarball(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     return (Output(dest.name, blob.sha256, blob.size, MEDIA[compression]),)
 
 
-def _written_tarball(
-    ctx: StepContext, canonical: Path, params: dict[str, Any], compression: Compression
-) -> tuple[Output, ...]:
+def _written_tarball(ctx: StepContext, canonical: Path, p: TarballParams) -> tuple[Output, ...]:
     """A tarball in GNU tar's format, or with members excluded."""
-    exclude = params.get("exclude") or []
+    exclude = list(p.exclude or ())
+    compression = p.compression
     tar = ctx.workdir / "rootfs.tar"
-    if params.get("format") == "gnu":
+    if p.format == "gnu":
         export_gnu_tar(canonical, tar, exclude=exclude)
-    elif params.get("format") == "posix":
+    elif p.format == "posix":
         export_posix_tar(canonical, tar, epoch=ctx.epoch, exclude=exclude)
     else:
         export_canonical_excluding(canonical, tar, exclude=exclude)

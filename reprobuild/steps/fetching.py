@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from reprobuild.archives import load_archive
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_json
 from reprobuild.errors import FetchError, IntegrityError, UsageError
 from reprobuild.fetch import NotFound
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
     from reprobuild.execute import StepContext
     from reprobuild.locking import Sources
+    from reprobuild.stepparams import (
+        FetchParams,
+        FetchurlParams,
+        FileParams,
+        IndexParams,
+        PackagePin,
+        SnapshotParams,
+    )
 
 # reprobuild.execute finds these through its RUNNERS table.
 __all__ = [
@@ -33,39 +42,37 @@ __all__ = [
     "run_snapshot",
 ]
 
-DEB = "application/vnd.debian.binary-package"
 # Which of Sources.base_urls held the last package of an archive (a mirror given
 # as the archive's root): later packages try it first instead of a 404 each.
 _MIRROR_LAYOUT: dict[str, int] = {}
-ALPM = "application/x-alpm-package"
 
 
-def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_fetch(step: BuildStep, params: FetchParams, ctx: StepContext) -> tuple[Output, ...]:
     """A locked package: from the store if present, else from the snapshot."""
-    pkg = step.data["package"]
-    snap = step.data["snapshot"]
-    name = PurePosixPath(pkg["filename"]).name
-    media = ALPM if snap["format"] == "alpm" else DEB
-    if ctx.store.has(pkg["sha256"]):
-        if _intact(ctx, pkg["sha256"]):
-            check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
-            return (Output(name, pkg["sha256"], pkg["size"], media),)
+    pkg, snap = params.package, params.snapshot
+    assert pkg is not None and snap is not None
+    name = PurePosixPath(pkg.filename).name
+    media = package_format(snap.format).package_media_type
+    if ctx.store.has(pkg.sha256):
+        if _intact(ctx, pkg.sha256):
+            check_package_signature(params, ctx.store.path_of(pkg.sha256), ctx.sources)
+            return (Output(name, pkg.sha256, pkg.size, media),)
         ctx.log(f"{name}: the stored copy is damaged; fetching it again")
     seeded = _from_input_store(ctx, pkg)
     if seeded is not None:
-        check_package_signature(step, ctx.store.path_of(pkg["sha256"]), ctx.sources)
-        return (Output(name, seeded, pkg["size"], media),)
-    archive = load_archive(snap["archive"])
+        check_package_signature(params, ctx.store.path_of(pkg.sha256), ctx.sources)
+        return (Output(name, seeded, pkg.size, media),)
+    archive = load_archive(snap.archive)
     dest = ctx.workdir / name
-    candidates = ctx.sources.base_urls(archive, snap["timestamp"])
+    candidates = ctx.sources.base_urls(archive, snap.timestamp)
     last = min(_MIRROR_LAYOUT.get(archive.name, 0), len(candidates) - 1)
     bases = [candidates[last], *(b for i, b in enumerate(candidates) if i != last)]
     tried: list[str] = []
     for base in bases:
-        url = base + pkg["filename"]
+        url = base + pkg.filename
         tried.append(url)
         try:
-            ctx.fetcher.download(url, dest, sha256=pkg["sha256"], size=pkg["size"])
+            ctx.fetcher.download(url, dest, sha256=pkg.sha256, size=pkg.size)
             _MIRROR_LAYOUT[archive.name] = candidates.index(base)
             break
         except NotFound:
@@ -76,24 +83,22 @@ def run_fetch(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             cause = f"failed: {exc.message}"
         where = " nor ".join(tried)
         raise FetchError(
-            f"{pkg['name']} {pkg['version']} ({pkg['architecture']}, sha256 {pkg['sha256']}) "
+            f"{pkg.name} {pkg.version} ({pkg.architecture}, sha256 {pkg.sha256}) "
             f"is not in the store ({ctx.store.path}) and {where} {cause}",
             hint="pull a store that has it ('reprobuild store pull REMOTE') or point "
             f"--mirror {archive.name}=URL at a mirror that keeps this snapshot",
         ) from None
     try:
-        check_package_signature(step, dest, ctx.sources)
+        check_package_signature(params, dest, ctx.sources)
     except BaseException:
         dest.unlink(missing_ok=True)  # never stored: a refused package is not kept
         raise
-    blob = ctx.store.put_file(
-        dest, expected_sha256=pkg["sha256"], expected_size=pkg["size"], whole=True
-    )
+    blob = ctx.store.put_file(dest, expected_sha256=pkg.sha256, expected_size=pkg.size, whole=True)
     dest.unlink()
     return (Output(name, blob.sha256, blob.size, media),)
 
 
-def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_index(step: BuildStep, p: IndexParams, ctx: StepContext) -> tuple[Output, ...]:
     """A signed Release or an index the lockfile pinned by sha256 (for steps that
     need the archive's own text, such as installer "debootstrap").
 
@@ -103,14 +108,14 @@ def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     """
     from reprobuild.archives.debian.index import decompress_index
 
-    f = step.data["file"]
-    snap = step.data["snapshot"]
-    name = PurePosixPath(f["path"]).name
-    if ctx.store.has(f["sha256"]) and _intact(ctx, f["sha256"]):
-        return (Output(name, f["sha256"], ctx.store.size(f["sha256"])),)
-    archive = load_archive(snap["archive"])
-    base = ctx.sources.base_url(archive, snap["timestamp"])
-    path = f["path"]
+    snap = p.snapshot
+    assert snap is not None
+    path, sha256 = p.path, p.sha256
+    name = PurePosixPath(path).name
+    if ctx.store.has(sha256) and _intact(ctx, sha256):
+        return (Output(name, sha256, ctx.store.size(sha256)),)
+    archive = load_archive(snap.archive)
+    base = ctx.sources.base_url(archive, snap.timestamp)
     plain = not path.endswith((".xz", ".gz")) and PurePosixPath(path).name == "Packages"
     forms = [f"{path}.xz", f"{path}.gz", path] if plain else [path]
     failures = []
@@ -123,40 +128,33 @@ def run_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             continue
         except FetchError as exc:
             raise FetchError(
-                f"{path} (sha256 {f['sha256']}) is not in the store and {url} failed: "
+                f"{path} (sha256 {sha256}) is not in the store and {url} failed: "
                 f"{exc.message}",
                 hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
             ) from None
         content = decompress_index(form, data) if form != path else data
-        if hashlib.sha256(content).hexdigest() != f["sha256"]:
+        if hashlib.sha256(content).hexdigest() != sha256:
             raise IntegrityError(
-                f"{url}: its content is not the {path} the lockfile pins (sha256 {f['sha256']})",
+                f"{url}: its content is not the {path} the lockfile pins (sha256 {sha256})",
                 hint="the mirror serves another snapshot, or a damaged file",
             )
         blob = ctx.store.put_bytes(content)
         return (Output(name, blob.sha256, blob.size),)
     raise FetchError(
-        f"{path} (sha256 {f['sha256']}) is not in the store and the mirror has none of "
+        f"{path} (sha256 {sha256}) is not in the store and the mirror has none of "
         f"{', '.join(forms)} ({'; '.join(failures)})",
         hint=f"point --mirror {archive.name}=URL at a mirror that keeps this snapshot",
     )
 
 
-def check_package_signature(step: BuildStep, path: Path, sources: Sources) -> None:
+def check_package_signature(params: FetchParams, path: Path, sources: Sources) -> None:
     """A package that carries its own signature (Arch Linux) is verified against the
-    one the lockfile pins before anything uses it, fetched or from the store."""
-    pkg = step.data["package"]
-    if "pgpsig" not in pkg:
-        return  # a Debian package: its signed index vouched for its sha256 at lock
-    from reprobuild.archives.arch.trust import check_locked_package
-
-    archive = load_archive(step.data["snapshot"]["archive"])
-    check_locked_package(
-        pkg,
-        path,
-        keyring=lambda: sources.keyring(archive),
-        insecure=sources.insecure,
-        allow_revoked=sources.allow_expired,
+    one the lockfile pins before anything uses it, fetched or from the store (a
+    Debian package: its signed index vouched for its sha256 at lock)."""
+    pkg, snap = params.package, params.snapshot
+    assert pkg is not None and snap is not None
+    package_format(snap.format).check_package(
+        pkg.to_json(), path, sources, load_archive(snap.archive)
     )
 
 
@@ -194,7 +192,7 @@ def read_input_store(sha256: str, limit: int) -> bytes | None:
     return data if hashlib.sha256(data).hexdigest() == sha256 else None
 
 
-def _from_input_store(ctx: StepContext, pkg: dict[str, Any]) -> str | None:
+def _from_input_store(ctx: StepContext, pkg: PackagePin) -> str | None:
     """A package from another store named by ``REPROBUILD_INPUT_STORE`` (read
     only; ``check`` points its fresh stores at the user's, so packages are not
     fetched again). Copied in by sha256 and size, checked while copied; None
@@ -202,11 +200,11 @@ def _from_input_store(ctx: StepContext, pkg: dict[str, Any]) -> str | None:
     from reprobuild.errors import IntegrityError
 
     other = input_store()
-    if other is None or not other.has(pkg["sha256"]):
+    if other is None or not other.has(pkg.sha256):
         return None
     try:
         blob = ctx.store.put_file(
-            other.path_of(pkg["sha256"]), expected_sha256=pkg["sha256"], expected_size=pkg["size"]
+            other.path_of(pkg.sha256), expected_sha256=pkg.sha256, expected_size=pkg.size
         )
     except (IntegrityError, OSError):
         return None
@@ -243,45 +241,44 @@ def fetchurl_limit() -> int:
     return int(value)
 
 
-def run_fetchurl(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_fetchurl(step: BuildStep, p: FetchurlParams, ctx: StepContext) -> tuple[Output, ...]:
     """A file from the network: http(s) only (a host file is the file step's job),
     at most its declared size (else :func:`fetchurl_limit`), verified before use."""
     from urllib.parse import urlsplit
 
-    p = step.data["params"]
-    url = p["url"]
+    url = p.url
     if urlsplit(url).scheme not in ("http", "https"):
         raise UsageError(f"fetchurl takes http or https URLs only, not {url.split(':', 1)[0]!r}")
-    name = p.get("name") or PurePosixPath(url.split("?", 1)[0]).name or "download"
-    if ctx.store.has(p["sha256"]):
-        return (Output(name, p["sha256"], ctx.store.size(p["sha256"])),)
+    # (a step's display name is not one of its parameters: the URL names the output)
+    name = PurePosixPath(url.split("?", 1)[0]).name or "download"
+    if ctx.store.has(p.sha256):
+        return (Output(name, p.sha256, ctx.store.size(p.sha256)),)
     dest = ctx.workdir / "download"
-    size = p.get("size")
     try:
         ctx.fetcher.download(
-            url, dest, sha256=p["sha256"], size=size, max_size=size or fetchurl_limit()
+            url, dest, sha256=p.sha256, size=p.size, max_size=p.size or fetchurl_limit()
         )
     finally:  # a failed download leaves nothing behind
         dest.with_name(dest.name + ".part").unlink(missing_ok=True)
-    blob = ctx.store.put_file(dest, expected_sha256=p["sha256"])
+    blob = ctx.store.put_file(dest, expected_sha256=p.sha256)
     return (Output(name, blob.sha256, blob.size),)
 
 
-def run_file(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    p = step.data["params"]
-    if p.get("text") is not None:
-        blob = ctx.store.put_bytes(p["text"].encode("utf-8"))
-        return (Output(p.get("name") or "file", blob.sha256, blob.size, "text/plain"),)
-    ref = p["path"]
-    src = ctx.recipe_dir / ref["path"]
-    if "sha256" not in ref:
-        raise UsageError(f"file step: {ref['path']} is a directory; name a file")
-    blob = ctx.store.put_file(Path(src), expected_sha256=ref["sha256"])
-    return (Output(p.get("name") or PurePosixPath(ref["path"]).name, blob.sha256, blob.size),)
+def run_file(step: BuildStep, p: FileParams, ctx: StepContext) -> tuple[Output, ...]:
+    if p.text is not None:
+        blob = ctx.store.put_bytes(p.text.encode("utf-8"))
+        return (Output("file", blob.sha256, blob.size, "text/plain"),)
+    ref = p.path
+    if ref is None:
+        raise UsageError("file step: give path or text")
+    if ref.sha256 is None:
+        raise UsageError(f"file step: {ref.path} is a directory; name a file")
+    blob = ctx.store.put_file(ctx.recipe_dir / ref.path, expected_sha256=ref.sha256)
+    return (Output(PurePosixPath(ref.path).name, blob.sha256, blob.size),)
 
 
-def run_snapshot(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_snapshot(step: BuildStep, p: SnapshotParams, ctx: StepContext) -> tuple[Output, ...]:
     """The snapshot as locked: a small JSON record other steps and replays read."""
-    data = canonical_json(step.data["snapshot"]).encode()
+    data = canonical_json(step.pinned_snapshot.to_json()).encode()
     blob = ctx.store.put_bytes(data)
     return (Output("snapshot.json", blob.sha256, blob.size, "application/json"),)

@@ -1,4 +1,4 @@
-"""Image outputs of trees: ``oci_image`` (and, as exporters land, ISO and disks).
+"""Image outputs of trees: OCI images and indexes, ISO 9660, disks, cpio, squashfs.
 
 An OCI image step stores two things: the manifest (its sha256 *is* the
 manifest digest a registry serves, so it is the output's digest) and the
@@ -13,19 +13,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reprobuild.archives.formats import package_format
 from reprobuild.export.cpio import export_cpio
-from reprobuild.export.disk import DiskFormat, export_disk
+from reprobuild.export.disk import export_disk
 from reprobuild.export.iso import export_iso
 from reprobuild.export.oci import (
     ImageConfig,
     OciImage,
-    package_platform,
     write_image_index,
     write_oci_archive,
     write_oci_layout,
 )
-from reprobuild.export.squashfs import SquashfsCompression, export_squashfs
-from reprobuild.export.tar import Compression
+from reprobuild.export.squashfs import export_squashfs
+from reprobuild.stepparams import (
+    CpioParams,
+    DiskImageParams,
+    ImageIndexParams,
+    Iso9660Params,
+    OciImageParams,
+    SquashfsParams,
+    StepRef,
+)
 from reprobuild.store import Output
 
 if TYPE_CHECKING:
@@ -36,47 +44,50 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_ARCHIVE = "application/vnd.oci.image.layout.v1+tar"
 
 
-def _tree_path(ctx: StepContext, ref: dict[str, Any], stack: contextlib.ExitStack) -> Path:
+def _tree_path(ctx: StepContext, ref: StepRef, stack: contextlib.ExitStack) -> Path:
     """The input tree's canonical tar as a file while ``stack`` is open (no copy when
     the store keeps it whole; a verified temp copy when it keeps it as chunks)."""
-    return stack.enter_context(ctx.store.materialized(ctx.input(ref["step"]).outputs[0].sha256))
+    return stack.enter_context(ctx.store.materialized(ctx.input(ref.key).outputs[0].sha256))
 
 
-def run_oci_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_oci_image(step: BuildStep, p: OciImageParams, ctx: StepContext) -> tuple[Output, ...]:
     with contextlib.ExitStack() as stack:
-        return _oci_image(step, ctx, stack)
+        return _oci_image(step, p, ctx, stack)
+
+
+def image_config(step: BuildStep, p: OciImageParams) -> ImageConfig:
+    """The image configuration of an oci_image step. An explicit architecture is
+    taken as written; else the root's packages say (an arm64 root: arm64/v8)."""
+    architecture, variant = "amd64", None
+    if p.architecture:
+        architecture = p.architecture
+    elif step.package_format and step.architecture:
+        packages = package_format(step.package_format)
+        architecture, variant = packages.platform(step.architecture)
+    return ImageConfig(
+        entrypoint=p.entrypoint and list(p.entrypoint),
+        cmd=p.cmd and list(p.cmd),
+        env=dict(p.env),
+        workdir=p.workdir,
+        user=p.user,
+        labels=dict(p.labels),
+        exposed_ports=p.exposed_ports,
+        architecture=architecture,
+        variant=variant,
+        tag=p.tag,
+        annotations=step.image_annotations,
+    )
 
 
 def _oci_image(
-    step: BuildStep, ctx: StepContext, stack: contextlib.ExitStack
+    step: BuildStep, p: OciImageParams, ctx: StepContext, stack: contextlib.ExitStack
 ) -> tuple[Output, ...]:
-    p = step.data["params"]
-    refs = p.get("layers") or [p["root"]]
-    layers = [_tree_path(ctx, r, stack) for r in refs]
-    # An explicit architecture is taken as written; else the root's packages say.
-    variant = None
-    if p.get("architecture"):
-        architecture = p["architecture"]
-    else:
-        architecture, variant = package_platform(step.architecture or "amd64")
-    config = ImageConfig(
-        entrypoint=p.get("entrypoint"),
-        cmd=p.get("cmd"),
-        env=p.get("env") or {},
-        workdir=p.get("workdir"),
-        user=p.get("user"),
-        labels=p.get("labels") or {},
-        exposed_ports=tuple(p.get("exposed_ports") or ()),
-        architecture=architecture,
-        variant=variant,
-        tag=p.get("tag"),
-        annotations=step.data.get("annotations") or {},
-    )
+    layers = [_tree_path(ctx, r, stack) for r in p.trees]
+    config = image_config(step, p)
     layout = ctx.workdir / "layout"
-    ctx.log(f"writing {len(layers)} layer(s), {p.get('compression') or 'gzip'}")
-    image = write_oci_layout(
-        layers, config, layout, compression=p.get("compression") or "gzip", epoch=ctx.epoch
-    )
+    compression = p.compression
+    ctx.log(f"writing {len(layers)} layer(s), {compression}")
+    image = write_oci_layout(layers, config, layout, compression=compression, epoch=ctx.epoch)
     archive = ctx.workdir / "oci.tar"
     write_oci_archive(layout, archive, epoch=ctx.epoch)
     digest = image.manifest_digest.removeprefix("sha256:")
@@ -121,19 +132,18 @@ def load_layout(layout: Path) -> OciImage:
     )
 
 
-def run_image_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
+def run_image_index(step: BuildStep, p: ImageIndexParams, ctx: StepContext) -> tuple[Output, ...]:
     import tarfile
 
-    p = step.data["params"]
     images = []
-    for i, ref in enumerate(p["images"]):
+    for i, ref in enumerate(p.images):
         layout = ctx.workdir / f"image-{i}"
-        archive = ctx.input(ref["step"]).output("oci.tar")
+        archive = ctx.input(ref.key).output("oci.tar")
         with ctx.store.open_blob(archive.sha256) as f, tarfile.open(fileobj=f, mode="r|") as t:
             t.extractall(layout, filter="data")
         images.append(load_layout(layout))
     dest = ctx.workdir / "index"
-    index = write_image_index(images, dest, tag=p.get("tag"), epoch=ctx.epoch)
+    index = write_image_index(images, dest, tag=p.tag, epoch=ctx.epoch)
     archive_path = ctx.workdir / "oci.tar"
     write_oci_archive(dest, archive_path, epoch=ctx.epoch)
     digest = index.digest.removeprefix("sha256:")
@@ -146,21 +156,21 @@ def run_image_index(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 
 
 def _one_file(
-    step: BuildStep, ctx: StepContext, name: str, media: str, make: Callable[[Path, Path], None]
+    root: StepRef, ctx: StepContext, name: str, media: str, make: Callable[[Path, Path], None]
 ) -> tuple[Output, ...]:
     dest = ctx.workdir / name
     with contextlib.ExitStack() as stack:
-        make(_tree_path(ctx, step.data["params"]["root"], stack), dest)
+        make(_tree_path(ctx, root, stack), dest)
     blob = ctx.store.put_file(dest)
     return (Output(name, blob.sha256, blob.size, media),)
 
 
-def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    p = step.data["params"]
-    volume_id = p.get("volume_id") or "REPROBUILD"
+def run_iso9660(step: BuildStep, p: Iso9660Params, ctx: StepContext) -> tuple[Output, ...]:
+    volume_id = p.volume_id or "REPROBUILD"
+    kernel, initrd, cmdline = p.boot_files()
     ctx.log("writing the ISO image (xorriso)")
     return _one_file(
-        step,
+        p.root,
         ctx,
         "image.iso",
         "application/x-iso9660-image",
@@ -171,19 +181,21 @@ def run_iso9660(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 epoch=ctx.epoch,
                 seed=step.key,
                 volume_id=volume_id,
-                boot=p.get("boot"),
-                **_boot_files(p),
+                boot=p.boot,
+                kernel=kernel,
+                initrd=initrd,
+                cmdline=cmdline,
             )
         ),
     )
 
 
-def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    p = step.data["params"]
-    fmt: DiskFormat = p.get("format") or "raw"
+def run_disk_image(step: BuildStep, p: DiskImageParams, ctx: StepContext) -> tuple[Output, ...]:
+    fmt = p.format
+    kernel, initrd, cmdline = p.boot_files()
     ctx.log("partitioning and making the file system")
     return _one_file(
-        step,
+        p.root,
         ctx,
         f"disk.{'qcow2' if fmt == 'qcow2' else 'raw'}",
         "application/x-qemu-disk" if fmt == "qcow2" else "application/octet-stream",
@@ -193,13 +205,15 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
                 dest,
                 epoch=ctx.epoch,
                 seed=step.key,
-                size=p.get("size") or "2G",
-                **_boot_files(p),
-                filesystem=p.get("filesystem") or "ext4",
-                partition_table=p.get("partition_table") or "gpt",
+                size=p.size,
+                kernel=kernel,
+                initrd=initrd,
+                cmdline=cmdline,
+                filesystem=p.filesystem,
+                partition_table=p.partition_table,
                 format=fmt,
-                boot=p.get("boot"),
-                grow_root=bool(p.get("grow_root")),
+                boot=p.boot,
+                grow_root=p.grow_root,
             )
         ),
     )
@@ -208,10 +222,10 @@ def run_disk_image(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
 CPIO_SUFFIX = {"none": "", "gzip": ".gz", "zstd": ".zst", "xz": ".xz"}
 
 
-def run_cpio(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    compression: Compression = step.data["params"].get("compression") or "none"
+def run_cpio(step: BuildStep, p: CpioParams, ctx: StepContext) -> tuple[Output, ...]:
+    compression = p.compression
     return _one_file(
-        step,
+        p.root,
         ctx,
         f"initramfs.cpio{CPIO_SUFFIX[compression]}",
         "application/x-cpio",
@@ -221,10 +235,10 @@ def run_cpio(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     )
 
 
-def run_squashfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    compression: SquashfsCompression = step.data["params"].get("compression") or "zstd"
+def run_squashfs(step: BuildStep, p: SquashfsParams, ctx: StepContext) -> tuple[Output, ...]:
+    compression = p.compression
     return _one_file(
-        step,
+        p.root,
         ctx,
         "rootfs.squashfs",
         "application/vnd.squashfs",
@@ -232,14 +246,6 @@ def run_squashfs(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
             export_squashfs(src, dest, epoch=ctx.epoch, compression=compression)
         ),
     )
-
-
-def _boot_files(p: dict[str, Any]) -> dict[str, Any]:
-    """kernel/initrd/cmdline only when a boot is asked for (the exporters refuse
-    them otherwise)."""
-    if not p.get("boot"):
-        return {}
-    return {k: p.get(k) for k in ("kernel", "initrd", "cmdline")}
 
 
 def _discard(_: object) -> None:

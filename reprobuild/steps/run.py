@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reprobuild.errors import ReprobuildError, UsageError
 from reprobuild.normalise import normalise
 from reprobuild.safecopy import copy_file, copy_tree
 from reprobuild.sandbox import Bind, SandboxSpec, inside, remove_inside, run
+from reprobuild.stepparams import FileRef, RunParams, StepRef
 from reprobuild.store import Output
 from reprobuild.tree import read_canonical_tar, write_canonical_tar
 
@@ -36,28 +38,27 @@ class RunStepError(ReprobuildError):
     """A run step's script failed or its outputs are missing."""
 
 
-def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
-    params = step.data["params"]
+def run_run(step: BuildStep, params: RunParams, ctx: StepContext) -> tuple[Output, ...]:
     tree = ctx.workdir / "root"
-    with ctx.store.open_blob(ctx.input(params["root"]["step"]).outputs[0].sha256) as f:
+    with ctx.store.open_blob(ctx.input(params.root.key).outputs[0].sha256) as f:
         read_canonical_tar(f, tree)
-    binds = _inputs(params.get("inputs") or {}, ctx)
+    binds = _inputs(params.inputs, ctx)
     build_dir = tree / "build"
     if build_dir.exists() or build_dir.is_symlink():
         raise RunStepError("the root already has /build; run steps use it as their work directory")
     build_dir.mkdir(mode=0o755)
-    env = {str(k): str(v) for k, v in sorted((params.get("env") or {}).items())}
-    for name in sorted(params.get("inputs") or {}):
+    env = dict(sorted(params.env.items()))
+    for name in sorted(params.inputs):
         env.setdefault(f"input_{name}", f"/inputs/{name}")
     run(
         SandboxSpec(
             root=tree,
-            command=("/bin/sh", "-e", "-c", params["script"]),
+            command=("/bin/sh", "-e", "-c", params.script),
             epoch=ctx.epoch,
             env=env,
             binds=tuple(binds),
             workdir="/build",
-            tmpfs=_tmpfs(params.get("tmpfs")),
+            tmpfs=_tmpfs(params.tmpfs),
             what=f"run step '{step.name}'",
         ),
         timeout=RUN_TIMEOUT,
@@ -65,9 +66,9 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     # The script may have left links to "/" anywhere: clean up as it saw the tree.
     remove_inside(tree, "/build")
     _remove_mount_points(tree, binds)
-    outputs = params.get("outputs")
+    outputs = params.outputs
     result = tree if not outputs else _select(tree, outputs, ctx.workdir / "selected")
-    normalise(result, epoch=ctx.epoch, mode=params.get("normalise"))
+    normalise(result, epoch=ctx.epoch, mode=params.normalise)
     out = ctx.workdir / "result.tar"
     with out.open("wb") as f:
         write_canonical_tar(result, f, epoch=ctx.epoch)
@@ -75,7 +76,7 @@ def run_run(step: BuildStep, ctx: StepContext) -> tuple[Output, ...]:
     return (Output("rootfs.tar" if not outputs else "outputs.tar", blob.sha256, blob.size, TAR),)
 
 
-def _tmpfs(paths: list[str] | None) -> tuple[str, ...]:
+def _tmpfs(paths: Sequence[str] | None) -> tuple[str, ...]:
     if paths is None:
         return ("/tmp", "/run")
     for p in paths:
@@ -85,7 +86,7 @@ def _tmpfs(paths: list[str] | None) -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
+def _inputs(inputs: Mapping[str, StepRef | FileRef], ctx: StepContext) -> list[Bind]:
     binds = []
     staged = ctx.workdir / "inputs"
     for name in sorted(inputs):
@@ -94,13 +95,13 @@ def _inputs(inputs: dict[str, Any], ctx: StepContext) -> list[Bind]:
             raise UsageError(f"run: input name {name!r} must be a simple name")
         dest = staged / name
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(value, dict) and "step" in value:
-            record = ctx.input(value["step"])
+        if isinstance(value, StepRef):
+            record = ctx.input(value.key)
             ctx.store.copy_to(record.outputs[0].sha256, dest)
-        elif isinstance(value, dict) and "sha256" in value:
-            copy_file(ctx.recipe_dir / value["path"], dest, "a run step's input")
-        elif isinstance(value, dict) and "tree-sha256" in value:
-            copy_tree(ctx.recipe_dir / value["path"], dest, "a run step's input")
+        elif value.sha256 is not None:
+            copy_file(ctx.recipe_dir / value.path, dest, "a run step's input")
+        elif value.tree_sha256 is not None:
+            copy_tree(ctx.recipe_dir / value.path, dest, "a run step's input")
         else:
             raise UsageError(f"run: input {name!r} must be a path or a step")
         binds.append(Bind(dest, f"/inputs/{name}", "ro"))
@@ -123,7 +124,7 @@ def _remove_mount_points(tree: Path, binds: list[Bind]) -> None:
         inputs.rmdir()
 
 
-def _select(tree: Path, outputs: list[str], dest: Path) -> Path:
+def _select(tree: Path, outputs: Sequence[str], dest: Path) -> Path:
     """A new tree holding only the listed paths (with their parent directories)."""
     dest.mkdir(mode=0o755)
     os.chmod(dest, 0o755)

@@ -31,6 +31,7 @@ from typing import Any
 
 from reprobuild.errors import UsageError
 from reprobuild.sandbox import SandboxSpec, run
+from reprobuild.stepparams import RootfsParams
 
 Replaceable = Callable[[Path, str], Path]
 
@@ -47,7 +48,7 @@ PLAIN_LOCALES = ("C", "POSIX", "C.UTF-8", "C.utf8")
 
 def configure_system(
     tree: Path,
-    params: Mapping[str, Any],
+    params: RootfsParams,
     *,
     apt_sources: Sequence[Mapping[str, Any]],
     epoch: int,
@@ -61,19 +62,19 @@ def configure_system(
         dest.chmod(0o644)
 
     commands: list[list[str]] = []
-    locale = params.get("locale")
+    locale = params.locale
     if locale is not None:
         commands += _locale(tree, locale, write)
-    zone = params.get("timezone")
+    zone = params.timezone
     if zone is not None:
         _timezone(tree, zone, write, replaceable)
-    keymap = params.get("keymap")
+    keymap = params.keymap
     if keymap is not None:
         if not KEYMAP_RE.match(keymap):
             raise UsageError(f"keymap {keymap!r} is not a keymap name (like de or us)")
         write("/etc/vconsole.conf", f"KEYMAP={keymap}\n")
-    if params.get("hostname") is not None or params.get("hosts") is not None:
-        write("/etc/hosts", hosts_file(params.get("hostname"), params.get("hosts") or {}))
+    if params.hostname is not None or params.hosts is not None:
+        write("/etc/hosts", hosts_file(params.hostname, params.hosts or {}))
     if apt_sources:
         write("/etc/apt/sources.list", sources_list(apt_sources))
     commands += _units(tree, params, write)
@@ -163,11 +164,9 @@ def _timezone(
 
 
 def _units(
-    tree: Path, params: Mapping[str, Any], write: Callable[[str, str], None]
+    tree: Path, params: RootfsParams, write: Callable[[str, str], None]
 ) -> list[list[str]]:
-    enable = list(params.get("enable_units") or [])
-    disable = list(params.get("disable_units") or [])
-    mask = list(params.get("mask_units") or [])
+    enable, disable, mask = params.enable_units, params.disable_units, params.mask_units
     if not (enable or disable or mask):
         return []
     for unit in (*enable, *disable, *mask):

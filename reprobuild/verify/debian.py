@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from reprobuild.archives.debian.sources import first_deb_source
 from reprobuild.errors import UsageError
 from reprobuild.verify.target import Target
 
@@ -114,11 +115,9 @@ def identify_debian(target: Target) -> DebianRoot:
     mirror: str | None = None
     suite = ""
     components: tuple[str, ...] = ("main",)
-    for line in (_text(target, "etc/apt/sources.list") or "").splitlines():
-        words = line.split()
-        if len(words) >= 4 and words[0] == "deb" and not words[1].startswith("["):
-            mirror, suite, components = words[1], words[2], tuple(words[3:])
-            break
+    source = first_deb_source(_text(target, "etc/apt/sources.list") or "")
+    if source is not None:
+        mirror, suite, components = source
     _refuse_debian_mode(target, mirror)
     if not suite:
         raise UnknownImageError(

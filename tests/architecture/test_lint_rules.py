@@ -79,3 +79,49 @@ def test_long_modules_and_the_allowlist(tmp_path: Path) -> None:
         "reprobuild/ok.py: 1 lines, under 700 now: remove it from allow.txt",
         "allow.txt lists reprobuild/gone.py, which does not exist",
     ]
+
+
+def test_distribution_names_are_compared_only_in_their_packages(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "archives/__init__.py": "",
+            "archives/debian/__init__.py": "",
+            "archives/debian/x.py": 'def f(fmt):\n    return fmt == "deb"\n',
+            "build.py": 'def f(fmt, d):\n    a = "deb"\n    if fmt in ("alpm", "x"):\n'
+            '        return d != "ubuntu"\n',
+        },
+    )
+    assert arch.check(src, tmp_path / "none.txt") == [
+        f"reprobuild/build.py:{n}: compares with a distribution or format name: ask the "
+        "snapshot's PackageFormat (reprobuild/archives/formats.py) instead"
+        for n in (3, 4)
+    ]
+
+
+def test_layers_name_the_forbidden_import(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "__main__.py": "from reprobuild import cli\n",  # the one importer of the CLI
+            "cli.py": "from reprobuild import api\n",
+            "api.py": "from reprobuild import cli\n",  # the library never imports the CLI
+            "store/__init__.py": "",
+            "store/core.py": "from reprobuild.archives import x\n",
+            "archives/__init__.py": "x = 1\n",
+            "lang/__init__.py": "from reprobuild import errors\n",
+            "lang/eval.py": "import reprobuild.store.core\n",
+            "errors.py": "",
+        },
+    )
+    problems = arch.check(src, tmp_path / "none.txt")
+    layered = [p for p in problems if "What may import what" in p]
+    assert [p.split(":")[0] for p in layered] == [
+        "reprobuild.api imports reprobuild.cli",
+        "reprobuild.lang.eval imports reprobuild.store.core",
+        "reprobuild.store.core imports reprobuild.archives",
+    ]
+    assert "reprobuild.lang may import only" in layered[1]
+    assert "reprobuild.store must not import" in layered[2]

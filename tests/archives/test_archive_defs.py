@@ -17,7 +17,7 @@ from reprobuild.errors import ArchiveError, UsageError
 
 
 def test_shipped_archives() -> None:
-    assert known_archives() == ("archlinux", "debian", "debian-security", "ubuntu")
+    assert known_archives() == ("archlinux", "debian", "debian-security", "ubuntu", "ubuntu-ports")
     for name in known_archives():
         a = load_archive(name)
         assert isinstance(a, ArchiveDef)
@@ -35,6 +35,7 @@ def test_shipped_archives() -> None:
             "https://snapshot.debian.org/archive/debian-security/20260711T101637Z/",
         ),
         ("ubuntu", "https://snapshot.ubuntu.com/ubuntu/20260711T101637Z/"),
+        ("ubuntu-ports", "https://snapshot.ubuntu.com/ubuntu-ports/20260711T101637Z/"),
         ("archlinux", "https://archive.archlinux.org/repos/2026/07/11/"),
     ],
 )
@@ -105,7 +106,7 @@ def test_missing_keyring_says_where_to_get_it(tmp_path: Path) -> None:
 def test_unknown_archive_lists_known() -> None:
     with pytest.raises(ArchiveError, match="unknown archive 'fedora'") as info:
         load_archive("fedora")
-    assert "archlinux, debian, debian-security, ubuntu" in (info.value.hint or "")
+    assert "archlinux, debian, debian-security, ubuntu, ubuntu-ports" in (info.value.hint or "")
 
 
 def test_search_dirs_first_wins(tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 
 from reprobuild import api
+from reprobuild.archives.debian.debootstrap import _extract_keep_old, merge_usr, split_inline_sig
+from reprobuild.archives.debian.debootstrap_resolve import choose
 from reprobuild.archives.debian.index import decompress_index, parse_packages
 from reprobuild.archives.debian.unpack import read_deb
 from reprobuild.export.gnutar import excluded, write_canonical_excluding, write_gnu_tar
 from reprobuild.normalise import normalise_minimal
-from reprobuild.resolve_debootstrap import choose
-from reprobuild.steps.debootstrap import _extract_keep_old, merge_usr, split_inline_sig
 from reprobuild.tree import write_canonical_tar
 from tests.support.crafted import deb_from_members, member
 from tests.support.debuerreotype import KEYRING, SHARED, SNAPSHOT_URL, TIMESTAMP

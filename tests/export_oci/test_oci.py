@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from reprobuild.archives.formats import package_format
 from reprobuild.canonical import canonical_bytes
+from reprobuild.errors import ArchiveError
 from reprobuild.export.oci import (
     ImageConfig,
     OciError,
     OciImage,
-    debian_platform,
     diff_layer,
     write_image_index,
     write_oci_archive,
@@ -426,7 +427,7 @@ def test_oci_archive_is_read_by_skopeo(tree_tar: TreeTar, tmp_path: Path) -> Non
 def test_multi_arch_index(busybox_tar: Path, tree_tar: TreeTar, tmp_path: Path) -> None:
     need("skopeo")
     other = tree_tar("arm", UPPER)
-    arch, variant = debian_platform("arm64")
+    arch, variant = package_format("deb").platform("arm64")
     amd64 = write_oci_layout([busybox_tar], ImageConfig(), tmp_path / "amd64", epoch=EPOCH)
     arm64 = write_oci_layout(
         [busybox_tar, other],
@@ -481,8 +482,8 @@ def test_refusals(tree_tar: TreeTar, tmp_path: Path) -> None:
         write_oci_layout([tar], ImageConfig(exposed_ports=["http"]), tmp_path / "e", epoch=EPOCH)
     with pytest.raises(OciError, match="at least one layer"):
         write_oci_layout([], ImageConfig(), tmp_path / "f", epoch=EPOCH)
-    with pytest.raises(OciError, match="Debian architecture"):
-        debian_platform("pdp11")
+    with pytest.raises(ArchiveError, match="Debian architecture 'pdp11'"):
+        package_format("deb").platform("pdp11")
 
 
 def test_three_layers_with_tricky_transitions(tree_tar: TreeTar, tmp_path: Path) -> None:

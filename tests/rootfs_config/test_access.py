@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from reprobuild.errors import UsageError
+from reprobuild.stepparams import RootfsParams
 from reprobuild.steps.access import configure_access
-from reprobuild.steps.rootfs import _mkdirs, _replaceable
+from reprobuild.steps.treepaths import mkdirs, replaceable
 
 HASH = "$6$salt$hash/with.dots"
 KEYS = [
@@ -38,13 +39,13 @@ def tree(tmp_path: Path) -> Path:
 def test_hashes_keys_and_autologin(tree: Path) -> None:
     configure_access(
         tree,
-        {
+        RootfsParams.from_json({
             "root_password_hash": "$y$j9T$abc$def",
             "users": [{"name": "admin", "password_hash": HASH, "ssh_authorized_keys": KEYS}],
             "autologin": "admin",
-        },
-        replaceable=_replaceable,
-        mkdirs=_mkdirs,
+        }),
+        replaceable=replaceable,
+        mkdirs=mkdirs,
     )
     assert (tree / "etc/shadow").read_text() == (
         "root:$y$j9T$abc$def:20000:0:99999:7:::\nadmin:" + HASH + ":20000:0:99999:7:::\n"
@@ -75,7 +76,7 @@ def test_hashes_keys_and_autologin(tree: Path) -> None:
 )
 def test_refused(tree: Path, params: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
-        configure_access(tree, params, replaceable=_replaceable, mkdirs=_mkdirs)
+        configure_access(tree, RootfsParams.from_json(params), replaceable=replaceable, mkdirs=mkdirs)
 
 
 def test_home_link_out_is_refused(tree: Path, tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_home_link_out_is_refused(tree: Path, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="leads out"):
         configure_access(
             tree,
-            {"users": [{"name": "admin", "ssh_authorized_keys": KEYS[:1]}]},
-            replaceable=_replaceable,
-            mkdirs=_mkdirs,
+            RootfsParams.from_json({"users": [{"name": "admin", "ssh_authorized_keys": KEYS[:1]}]}),
+            replaceable=replaceable,
+            mkdirs=mkdirs,
         )

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from reprobuild.steps.firstboot import MACHINE_FILES, UNITS, finalize, find_secrets
-from reprobuild.steps.rootfs import _replaceable
+from reprobuild.steps.treepaths import replaceable
 
 KEY = b"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -36,7 +36,7 @@ def test_ssh_host_keys_removed_and_a_keygen_unit_added(tmp_path: Path) -> None:
             "usr/bin/ssh-keygen": b"",
         },
     )
-    done = finalize(root, replaceable=_replaceable)
+    done = finalize(root, replaceable=replaceable)
     assert done.removed == (
         "/etc/ssh/ssh_host_ed25519_key",
         "/etc/ssh/ssh_host_ed25519_key.pub",
@@ -59,7 +59,7 @@ def test_ssh_host_keys_removed_and_a_keygen_unit_added(tmp_path: Path) -> None:
 def test_without_systemd_keys_go_but_no_unit_is_added(tmp_path: Path) -> None:
     """A container image: keys never belong in it; its entrypoint makes them."""
     root = _tree(tmp_path, {"etc/ssh/ssh_host_ecdsa_key": KEY, "usr/bin/ssh-keygen": b""})
-    done = finalize(root, replaceable=_replaceable)
+    done = finalize(root, replaceable=replaceable)
     assert done.removed == ("/etc/ssh/ssh_host_ecdsa_key",)
     assert done.units == ()
     assert not (root / "etc/systemd").exists()
@@ -76,7 +76,7 @@ def test_snakeoil_and_its_hash_link(tmp_path: Path) -> None:
         },
     )
     os.symlink("ssl-cert-snakeoil.pem", root / "etc/ssl/certs/0a1b2c3d.0")
-    done = finalize(root, replaceable=_replaceable)
+    done = finalize(root, replaceable=replaceable)
     assert "/etc/ssl/certs/0a1b2c3d.0" in done.removed
     assert done.units == ("ssl-cert-snakeoil.service",)
     assert os.listdir(root / "etc/ssl/certs") == []
@@ -114,5 +114,5 @@ def test_links_are_not_followed(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     os.symlink(outside, root / "etc")
-    finalize(root, replaceable=_replaceable)
+    finalize(root, replaceable=replaceable)
     assert (outside / "ssh" / "ssh_host_rsa_key").exists()

@@ -11,7 +11,7 @@ import pytest
 
 from reprobuild.errors import UsageError
 from reprobuild.steps.rootfiles import apply_owners, write_files
-from reprobuild.steps.rootfs import _mkdirs, _replaceable
+from reprobuild.steps.treepaths import mkdirs, replaceable
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setting owners needs root")
 
@@ -37,7 +37,7 @@ def test_every_kind(tmp_path: Path) -> None:
         "/etc": {"directory": True},  # already there: kept, mode set
     }
     owned = write_files(
-        root, files, copy_source=lambda ref, dest: shutil.copyfile(src, dest), replaceable=_replaceable, mkdirs=_mkdirs
+        root, files, copy_source=lambda ref, dest: shutil.copyfile(src, dest), replaceable=replaceable, mkdirs=mkdirs
     )
     apply_owners(root, owned)
 
@@ -60,8 +60,8 @@ def test_setuid_survives_chown(tmp_path: Path) -> None:
         root,
         {"/usr/bin/x": {"text": "x", "mode": "4755", "owner": "app"}},
         copy_source=lambda ref, dest: None,
-        replaceable=_replaceable,
-        mkdirs=_mkdirs,
+        replaceable=replaceable,
+        mkdirs=mkdirs,
     )
     apply_owners(root, owned)
     st = os.stat(root / "usr/bin/x")
@@ -74,8 +74,8 @@ def test_unknown_owner(tmp_path: Path) -> None:
         root,
         {"/x": {"text": "x", "owner": "ghost"}},
         copy_source=lambda ref, dest: None,
-        replaceable=_replaceable,
-        mkdirs=_mkdirs,
+        replaceable=replaceable,
+        mkdirs=mkdirs,
     )
     with pytest.raises(UsageError, match="no user 'ghost'"):
         apply_owners(root, owned)
@@ -89,6 +89,6 @@ def test_no_writing_through_links_out(tmp_path: Path) -> None:
             root,
             {"/out/evil": "x"},
             copy_source=lambda ref, dest: None,
-            replaceable=_replaceable,
-            mkdirs=_mkdirs,
+            replaceable=replaceable,
+            mkdirs=mkdirs,
         )

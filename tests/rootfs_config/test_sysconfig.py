@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from reprobuild.errors import UsageError
-from reprobuild.steps.rootfs import _replaceable
+from reprobuild.stepparams import RootfsParams
 from reprobuild.steps.sysconfig import configure_system, hosts_file, sources_list
+from reprobuild.steps.treepaths import replaceable
 
 HOSTS = """\
 127.0.0.1\tlocalhost
@@ -67,10 +68,10 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
     root = _tree(tmp_path)
     configure_system(
         root,
-        {"timezone": "Europe/Berlin", "keymap": "de", "locale": "C.UTF-8", "hostname": "h"},
+        RootfsParams.from_json({"timezone": "Europe/Berlin", "keymap": "de", "locale": "C.UTF-8", "hostname": "h"}),
         apt_sources=[],
         epoch=0,
-        replaceable=_replaceable,
+        replaceable=replaceable,
     )
     assert os.readlink(root / "etc/localtime") == "/usr/share/zoneinfo/Europe/Berlin"
     assert (root / "etc/timezone").read_text() == "Europe/Berlin\n"
@@ -95,5 +96,5 @@ def test_timezone_keymap_locale(tmp_path: Path) -> None:
 def test_refused(tmp_path: Path, params: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         configure_system(
-            _tree(tmp_path), params, apt_sources=[], epoch=0, replaceable=_replaceable
+            _tree(tmp_path), RootfsParams.from_json(params), apt_sources=[], epoch=0, replaceable=replaceable
         )

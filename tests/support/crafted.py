@@ -234,10 +234,15 @@ def alpm_from_members(
 
 
 def signed_mirror(
-    dest: Path, debs: Sequence[Path], *, base: Path = DEMO_SNAPSHOT, arch: str = "amd64"
+    dest: Path,
+    debs: Sequence[Path],
+    *,
+    base: Path = DEMO_SNAPSHOT,
+    arch: str = "amd64",
+    suite: str = "bookworm",
 ) -> DebMirror:
     """The demo snapshot's packages (for ``arch="amd64"``; none for another
-    architecture) plus *debs*, indexed for *arch* and signed anew."""
+    architecture) plus *debs*, indexed for *arch* as *suite* and signed anew."""
     pool: dict[str, Deb] = {}
     own = sorted(base.joinpath("pool").rglob("*.deb")) if arch == "amd64" else []
     for path in [*own, *debs]:
@@ -247,8 +252,8 @@ def signed_mirror(
             path, deb.name, deb.version, deb.architecture, source, deb.fields, "fetched"
         )
     snapshot = dest / "archive" / "debian" / SHARED_TIMESTAMP
-    write_index(snapshot, "bookworm", pool, arch)
-    release = write_release(snapshot, "bookworm", shared_release_date(base, "bookworm"), arch)
+    write_index(snapshot, suite, pool, arch)
+    release = write_release(snapshot, suite, shared_release_date(base, "bookworm"), arch)
     keyring = dest / "keyring.gpg"
     fingerprint = sign_release(release, keyring)
-    return DebMirror(dest, SHARED_TIMESTAMP, "bookworm", keyring, fingerprint, pool)
+    return DebMirror(dest, SHARED_TIMESTAMP, suite, keyring, fingerprint, pool)

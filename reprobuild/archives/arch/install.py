@@ -3,7 +3,9 @@
 A ``.pkg.tar.{zst,xz,gz,bz2}`` is one tar: makepkg's metadata (``.PKGINFO``,
 ``.BUILDINFO``, ``.MTREE``, ``.INSTALL``, ``.CHANGELOG``) first, then the
 payload. What libalpm 6 (``add.c``, ``be_package.c``, ``be_local.c``) does
-with it, and what this module reproduces:
+with it, and what this module and its neighbours reproduce (the local
+database in :mod:`.localdb`, the install order in :mod:`.order`, scriptlets
+and hooks in :mod:`.scriptlets`):
 
 * **File list.** pacman reads the whole package before extracting: the file
   list is the ``.MTREE``'s (``./`` stripped, directories with a trailing
@@ -60,22 +62,28 @@ from __future__ import annotations
 import bz2
 import gzip
 import hashlib
-import heapq
 import io
 import lzma
 import os
 import re
-import shutil
 import stat
-import tempfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import zstandard
 
+from reprobuild.archives.arch.localdb import (
+    ALPM_DB_VERSION,
+    LOCAL_DB,
+    desc_text,
+    files_text,
+    write_local_db,
+)
+from reprobuild.archives.arch.order import install_order
+from reprobuild.archives.arch.scriptlets import run_scriptlets
 from reprobuild.archives.debian.unpack import (
     CONTROL_MAX,
     MEMBERS_MAX,
@@ -85,7 +93,7 @@ from reprobuild.archives.debian.unpack import (
 )
 from reprobuild.errors import ArchiveError
 from reprobuild.globs import fnmatch_regex
-from reprobuild.sandbox import Bind, SandboxSpec, run
+from reprobuild.stepparams import RootfsParams
 from reprobuild.tree import (
     SafeRoot,
     TarEntry,
@@ -95,6 +103,10 @@ from reprobuild.tree import (
     extract_entry,
     member_parts,
 )
+
+if TYPE_CHECKING:
+    from reprobuild.buildgraph import BuildStep
+    from reprobuild.execute import StepContext
 
 __all__ = [
     "ALPM_DB_VERSION",
@@ -107,6 +119,7 @@ __all__ = [
     "desc_text",
     "files_text",
     "install_order",
+    "install_packages",
     "package_entries",
     "parse_pkginfo_raw",
     "read_alpm_package",
@@ -115,21 +128,10 @@ __all__ = [
     "write_local_db",
 ]
 
-LOCAL_DB: Final = "var/lib/pacman/local"
-ALPM_DB_VERSION: Final = 9
-#: Arch builds pacman with ``-D scriptlet-shell=/usr/bin/bash -D ldconfig=/usr/bin/ldconfig``.
-SCRIPTLET_SHELLS: Final = ("/usr/bin/bash", "/bin/bash")
-LDCONFIG: Final = "/usr/bin/ldconfig"
-SYSUSERS: Final = "/usr/bin/systemd-sysusers"
-SCRIPTLET_TIMEOUT: Final = 900.0
-#: Fixed stand-in for the ``mkdtemp("alpm_XXXXXX")`` name pacman uses.
-SCRIPTLET_DIR: Final = "/tmp/alpm_000000"
 
 _DB_FILES: Final = {b".INSTALL": "install", b".CHANGELOG": "changelog", b".MTREE": "mtree"}
 _TMP_NAME: Final = b".reprobuild-tmp~"
 _CHUNK: Final = 1 << 16
-_REASONS: Final = {"explicit": 0, "0": 0, "depend": 1, "dependency": 1, "1": 1}
-_VALIDATION_ORDER: Final = ("none", "md5", "sha256", "pgp")
 
 
 class AlpmConflictError(TreeError):
@@ -640,364 +642,33 @@ def _md5_following(safe: SafeRoot, parts: tuple[bytes, ...], where: str) -> byte
     return digest.hexdigest().encode()
 
 
-# --------------------------------------------------------------------------
-# Local database
-# --------------------------------------------------------------------------
-
-
-def _section(out: list[str], header: str, values: Sequence[str]) -> None:
-    if values:
-        out.append(f"%{header}%\n" + "".join(v + "\n" for v in values) + "\n")
-
-
-def desc_text(
-    info: PkgDesc,
-    *,
-    installdate: int,
-    reason: int = 0,
-    validation: Sequence[str] = ("pgp",),
-    xdata: bool = True,
-    installed_db: str | None = None,
-) -> str:
-    """A ``desc`` file, section by section as ``_alpm_local_db_write`` prints it."""
-    out = [f"%NAME%\n{info.name}\n\n%VERSION%\n{info.version}\n\n"]
-    for header, value in (
-        ("BASE", info.base),
-        ("DESC", info.desc),
-        ("URL", info.url),
-        ("ARCH", info.arch),
-        ("INSTALLED_DB", installed_db),
-        ("BUILDDATE", str(info.builddate) if info.builddate else None),
-        ("INSTALLDATE", str(installdate) if installdate else None),
-        ("PACKAGER", info.packager),
-        ("SIZE", str(info.size) if info.size else None),
-        ("REASON", str(reason) if reason else None),
-    ):
-        if value is not None:
-            out.append(f"%{header}%\n{value}\n\n")
-    _section(out, "GROUPS", info.groups)
-    _section(out, "LICENSE", info.licenses)
-    _section(out, "VALIDATION", [v for v in _VALIDATION_ORDER if v in validation])
-    _section(out, "REPLACES", info.replaces)
-    _section(out, "DEPENDS", info.depends)
-    _section(out, "OPTDEPENDS", info.optdepends)
-    _section(out, "CONFLICTS", info.conflicts)
-    _section(out, "PROVIDES", info.provides)
-    if xdata:
-        _section(out, "XDATA", info.xdata)
-    return "".join(out)
-
-
-def files_text(result: AlpmUnpackResult) -> bytes:
-    """A ``files`` file: ``%FILES%`` (sorted) and ``%BACKUP%`` (path, tab, md5)."""
-    out = b""
-    if result.files:
-        out += b"%FILES%\n" + b"".join(f + b"\n" for f in result.files) + b"\n"
-    if result.backup:
-        out += b"%BACKUP%\n"
-        out += b"".join(f"{p}\t{h}\n".encode("utf-8", "surrogateescape") for p, h in result.backup)
-        out += b"\n"
-    return out
-
-
-def _validation(value: str) -> tuple[str, ...]:
-    methods = tuple(value.split())
-    unknown = [m for m in methods if m not in _VALIDATION_ORDER]
-    if unknown or not methods:
-        raise ValueError(f"unknown pacman validation {value!r} (use pgp, sha256, md5 or none)")
-    return methods
-
-
-def write_local_db(
-    root: Path,
-    packages: Sequence[AlpmUnpackResult],
-    *,
-    reasons: Mapping[str, str] | None,
-    epoch: int,
-    validation: str | Mapping[str, str] = "pgp",
-    xdata: bool = True,
-    installed_db: Mapping[str, str] | None = None,
-) -> list[str]:
-    """Register *packages* in pacman's local database under *root*.
-
-    *reasons* maps a package name to ``explicit`` or ``depend`` (absent:
-    explicit, as ``pacman -U``). *validation* is what was checked before
-    installing: ``pgp`` (signature), ``sha256``, or both, space-separated,
-    for all packages or per name. *installed_db* (pacman 7.1+) records the
-    repository a package came from. Returns the entry directories written.
-    """
-    written: list[str] = []
-    context = f"pacman database in {root}"
-    with SafeRoot(root) as safe:
-        parts: tuple[bytes, ...] = ()
-        for comp in LOCAL_DB.encode().split(b"/"):
-            parts = (*parts, comp)
-            safe.make_dir(parts, mode=0o755, uid=0, gid=0, mtime=epoch, context=context)
-        local = parts
-        version_file = (*local, b"ALPM_DB_VERSION")
-        parent, base = safe.parent(version_file, context=context)
-        if safe.lstat(safe.child(parent, base)) is None:
-            _put(safe, version_file, f"{ALPM_DB_VERSION}\n".encode(), 0, 0, epoch, context)
-        for result in packages:
-            info = result.info
-            entry = f"{info.name}-{info.version}"
-            where = f"{context}, entry {entry}"
-            directory = (*local, *member_parts(entry, context=where))
-            if len(directory) != len(local) + 1:
-                raise ArchiveError(f"{where}: package name or version contains '/'")
-            safe.make_dir(directory, mode=0o755, uid=0, gid=0, mtime=epoch, context=where)
-            reason_name = (reasons or {}).get(info.name, "explicit")
-            if reason_name not in _REASONS:
-                raise ValueError(f"install reason of {info.name}: {reason_name!r}")
-            checked = validation if isinstance(validation, str) else validation.get(info.name)
-            if checked is None:
-                raise ValueError(f"no validation given for package {info.name}")
-            desc = desc_text(
-                info,
-                installdate=epoch,
-                reason=_REASONS[reason_name],
-                validation=_validation(checked),
-                xdata=xdata,
-                installed_db=(installed_db or {}).get(info.name),
-            )
-            data = desc.encode("utf-8", "surrogateescape")
-            _put(safe, (*directory, b"desc"), data, 0, 0, epoch, where)
-            _put(safe, (*directory, b"files"), files_text(result), 0, 0, epoch, where)
-            for dbfile in result.db_files:
-                name = dbfile.name.encode()
-                _put(
-                    safe,
-                    (*directory, name),
-                    dbfile.data,
-                    dbfile.uid,
-                    dbfile.gid,
-                    dbfile.mtime,
-                    where,
-                )
-            written.append(f"/{LOCAL_DB}/{entry}")
-        safe.finish_dir_times()
-    return written
-
-
-def _put(
-    safe: SafeRoot,
-    parts: tuple[bytes, ...],
-    data: bytes,
-    uid: int,
-    gid: int,
-    mtime: int,
-    context: str,
+def install_packages(
+    step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
 ) -> None:
-    safe.write_file(
-        parts,
-        io.BytesIO(data),
-        len(data),
-        mode=0o644,
-        uid=uid,
-        gid=gid,
-        mtime=mtime,
-        context=context,
-        want_md5=False,
-    )
-
-
-# --------------------------------------------------------------------------
-# Install order
-# --------------------------------------------------------------------------
-
-
-class _HasInfo(Protocol):
-    @property
-    def info(self) -> PkgDesc: ...
-
-
-_P = TypeVar("_P", bound=_HasInfo)
-_DEP_NAME: Final = re.compile(r"^([^<>=]+)")
-
-
-def _dep_name(text: str) -> str:
-    """The name part of ``name[<>=]version[: description]``."""
-    match = _DEP_NAME.match(text.split(": ", 1)[0])
-    return match.group(1).strip() if match else text
-
-
-def install_order(packages: Sequence[_P]) -> list[_P]:
-    """Dependencies first, ties (and dependency cycles) broken by name.
-
-    A dependency counts when a package of the set has its name or provides
-    it. A cycle is entered at its alphabetically first package, as a stable
-    stand-in for pacman's "dependency cycle detected" order.
-    """
-    by_name = {p.info.name: p for p in packages}
-    if len(by_name) != len(packages):
-        raise ValueError("install_order: two packages have the same name")
-    providers: dict[str, set[str]] = {}
-    for p in packages:
-        providers.setdefault(p.info.name, set()).add(p.info.name)
-        for prov in p.info.provides:
-            providers.setdefault(_dep_name(prov), set()).add(p.info.name)
-    needs: dict[str, set[str]] = {n: set() for n in by_name}
-    for p in packages:
-        for dep in p.info.depends:
-            wanted = _dep_name(dep)
-            found = {wanted} if wanted in by_name else providers.get(wanted, set())
-            needs[p.info.name] |= found - {p.info.name}
-    users: dict[str, set[str]] = {n: set() for n in by_name}
-    for name, deps in needs.items():
-        for dep in deps:
-            users[dep].add(name)
-    ready = [n for n, deps in needs.items() if not deps]
-    heapq.heapify(ready)
-    order: list[str] = []
-    left = dict(needs)
-    while left:
-        if not ready:
-            heapq.heappush(ready, min(left))
-        name = heapq.heappop(ready)
-        if name not in left:
-            continue
-        del left[name]
-        order.append(name)
-        for user in sorted(users[name]):
-            if user in left:
-                left[user].discard(name)
-                if not left[user]:
-                    heapq.heappush(ready, user)
-    return [by_name[n] for n in order]
-
-
-# --------------------------------------------------------------------------
-# Scriptlets and hooks
-# --------------------------------------------------------------------------
-
-
-def _in_tree(root: Path, path: str, *, executable: bool) -> bool:
-    """Whether *path* exists in the tree (symlinks resolved inside it)."""
-    parts = tuple(p for p in path.encode().split(b"/") if p)
-    with SafeRoot(root) as safe:
-        try:
-            _, st = safe.resolve(parts, follow_last=True, context=f"looking for {path}")
-        except (TreeError, UnsafePathError):
-            return False
-    if st is None or not stat.S_ISREG(st.st_mode):
-        return False
-    return not executable or bool(st.st_mode & 0o111)
-
-
-def _mentions(script: bytes, function: str) -> bool:
-    """trans.c ``grep()``: the name outside ``#`` comments, line by line."""
-    needle = function.encode()
-    return any(needle in line.split(b"#", 1)[0] for line in script.split(b"\n"))
-
-
-@dataclass(frozen=True)
-class _Ran:
-    label: str
-    returncode: int
-    stderr: bytes = field(repr=False, default=b"")
-
-
-def run_scriptlets(
-    root: Path,
-    packages: Sequence[AlpmUnpackResult],
-    *,
-    epoch: int,
-    strict: bool = False,
-) -> list[str]:
-    """Run ``post_install`` scriptlets in order, then ldconfig and sysusers.
-
-    Only when the tree has bash (``/usr/bin/bash``, else ``/bin/bash``);
-    without it nothing runs and the list is empty (unpack only). Each
-    scriptlet runs as pacman runs it: ``bash -c ". /tmp/alpm_XXXXXX/.INSTALL;
-    post_install VERSION"`` chrooted, with umask 022 (here: in the sandbox,
-    the directory name fixed, ``umask 022;`` put in front since bwrap keeps
-    ours). Like pacman, a failing scriptlet does not stop the others; it is
-    reported in the returned line, or raised with *strict*.
-
-    Then ``ldconfig`` when ``/etc/ld.so.conf`` and ``/usr/bin/ldconfig`` exist
-    (pacman's ``_alpm_ldconfig``), and ``systemd-sysusers`` when present
-    (systemd's pacman hook; it writes ``/etc/passwd``, ``group``, ``shadow``,
-    whose dates normalisation fixes). Not run: ``systemd-tmpfiles --create``
-    and other hooks, which look at the clock or the host's devices.
-    """
-    shell = next((s for s in SCRIPTLET_SHELLS if _in_tree(root, s, executable=True)), None)
-    if shell is None:
-        return []
-    ran: list[str] = []
-    for result in packages:
-        script = result.install_script
-        if script is None or not _mentions(script, "post_install"):
-            continue
-        label = f"post_install {result.name} {result.version}"
-        outcome = _run_scriptlet(root, shell, script, result.version, epoch)
-        ran.append(_describe(label, outcome, strict))
-    if _in_tree(root, "/etc/ld.so.conf", executable=False) and _in_tree(
-        root, LDCONFIG, executable=True
-    ):
-        outcome = _sandboxed(root, (LDCONFIG,), epoch)
-        ran.append(_describe("ldconfig", outcome, strict))
-    if _in_tree(root, SYSUSERS, executable=True):
-        outcome = _sandboxed(root, (SYSUSERS,), epoch)
-        ran.append(_describe("systemd-sysusers", outcome, strict))
-    return ran
-
-
-def _describe(label: str, outcome: _Ran, strict: bool) -> str:
-    if outcome.returncode == 0:
-        return label
-    tail = outcome.stderr.decode("utf-8", "replace").strip().splitlines()[-5:]
-    text = f"{label}: failed with exit code {outcome.returncode}"
-    if tail:
-        text += " (" + " / ".join(tail) + ")"
-    if strict:
-        raise TreeError(text)
-    return text
-
-
-def _sandboxed(
-    root: Path, command: tuple[str, ...], epoch: int, binds: tuple[Bind, ...] = ()
-) -> _Ran:
-    result = run(
-        SandboxSpec(
-            root=root, command=command, epoch=epoch, binds=binds, what="a package scriptlet"
-        ),
-        timeout=SCRIPTLET_TIMEOUT,
-        check=False,
-    )
-    return _Ran(command[-1], result.returncode, result.stderr)
-
-
-def _scriptlet_mount(root: Path) -> Path:
-    """``$root/tmp`` as pacman makes it (mode 1777 when missing) and the mount point.
-
-    The mount point is created here, inside a real ``tmp`` directory, so that
-    nothing on the way is a symlink the sandbox set-up could follow out of the
-    tree.
-    """
-    tmp = root / "tmp"
-    st = os.lstat(tmp) if tmp.exists() or tmp.is_symlink() else None
-    if st is None:
-        tmp.mkdir()
-        os.chown(tmp, 0, 0)
-        os.chmod(tmp, 0o1777)
-    elif not stat.S_ISDIR(st.st_mode):
-        raise TreeError(f"cannot run scriptlets: /tmp in {root} is not a directory (a symlink?)")
-    mount = tmp / SCRIPTLET_DIR.rsplit("/", 1)[1]
-    if mount.exists() or mount.is_symlink():
-        raise TreeError(f"cannot run scriptlets: {SCRIPTLET_DIR} already exists in {root}")
-    mount.mkdir(mode=0o700)
-    return mount
-
-
-def _run_scriptlet(root: Path, shell: str, script: bytes, version: str, epoch: int) -> _Ran:
-    staging = Path(tempfile.mkdtemp(prefix="reprobuild-alpm-"))
-    mount = _scriptlet_mount(root)
-    try:
-        (staging / ".INSTALL").write_bytes(script)
-        os.chmod(staging, 0o755)
-        os.chmod(staging / ".INSTALL", 0o644)
-        line = f"umask 022; . {SCRIPTLET_DIR}/.INSTALL; post_install {version}"
-        return _sandboxed(root, (shell, "-c", line), epoch, (Bind(staging, SCRIPTLET_DIR, "ro"),))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        os.rmdir(mount)
+    """What pacstrap does: unpack in dependency order, register, then scriptlets
+    (only where the tree has bash; otherwise the build log says unpack only)."""
+    wanted = {p.sha256 for p in step.pinned_packages}
+    packages = [
+        read_alpm_package(ctx.store.path_of(record.outputs[0].sha256))
+        for key, record in sorted(ctx.inputs.items())
+        if record.kind == "fetch" and key in wanted
+    ]
+    no_extract = list(params.no_extract or ())
+    results = [
+        unpack_package(p.path, tree, no_extract=no_extract) for p in install_order(packages)
+    ]
+    for r in results:
+        for warning in r.warnings:
+            ctx.log(f"{r.name}: warning: {warning}")
+    requested = set(params.packages)
+    reasons = {
+        r.name: "explicit" if not requested or r.name in requested else "depend" for r in results
+    }
+    # What pacman records: "pgp" for a package verified against its signature
+    # (pacman then skips the checksum), "sha256" for one locked unsigned.
+    signed = {p.name for p in step.pinned_packages if p.extra.get("pgpsig")}
+    validation = {r.name: "pgp" if r.name in signed else "sha256" for r in results}
+    write_local_db(tree, results, reasons=reasons, epoch=ctx.epoch, validation=validation)
+    if params.configure is not False:
+        ran = run_scriptlets(tree, results, epoch=ctx.epoch)
+        ctx.log("alpm: " + (", ".join(ran) if ran else "unpack only (no bash in the tree)"))

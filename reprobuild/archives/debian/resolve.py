@@ -26,18 +26,13 @@ architecture: packages of that architecture and ``all``.
 
 from __future__ import annotations
 
-import difflib
-import functools
-import gc
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from functools import cached_property
-from itertools import chain
-from operator import attrgetter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from reprobuild.archives.debian.index import BinaryPackage, Relation, RelationField
+from reprobuild.archives.debian.universe import DebianUniverse
 from reprobuild.archives.debian.versions import compare_debian_versions
 from reprobuild.errors import ResolveError
 
@@ -59,29 +54,7 @@ VARIANTS = ("none", "essential", "required", "minbase", "important")
 # pkgCache::State::VerPriority; a missing Priority stays 0 in apt's cache
 # (which sorts *before* required), an unknown word becomes extra.
 _PRIORITY = {"required": 1, "important": 2, "standard": 3, "optional": 4, "extra": 5}
-# apt flags itself Essential (pkgCacheGen::ForceEssential), which counts when
-# it ranks providers.
-_FORCE_ESSENTIAL = frozenset({"apt"})
 _MAX_DEPTH = 3000  # apt gives up at the same depth (IsModeChangeOk)
-_NAME_RE = re.compile(r"[,|] *([A-Za-z0-9][A-Za-z0-9+.\-]*(?::any)?)")
-# The order in which apt's cache generator meets names in a stanza: it creates
-# a package on its first mention, and the package's ID breaks ties between
-# equally ranked providers. Suggests and Enhances count only when the index
-# parser keeps them (read with getattr so that they are used once it does).
-_ID_FIELDS = (
-    "pre_depends",
-    "depends",
-    "conflicts",
-    "breaks",
-    "recommends",
-    "suggests",
-    "replaces",
-    "enhances",
-    "provides",
-)
-_ID_GETTER = attrgetter(
-    "name", *(f for f in _ID_FIELDS if f in {f.name for f in fields(BinaryPackage)})
-)
 _POSITIVE: tuple[tuple[RelationField, str], ...] = (
     ("pre_depends", "Pre-Depends"),
     ("depends", "Depends"),
@@ -127,101 +100,6 @@ class Resolution:
         return tuple(p.name for p in self.packages)
 
 
-_Provider = tuple[BinaryPackage, "str | None"]
-
-
-class DebianUniverse:
-    """Every package of a snapshot, indexed once for the solver.
-
-    Built from one or several Packages indexes; when a name has several
-    versions the highest is the candidate, as apt's default pins make it.
-    """
-
-    def __init__(self, packages: Iterable[BinaryPackage], architecture: str = "amd64") -> None:
-        # Tens of thousands of new containers and no garbage: the cyclic
-        # collector's passes over them cost more than the indexing itself.
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            self._index(packages, architecture)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _index(self, packages: Iterable[BinaryPackage], architecture: str) -> None:
-        self.architecture = architecture
-        versions: dict[str, list[BinaryPackage]] = {}
-        foreign: dict[str, set[str]] = {}
-        seen: set[tuple[str, str]] = set()
-        order: list[BinaryPackage] = []
-        for pkg in packages:
-            if pkg.architecture not in (architecture, "all"):
-                foreign.setdefault(pkg.name, set()).add(pkg.architecture)
-                continue
-            if (pkg.name, pkg.version) in seen:
-                continue  # the same version from another suite: apt merges them
-            seen.add((pkg.name, pkg.version))
-            versions.setdefault(pkg.name, []).append(pkg)
-            order.append(pkg)
-        cmp = functools.cmp_to_key(compare_debian_versions)
-        for vs in versions.values():
-            if len(vs) > 1:
-                vs.sort(key=lambda p: cmp(p.version), reverse=True)
-        self._versions = versions
-        self._order = order
-        self._foreign = {name: tuple(sorted(archs)) for name, archs in foreign.items()}
-        self.candidates: Mapping[str, BinaryPackage] = {n: vs[0] for n, vs in versions.items()}
-        provides: dict[str, list[_Provider]] = {}
-        for pkg in order:
-            if pkg.provides:
-                for group in pkg.relations("provides"):
-                    for rel in group:
-                        provides.setdefault(rel.name, []).append((pkg, rel.version))
-        self._provides = provides
-        # Flags live on apt's package, not on a version: set if any version sets them.
-        self._essential = frozenset(p.name for p in order if p.essential) | _FORCE_ESSENTIAL
-        self._important = frozenset(p.name for p in order if p.protected)
-
-    @classmethod
-    def from_packages(
-        cls, packages: Iterable[BinaryPackage], architecture: str = "amd64"
-    ) -> DebianUniverse:
-        """Build a universe; packages of other architectures are only remembered by name."""
-        return cls(packages, architecture)
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    def versions(self, name: str) -> tuple[BinaryPackage, ...]:
-        """All versions of ``name`` for this architecture, highest first."""
-        return tuple(self._versions.get(name, ()))
-
-    def providers(self, name: str) -> tuple[tuple[BinaryPackage, str | None], ...]:
-        """Every (package version, provided version) that Provides ``name``."""
-        return tuple(self._provides.get(name, ()))
-
-    @cached_property
-    def _ids(self) -> dict[str, int]:
-        """apt's package IDs (creation order in its cache), its last tie-break between providers.
-
-        Computed only when a tie has to be broken.
-        """
-        # Names come out in apt's order from one regex pass over the relation
-        # texts; a text seen before names nothing new, so duplicates (most of
-        # them: "libc6 (>= 2.34)") are dropped first, at C speed.
-        texts = dict.fromkeys(chain.from_iterable(map(_ID_GETTER, self._order)))
-        names = dict.fromkeys(_NAME_RE.findall("," + ",".join(texts)))
-        return {name: i for i, name in enumerate(names)}
-
-    def package_id(self, name: str) -> int:
-        """The position at which apt's cache generator would create package ``name``."""
-        return self._ids.get(name, len(self._ids))
-
-    def _suggest(self, name: str) -> list[str]:
-        names = list(self._versions) + list(self._provides)
-        return difflib.get_close_matches(name, names, n=3, cutoff=0.75)
-
-
 def seed_packages(universe: DebianUniverse, variant: str) -> tuple[tuple[str, str], ...]:
     """The (name, reason) seeds of a variant, in the order they are marked.
 
@@ -264,7 +142,7 @@ class _Solver:
     def __init__(self, universe: DebianUniverse) -> None:
         self.u = universe
         self.base = universe.candidates
-        self.provides = universe._provides
+        self.provides = universe.provided
         # Candidates changed by pins or dropped by failures (None). `cver` keeps
         # the candidates apt's cached dependency states still see: it drops a
         # candidate without recomputing the states of its reverse dependencies.
@@ -364,8 +242,8 @@ class _Solver:
         return (
             name not in self.protected,
             name != target,
-            name not in self.u._essential,
-            name not in self.u._important,
+            name not in self.u.essential,
+            name not in self.u.important,
             prio,
         )
 
@@ -632,13 +510,13 @@ def _lookup(
                 f"{name} is a virtual package provided by {', '.join(providers)}",
                 hint="request one of the providers explicitly",
             )
-        foreign = universe._foreign.get(name)
+        foreign = universe.foreign.get(name)
         if foreign:
             raise UnknownPackageError(
                 f"package {name} is not available for architecture {architecture} "
                 f"(it exists for {', '.join(foreign)})"
             )
-        close = universe._suggest(name)
+        close = universe.suggest(name)
         raise UnknownPackageError(
             f"unable to locate package {name}",
             hint=f"did you mean {' or '.join(close)}?" if close else "check the package name",

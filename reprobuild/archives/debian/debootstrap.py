@@ -55,10 +55,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from reprobuild.archives.debian.debootstrap_resolve import DebootstrapChoice, resolve_deps
 from reprobuild.archives.debian.index import BinaryPackage, parse_packages
 from reprobuild.archives.debian.unpack import DebPackage, open_data
 from reprobuild.errors import ReprobuildError
-from reprobuild.resolve_debootstrap import DebootstrapChoice, resolve_deps
 from reprobuild.sandbox import SandboxSpec, run
 from reprobuild.steps.tar_keep_old import KeptFileError, extract_keep_old
 from reprobuild.tree import TreeError

@@ -31,8 +31,8 @@ from reprobuild.archives.debian.index import BinaryPackage, parse_relations
 from reprobuild.errors import ResolveError, UsageError
 
 if TYPE_CHECKING:
+    from reprobuild.archives.debian.lock import SnapshotIndex
     from reprobuild.lockfile import LockedPackage
-    from reprobuild.locking import SnapshotIndex
 
 __all__ = [
     "DEBOOTSTRAP_VARIANTS",

@@ -13,18 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from reprobuild.archives.debian.debootstrap import DebootstrapInputs, install, split_inline_sig
+from reprobuild.archives.debian.debootstrap_resolve import choose
 from reprobuild.archives.debian.index import decompress_index, parse_packages, parse_release
 from reprobuild.archives.debian.unpack import DebPackage, read_deb
-from reprobuild.resolve_debootstrap import choose
-from reprobuild.steps.debootstrap import DebootstrapInputs, install, split_inline_sig
 
 if TYPE_CHECKING:
     from reprobuild.buildgraph import BuildStep
     from reprobuild.execute import StepContext
+    from reprobuild.stepparams import RootfsParams
 
 
-def install_debootstrap(step: BuildStep, ctx: StepContext, tree: Path) -> None:
-    params = step.data["params"]
+def install_debootstrap(
+    step: BuildStep, ctx: StepContext, tree: Path, params: RootfsParams
+) -> None:
     spec = step.data["debootstrap"]
     inrelease = ctx.store.read_bytes(spec["inrelease"]["sha256"])
     index = decompress_index(
@@ -35,12 +37,12 @@ def install_debootstrap(step: BuildStep, ctx: StepContext, tree: Path) -> None:
     )
     choice = choose(
         parse_packages(index, what=spec["packages"]["path"]),
-        variant=params.get("variant") or "minbase",
-        include=list(params.get("packages") or ()),
+        variant=params.variant or "minbase",
+        include=list(params.packages),
         codename=release.codename or spec["suite"],
         mirror=spec["mirror"],
     )
-    wanted = {p["sha256"] for p in step.data.get("packages", [])}
+    wanted = {p.sha256 for p in step.pinned_packages}
     debs: dict[str, tuple[DebPackage, Path]] = {}
     for key, record in sorted(ctx.inputs.items()):
         if record.kind == "fetch" and key in wanted:
