@@ -22,7 +22,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from reprobuild import FORMAT_VERSION
 from reprobuild.buildgraph import BuildGraph, BuildStep
 from reprobuild.errors import DiskFull, ReprobuildError
 from reprobuild.fetch import Fetcher
@@ -155,13 +154,18 @@ class Progress:
         self.on_event(event, step)
 
 
-def runner_for(kind: str) -> Runner:
+def _known_kind(kind: str) -> str:
     module = RUNNERS.get(kind)
     if module is None:
         raise StepFailed(
             f"building {kind} steps is not implemented yet in this version of reprobuild",
             hint="the step graph is still available with 'reprobuild graph'",
         )
+    return module
+
+
+def runner_for(kind: str) -> Runner:
+    module = _known_kind(kind)
     fn: Runner = getattr(importlib.import_module(module), f"run_{kind}")
     return fn
 
@@ -195,8 +199,8 @@ def execute(
     progress.total = len(graph.steps)
     records: dict[str, StepRecord] = {}
     order = graph.order()
-    for step in order:  # unknown kinds fail before any work starts
-        runner_for(step.kind)
+    for step in order:  # unknown kinds fail before any work starts (imported when run)
+        _known_kind(step.kind)
     waiting = {s.key: set(s.inputs) for s in order}
     trust = _CachedOutputs(store)
     failure: BaseException | None = None
@@ -416,10 +420,7 @@ def make_record(step: BuildStep, ctx: StepContext) -> StepRecord:
 
 
 def step_versions(step: BuildStep) -> dict[str, str]:
-    versions = {"reprobuild-format": str(FORMAT_VERSION)}
-    params = step.data.get("params", {})
-    if isinstance(params, dict) and params.get("compression") == "zstd":
-        import zstandard
+    from reprobuild.plan import shaping_versions
 
-        versions["zstd"] = str(zstandard.ZSTD_VERSION)
-    return versions
+    params = step.data.get("params", {})
+    return shaping_versions(step.kind, params if isinstance(params, dict) else {})

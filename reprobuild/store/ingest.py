@@ -14,8 +14,10 @@ a file changed while being read cannot yield a manifest that lies.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import mmap
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +27,12 @@ from reprobuild.store import derive
 from reprobuild.store.chunks import ChunkStore
 from reprobuild.store.manifest import CDC_AVG, CDC_MAX, CDC_MIN, ChunkRef, Derived, Segment
 
-# gzip (level 9) is re-made at ~20-40 MB/s: OCI layers are kept as their tars.
+# gzip is re-made on every CPU (gzip-blocks; the level 9 single stream of older
+# stores at ~20-40 MB/s): OCI layers are kept as their tars.
 # zstd level 19 re-makes at a few MB/s, and on every read: not worth it by
 # default (a zstd output costs its compressed size per variant). Readers
-# handle both, whatever a manifest (or a remote's) holds.
-DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)
+# handle every method, whatever a manifest (or a remote's) holds.
+DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)  # families: gzip-blocks too (derive.family)
 
 
 def cutter() -> pyfastcdc.FastCDC:
@@ -51,10 +54,11 @@ def chunk_file(
     ``methods``: the compressed regions to keep as their decompressed chunks.
     """
     with open(path, "rb") as f:
+        extents = _data_extents(f.fileno())
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         buf = memoryview(mm)
         try:
-            return _chunk_buffer(chunks, buf, methods)
+            return _chunk_buffer(chunks, buf, methods, extents)
         finally:
             # after an error (a full disk) a traceback frame may still hold a view of
             # the map: then it is unmapped when collected, and the error is what counts
@@ -70,15 +74,41 @@ def chunk_buffer(
     return _chunk_buffer(chunks, buf, methods)
 
 
+def _data_extents(fd: int) -> list[tuple[int, int]] | None:
+    """The (start, end) ranges of a sparse file that hold data (None: all of it)."""
+    size = os.fstat(fd).st_size
+    extents = []
+    pos = 0
+    try:
+        while pos < size:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            extents.append((start, end))
+            pos = end
+    except OSError:
+        return None
+    return extents
+
+
 def _chunk_buffer(
-    chunks: ChunkStore, buf: memoryview, methods: tuple[str, ...]
+    chunks: ChunkStore,
+    buf: memoryview,
+    methods: tuple[str, ...],
+    extents: list[tuple[int, int]] | None = None,
 ) -> tuple[tuple[Segment, ...], str, int]:
     h = hashlib.sha256()
     segments: list[Segment] = []
     pos = 0
-    found = derive.candidates(buf) if methods else iter(())
+    found = derive.candidates(buf, extents) if methods else iter(())
     for start, method, params in found:
-        if method not in methods or start < pos or len(buf) - start < derive._MIN_REGION:
+        if derive.family(method) not in methods or start < pos:
+            continue
+        if len(buf) - start < derive._MIN_REGION:
             continue
         trial = h.copy()
         before = _plain(chunks, buf[pos:start], trial)
@@ -96,11 +126,23 @@ def _chunk_buffer(
 
 def _plain(chunks: ChunkStore, buf: memoryview, h: hashlib._Hash) -> list[ChunkRef]:
     out = []
+    zero: dict[int, ChunkRef] = {}
     for c in cutter().cut_buf(buf):
         data = bytes(c.data)
         h.update(data)
-        out.append(chunks.put_chunk(data))
+        # A disk image is mostly zeros: its zero chunks are one chunk (per length),
+        # hashed and stored once here instead of once per occurrence.
+        if data[:1] == b"\0" and data == _ZEROS[: len(data)]:
+            ref = zero.get(len(data))
+            if ref is None:
+                ref = zero[len(data)] = chunks.put_chunk(data)
+            out.append(ref)
+        else:
+            out.append(chunks.put_chunk(data))
     return out
+
+
+_ZEROS = bytes(CDC_MAX)
 
 
 def _try_region(
