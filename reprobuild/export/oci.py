@@ -11,8 +11,8 @@ every byte that feeds that digest is fixed here rather than left to a tool:
   :func:`diff_layer` changesets between consecutive trees (the others), so a
   layer's DiffID depends on the trees only. They are compressed by
   :func:`reprobuild.export.tar.export_tarball` with its pinned settings
-  (gzip in parallel 1 MiB blocks at level 6, pigz's scheme, without name or time; zstd level 19 with content size and
-  checksum).
+  (gzip in parallel 1 MiB blocks at level 6, pigz's scheme, without name
+  or time; zstd level 19 with content size and checksum).
 * The **layout directory** gets fixed modes (0644 files, 0755 directories)
   and mtimes (the epoch) so copying or archiving it leaks no umask or clock;
   :func:`write_oci_archive` writes its ``oci-archive`` tar directly, with
