@@ -619,7 +619,12 @@ def build(
                 if not notes:
                     notes.append(f"updated {lock_file}")
                 notes += ["  " + line for line in changed_lines]
-        _describe_images(outputs, lock, lock_file, result, epoch)
+        from reprobuild.export.describe import describe_images
+
+        describe_images(
+            outputs, lock, lock_file, result.evaluator.root_dir,
+            list(result.evaluator.files_read.values()), p, epoch,
+        )  # fmt: skip
         if attest:
             from reprobuild import attest as at
 
@@ -692,32 +697,6 @@ def build(
         tuple(notes),
         step_secrets(graph, records),
     )
-
-
-def _describe_images(
-    outputs: list[BuiltOutput], lock: Lockfile, lock_file: Path, result: Evaluation, epoch: int
-) -> None:
-    """Put the lockfile (recipe embedded) and an SBOM beside each OCI image of
-    the build, as referrers of its manifest (see reprobuild/export/referrers.py)."""
-    from dataclasses import replace
-
-    from reprobuild import sbom
-    from reprobuild.export.referrers import attach_referrers
-
-    images = [o for o in outputs if o.kind == "oci_image" and o.path.is_dir()]
-    if not images:
-        return
-    root = result.evaluator.root_dir
-    texts = {
-        os.path.relpath(f, root): f.read_text(encoding="utf-8")
-        for f in result.evaluator.files_read.values()
-    }
-    described = replace(lock, embedded=texts)
-    for o in images:
-        spdx = sbom.dumps(sbom.sbom(lock, o.name, "spdx")).encode()
-        # Only the layout: NAME.tar stays the image alone, for the tools
-        # (skopeo's oci-archive:, podman load) that take one image per archive.
-        attach_referrers(o.path, described, lock_file.name, spdx, epoch)
 
 
 def verify_lockfile(

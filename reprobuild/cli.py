@@ -720,7 +720,8 @@ def verify_cmd(
     TARGET: a rootfs tarball, an OCI layout directory, oci-archive:FILE,
     docker-archive:FILE or REGISTRY/NAME@sha256:... An image reprobuild built
     is rebuilt from the lockfile it carries; a Debian root made by
-    debuerreotype from the snapshot it names. Exit 0 identical, 1 differs
+    debuerreotype from the snapshot it names; an Arch Linux root made by
+    archlinux-docker from the archive of its day. Exit 0 identical, 1 differs
     (every differing path attributed), 2 bad input.
     """
     from reprobuild.verify import verify

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import pickle
 import shutil
@@ -499,8 +500,16 @@ class DaskExecutor:
             if tasks:
                 self.client.cancel(tasks)
         self._checker.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(Exception):
-            self.client.close()
+        # Closing cancels the client's attempts to reconnect to a lost scheduler, which
+        # Dask logs with a traceback; reprobuild has already said what went wrong.
+        quiet = logging.getLogger("distributed.client")
+        level = quiet.level
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            with contextlib.suppress(Exception):
+                self.client.close()
+        finally:
+            quiet.setLevel(level)
 
 
 def cluster_timeout_setting() -> float:

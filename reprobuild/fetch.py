@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
 import hashlib
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from reprobuild.errors import FetchError, IntegrityError
@@ -77,8 +79,12 @@ class Fetcher:
         self.unreachable: dict[str, str] = {}
 
     # -- public -------------------------------------------------------------
-    def get(self, url: str, *, max_size: int = 1 << 31) -> Fetched:
-        """Fetch a whole (small) file into memory."""
+    def get(self, url: str, *, max_size: int = 1 << 31, deadline: float | None = None) -> Fetched:
+        """Fetch a whole (small) file into memory.
+
+        ``deadline`` (a ``time.monotonic()`` value) bounds the whole fetch, retries
+        included: a server that trickles a byte now and then cannot keep it going.
+        """
         if url.startswith("file://"):
             path = _file_path(url)
             try:
@@ -89,7 +95,7 @@ class Fetcher:
                 raise FetchError(f"{url}: {exc.strerror}") from None
             return Fetched(url, data)
         chunks: list[bytes] = []
-        final = self._http(url, chunks.append, offset=0, max_size=max_size)
+        final = self._http(url, chunks.append, offset=0, max_size=max_size, deadline=deadline)
         return Fetched(final, b"".join(chunks))
 
     def download(
@@ -152,7 +158,13 @@ class Fetcher:
         return self._pool
 
     def _http(
-        self, url: str, sink: Callable[[bytes], object], *, offset: int, max_size: int
+        self,
+        url: str,
+        sink: Callable[[bytes], object],
+        *,
+        offset: int,
+        max_size: int,
+        deadline: float | None = None,
     ) -> str:
         """Stream ``url`` into ``sink`` from ``offset``; returns the final URL."""
         import urllib3
@@ -177,6 +189,8 @@ class Fetcher:
             headers = {"Range": f"bytes={received}-"} if received else {}
             cause: str
             retry_after: float | None = None
+            timeout = _until(deadline, url, self.policy.timeout)
+            extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
             try:
                 resp = pool.request(
                     "GET",
@@ -184,6 +198,7 @@ class Fetcher:
                     headers=headers,
                     preload_content=False,
                     redirect=False,
+                    **extra,
                 )
                 streaming = False
                 try:
@@ -217,13 +232,22 @@ class Fetcher:
                             "delete the partial download and retry"
                         )
                     streaming = True
-                    for chunk in resp.stream(STREAM_CHUNK):
+                    # with a deadline, each read returns what has arrived (a trickle
+                    # never fills a whole chunk, and the deadline is checked per read)
+                    chunks = (
+                        resp.stream(STREAM_CHUNK)
+                        if deadline is None
+                        else iter(functools.partial(resp.read1, STREAM_CHUNK), b"")
+                    )
+                    for chunk in chunks:
                         received += len(chunk)
                         if received > max_size:
                             raise IntegrityError(
                                 f"{current}: longer than the {max_size} bytes expected"
                             )
                         sink(chunk)
+                        if deadline is not None:
+                            _until(deadline, url, self.policy.timeout)
                         if self.on_bytes:
                             self.on_bytes(len(chunk))
                     streaming = False
@@ -248,6 +272,8 @@ class Fetcher:
                     hint="check the mirror URL and the network, or pass --mirror NAME=URL",
                 )
             wait = min(retry_after if retry_after is not None else delay, self.policy.max_backoff)
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - time.monotonic()))
             self.sleep(wait)
             delay = min(delay * 2, self.policy.max_backoff)
 
@@ -255,6 +281,21 @@ class Fetcher:
         if self._pool is not None:
             self._pool.clear()  # type: ignore[attr-defined]
             self._pool = None
+
+
+def _until(deadline: float | None, url: str, timeout: float) -> object | None:
+    """The urllib3 timeout for the next request, or FetchError if ``deadline`` passed."""
+    if deadline is None:
+        return None
+    import urllib3
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FetchError(
+            f"{url}: no complete answer before the deadline",
+            hint="the server is too slow or trickles its answer; try again later",
+        )
+    return urllib3.Timeout(connect=min(timeout, left), read=min(timeout, left), total=left)
 
 
 class _Retry(Exception):

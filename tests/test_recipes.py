@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,9 +37,20 @@ def test_library_is_a_function_and_formatted(library: Path) -> None:
     assert api.format_file(library, write=False) is False, "run 'reprobuild fmt' on it"
 
 
-@pytest.mark.parametrize(
-    "recipe", [r for r in RECIPES if r.with_name(r.name + ".lock").exists()], ids=lambda p: p.name
-)
+def _locked_recipes() -> list[Any]:
+    """Recipes with a lockfile; go-hello's relock needs its test mirror (golang-go
+    fetched with apt-get download, a minute or more): slow."""
+    from tests.support.golden import GOLDEN, test_mirror
+
+    on_test_mirror = {g.path for g in GOLDEN if g.mirror is test_mirror}
+    return [
+        pytest.param(r, marks=[pytest.mark.slow] if r in on_test_mirror else [], id=r.name)
+        for r in RECIPES
+        if r.with_name(r.name + ".lock").exists()
+    ]
+
+
+@pytest.mark.parametrize("recipe", _locked_recipes())
 def test_lockfile_is_current_and_relocks_identically(recipe: Path, tmp_path: Path) -> None:
     # Current: locking again needs no network at all.
     assert api.lock(recipe, sources=Sources(mirrors={"debian": "http://127.0.0.1:9/"})).changed is False

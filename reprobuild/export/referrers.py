@@ -16,7 +16,10 @@ The exported layout (``out/NAME/``) also holds, as OCI 1.1 artifacts whose
 ``subject`` is the image manifest (its *referrers*), the lockfile with the
 recipe files embedded (``artifactType``
 ``application/vnd.reprobuild.lockfile.v1+json``: enough to rebuild the
-image anywhere) and an SPDX SBOM (``application/spdx+json``). They are
+image anywhere), the files and directories its steps take by path when it
+has any (``application/vnd.reprobuild.inputs.v1.tar``, see
+:mod:`reprobuild.export.inputs`; annotated with the lockfile's digest) and
+an SPDX SBOM (``application/spdx+json``). They are
 listed in the layout's ``index.json`` after the image, and ``reprobuild
 push`` pushes them too: through the registry's referrers API where it has
 one, else the OCI 1.1 fallback, an image index tagged ``sha256-HEX`` (the
@@ -40,6 +43,7 @@ __all__ = [
     "ANNOTATION_LOCK",
     "ANNOTATION_OUTPUT",
     "ANNOTATION_VERSION",
+    "INPUTS_ARTIFACT",
     "LOCK_ARTIFACT",
     "SBOM_ARTIFACT",
     "attach_referrers",
@@ -55,6 +59,7 @@ CREATED: Final = "org.opencontainers.image.created"
 TITLE: Final = "org.opencontainers.image.title"
 LOCK_ARTIFACT: Final = "application/vnd.reprobuild.lockfile.v1+json"
 SBOM_ARTIFACT: Final = "application/spdx+json"
+INPUTS_ARTIFACT: Final = "application/vnd.reprobuild.inputs.v1.tar"
 EMPTY_MEDIA_TYPE: Final = "application/vnd.oci.empty.v1+json"
 EMPTY: Final = b"{}"
 
@@ -92,6 +97,7 @@ def artifact_manifest(
     subject: Mapping[str, Any],
     empty: tuple[str, int],
     epoch: int,
+    annotations: Mapping[str, str] | None = None,
 ) -> bytes:
     manifest = {
         "schemaVersion": 2,
@@ -107,7 +113,7 @@ def artifact_manifest(
             }
         ],
         "subject": dict(subject),
-        "annotations": {CREATED: rfc3339(epoch)},
+        "annotations": {CREATED: rfc3339(epoch), **(annotations or {})},
     }
     return canonical_bytes(manifest)
 
@@ -118,11 +124,14 @@ def attach_referrers(
     lock_name: str,
     sbom: bytes,
     epoch: int,
+    inputs: bytes | None = None,
 ) -> list[str]:
-    """Add the lockfile and SBOM artifacts about the layout's image; return their digests.
+    """Add the lockfile, inputs and SBOM artifacts about the layout's image; return
+    their digests.
 
-    *lockfile* should embed the recipe files (so the image can be rebuilt
-    from it alone). Adding them again replaces the earlier ones.
+    *lockfile* should embed the recipe files and *inputs* hold the files its
+    steps take by path (so the image can be rebuilt from them alone). Adding
+    them again replaces the earlier ones.
     """
     index_path = layout / "index.json"
     index = json.loads(index_path.read_bytes())
@@ -133,12 +142,17 @@ def attach_referrers(
     subject = {k: image[k] for k in ("mediaType", "digest", "size")}
     empty = _put(layout, EMPTY)
     added = []
-    for artifact_type, data, title in (
-        (LOCK_ARTIFACT, lockfile.dumps().encode(), lock_name),
-        (SBOM_ARTIFACT, sbom, lock_name.removesuffix(".lock") + ".spdx.json"),
-    ):
+    stem = lock_name.removesuffix(".lock")
+    artifacts: list[tuple[str, bytes, str, dict[str, str]]] = [
+        (LOCK_ARTIFACT, lockfile.dumps().encode(), lock_name, {}),
+        (SBOM_ARTIFACT, sbom, stem + ".spdx.json", {}),
+    ]
+    if inputs is not None:
+        named = {ANNOTATION_LOCK: lock_digest(lockfile)}
+        artifacts.insert(1, (INPUTS_ARTIFACT, inputs, stem + ".inputs.tar", named))
+    for artifact_type, data, title, extra in artifacts:
         content = _put(layout, data)
-        body = artifact_manifest(artifact_type, content, title, subject, empty, epoch)
+        body = artifact_manifest(artifact_type, content, title, subject, empty, epoch, extra)
         digest, size = _put(layout, body)
         manifests.append(
             {

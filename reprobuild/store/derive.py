@@ -24,7 +24,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import zstandard
@@ -100,48 +100,46 @@ def _gzip_body(method: str) -> Any:
 
 
 def candidates(
-    buf: memoryview, extents: Iterable[tuple[int, int]] | None = None
+    buf: memoryview, release: Callable[[int], None] | None = None
 ) -> Iterator[tuple[int, str, dict[str, str]]]:
     """Aligned offsets where a pinned-compressor stream may start, in order.
 
-    *extents*: the (start, end) ranges of ``buf`` that may hold anything but
-    zeros (a sparse file's data), so its holes are not searched.
+    The buffer is scanned in windows; ``release(offset)`` is told after each
+    that the bytes before ``offset`` are no longer needed by the scan (a mapped
+    file then drops their pages: a 1 GiB file is never resident at once).
     """
     whole: Any = buf.obj
     data = whole if hasattr(whole, "find") and len(whole) == buf.nbytes else bytes(buf)
     hits: list[tuple[int, str, dict[str, str]]] = []
-    spans = list(extents) if extents is not None else [(0, buf.nbytes)]
-    for magic, method in ((_GZIP_MAGIC, "gzip"), (_ZSTD_MAGIC, "zstd")):
-        for start, end in spans:
-            _search(data, buf, magic, method, start, end, hits)
+    overlap = max(len(_GZIP_MAGIC), len(_ZSTD_MAGIC)) - 1
+    for window in range(0, max(len(data), 1), _SCAN_WINDOW):
+        end = min(len(data), window + _SCAN_WINDOW + overlap)
+        for magic, method in ((_GZIP_MAGIC, "gzip"), (_ZSTD_MAGIC, "zstd")):
+            pos = window
+            while (pos := _find(data, magic, pos, end)) >= 0:
+                if pos >= window + _SCAN_WINDOW:
+                    break  # the next window finds it
+                if pos % ALIGN == 0:
+                    if method == "gzip":
+                        header = bytes(buf[pos : pos + 10])
+                        # only reprobuild's own headers (OS 255): another tool's gzip
+                        # (every .gz member of a tar) never re-makes, and trying costs
+                        kind = _GZIP_HEADERS.get(header)
+                        if kind is not None:
+                            hits.append((pos, kind, gzip_params(header)))
+                    else:
+                        hits.append((pos, method, {}))
+                pos += 1
+        if release is not None:
+            release(window)
     yield from sorted(hits)
 
 
-def _search(
-    data: Any,
-    buf: memoryview,
-    magic: bytes,
-    method: str,
-    pos: int,
-    end: int,
-    hits: list[tuple[int, str, dict[str, str]]],
-) -> None:
-    while (pos := _find(data, magic, pos, end)) >= 0:
-        if pos % ALIGN == 0:
-            if method == "gzip":
-                header = bytes(buf[pos : pos + 10])
-                # only reprobuild's own headers (OS 255): another tool's gzip
-                # (every .gz inside a disk image) never re-makes, and trying costs
-                kind = _GZIP_HEADERS.get(header)
-                if kind is not None:
-                    hits.append((pos, kind, gzip_params(header)))
-            else:
-                hits.append((pos, "zstd", {}))
-        pos += 1
+_SCAN_WINDOW = 64 << 20
 
 
-def _find(data: Any, magic: bytes, start: int, end: int) -> int:
-    return int(data.find(magic, start, end))
+def _find(data: Any, magic: bytes, start: int, end: int | None = None) -> int:
+    return int(data.find(magic, start) if end is None else data.find(magic, start, end))
 
 
 class RegionReader(io.RawIOBase):

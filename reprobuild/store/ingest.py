@@ -14,11 +14,9 @@ a file changed while being read cannot yield a manifest that lies.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import mmap
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyfastcdc
@@ -54,11 +52,21 @@ def chunk_file(
     ``methods``: the compressed regions to keep as their decompressed chunks.
     """
     with open(path, "rb") as f:
-        extents = _data_extents(f.fileno())
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         buf = memoryview(mm)
+
+        def release(upto: int) -> None:
+            """Drop the mapped pages before ``upto`` (read already; a page read again
+            faults back in from the file): a large file is never resident whole.
+
+            Always from the start: the candidate scan passes over the whole file
+            before the chunking pass reads it again from the start."""
+            upto -= upto % mmap.PAGESIZE
+            if upto > 0:
+                mm.madvise(mmap.MADV_DONTNEED, 0, upto)
+
         try:
-            return _chunk_buffer(chunks, buf, methods, extents)
+            return _chunk_buffer(chunks, buf, methods, release)
         finally:
             # after an error (a full disk) a traceback frame may still hold a view of
             # the map: then it is unmapped when collected, and the error is what counts
@@ -74,44 +82,27 @@ def chunk_buffer(
     return _chunk_buffer(chunks, buf, methods)
 
 
-def _data_extents(fd: int) -> list[tuple[int, int]] | None:
-    """The (start, end) ranges of a sparse file that hold data (None: all of it)."""
-    size = os.fstat(fd).st_size
-    extents = []
-    pos = 0
-    try:
-        while pos < size:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError as exc:
-                if exc.errno == errno.ENXIO:  # only a hole is left
-                    break
-                raise
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            extents.append((start, end))
-            pos = end
-    except OSError:
-        return None
-    return extents
+_RELEASE_EVERY = 32 << 20
 
 
 def _chunk_buffer(
     chunks: ChunkStore,
     buf: memoryview,
     methods: tuple[str, ...],
-    extents: list[tuple[int, int]] | None = None,
+    release: Callable[[int], None] | None = None,
 ) -> tuple[tuple[Segment, ...], str, int]:
+    """``release(offset)``: the bytes before ``offset`` will not be read again."""
     h = hashlib.sha256()
     segments: list[Segment] = []
     pos = 0
-    found = derive.candidates(buf, extents) if methods else iter(())
+    found = derive.candidates(buf, release) if methods else iter(())
     for start, method, params in found:
         if derive.family(method) not in methods or start < pos:
             continue
         if len(buf) - start < derive._MIN_REGION:
             continue
         trial = h.copy()
-        before = _plain(chunks, buf[pos:start], trial)
+        before = _plain(chunks, buf[pos:start], trial, release, pos)
         region = _try_region(chunks, buf, start, method, params, trial)
         if region is None:
             continue  # the bytes before it are cut again with what follows
@@ -120,15 +111,41 @@ def _chunk_buffer(
         derived, end = region
         segments.append(derived)
         pos = end
-    segments.extend(_plain(chunks, buf[pos:], h))
+    segments.extend(_plain(chunks, buf[pos:], h, release, pos))
     return tuple(segments), h.hexdigest(), len(buf)
 
 
-def _plain(chunks: ChunkStore, buf: memoryview, h: hashlib._Hash) -> list[ChunkRef]:
+def cut_windows(buf: memoryview, window: int = _RELEASE_EVERY) -> Iterator[memoryview]:
+    """The chunks ``cutter().cut_buf(buf)`` gives, cut ``window`` bytes at a time.
+
+    FastCDC decides each cut from the chunk's own bytes (its hash starts again
+    at every chunk), so cutting again from the start of a window's last chunk,
+    which the window's end may have cut short, gives the very same chunks, and
+    only a window of a large mapped file is touched at once.
+    """
+    pos, size = 0, len(buf)
+    while pos < size:
+        end = min(size, pos + max(window, 2 * CDC_MAX))
+        start = pos
+        for c in cutter().cut_buf(buf[start:end]):
+            if end < size and start + c.offset + c.length == end:
+                break  # perhaps cut short by the window: cut again from its start
+            pos = start + c.offset + c.length
+            yield c.data
+
+
+def _plain(
+    chunks: ChunkStore,
+    buf: memoryview,
+    h: hashlib._Hash,
+    release: Callable[[int], None] | None = None,
+    base: int = 0,
+) -> list[ChunkRef]:
     out = []
     zero: dict[int, ChunkRef] = {}
-    for c in cutter().cut_buf(buf):
-        data = bytes(c.data)
+    done = last = 0
+    for piece in cut_windows(buf):
+        data = bytes(piece)
         h.update(data)
         # A disk image is mostly zeros: its zero chunks are one chunk (per length),
         # hashed and stored once here instead of once per occurrence.
@@ -139,6 +156,11 @@ def _plain(chunks: ChunkStore, buf: memoryview, h: hashlib._Hash) -> list[ChunkR
             out.append(ref)
         else:
             out.append(chunks.put_chunk(data))
+        done += len(data)
+        if release is not None and done - last >= _RELEASE_EVERY:
+            # dropping a read-only file's pages is always safe: read again, they fault in
+            release(base + done)
+            last = done
     return out
 
 

@@ -13,6 +13,10 @@ pack longer than allowed. Format: Documentation/gitformat-pack.txt.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
+from typing import Any
+
+from dulwich.objects import ObjectID
 
 from reprobuild.errors import StoreError
 
@@ -160,4 +164,80 @@ class PackGuard:
             )
 
 
-__all__ = ["PackGuard", "PackTooLarge"]
+def object_size(objects: Any, sha: ObjectID) -> int | None:
+    """The size of a git object of a local repository, read from its header alone
+    (a delta's target size for a deltified one); None if not found there."""
+    try:
+        path = objects._get_shafile_path(sha)
+        with open(path, "rb") as f:
+            head = zlib.decompressobj().decompress(f.read(64), 64)
+        return int(head.split(b"\0", 1)[0].split(b" ")[1])
+    except FileNotFoundError:
+        pass
+    except (ValueError, IndexError, zlib.error, OSError):
+        return None
+    for pack in objects.packs:
+        try:
+            offset = pack.index.object_offset(sha)
+        except KeyError:
+            continue
+        with open(pack.data.path, "rb") as f:
+            f.seek(offset)
+            head = f.read(64 + 32)
+            return _packed_size(head, f)
+    return None
+
+
+def _packed_size(head: bytes, f: Any) -> int | None:
+    byte = head[0]
+    kind = (byte >> 4) & 7
+    size = byte & 15
+    shift, i = 4, 0
+    while byte & 0x80:
+        i += 1
+        byte = head[i]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    i += 1
+    if kind not in (_OFS_DELTA, _REF_DELTA):
+        return size
+    if kind == _OFS_DELTA:
+        while head[i] & 0x80:
+            i += 1
+        i += 1
+    else:
+        i += 20
+    delta = zlib.decompressobj().decompress(head[i:] + f.read(64), 32)
+    sizes = []
+    pos = 0
+    for _ in range(2):
+        value = shift = 0
+        while True:
+            byte = delta[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        sizes.append(value)
+    return max(sizes)
+
+
+def bounded_reader(objects: Any, max_object: int, what: str) -> Callable[[ObjectID], Any]:
+    """``objects[sha]`` for a local repository, refusing an object larger than
+    ``max_object`` before inflating it (dulwich holds a whole object in memory)."""
+
+    def get(sha: ObjectID) -> Any:
+        size = object_size(objects, sha)
+        if size is not None and size > max_object:
+            raise PackTooLarge(
+                f"{what} holds a git object of {size} bytes ({sha.decode()}); reprobuild's "
+                f"objects are at most {max_object}",
+                hint="a reprobuild remote holds content as chunks and pieces of a few MiB",
+            )
+        return objects[sha]
+
+    return get
+
+
+__all__ = ["PackGuard", "PackTooLarge", "bounded_reader", "object_size"]

@@ -117,7 +117,14 @@ def network_client(url: str, limits: RemoteLimits) -> tuple[Any, str]:
             )
             return ssh, parsed.path
         if parsed.scheme in ("http", "https"):
+            import urllib3
+
             manager = dc.default_urllib3_manager(None, timeout=limits.timeout)
+            # urllib3 retries a read that timed out 3 times by default: 4 silences of
+            # the timeout each. A silent server is not asked again.
+            manager.connection_pool_kw["retries"] = urllib3.Retry(
+                total=3, connect=2, read=0, status=0, redirect=5, raise_on_redirect=False
+            )
             return dc.get_transport_and_path(url, pool_manager=manager)  # type: ignore[arg-type]
         raise ValueError(f"unknown scheme {parsed.scheme!r}")
     except Exception as exc:
@@ -233,8 +240,8 @@ class SilenceWatch:
                 return fn(*args)
             finally:
                 self._since = None
-                if self.expired:
-                    raise RemoteTimeout(f"no answer for {self.timeout:g} s")
+                if self.expired:  # the wrappers name the remote (remote_error)
+                    raise TimeoutError(f"no answer for {self.timeout:g} s")
 
         return watched
 

@@ -52,7 +52,7 @@ from reprobuild.store.carriers import (
     import_carrier,
 )
 from reprobuild.store.history import BUILDS_PREFIX, STEPS_PREFIX
-from reprobuild.store.packscan import PackGuard
+from reprobuild.store.packscan import PackGuard, bounded_reader
 from reprobuild.store.records import Blob, BuildRecord, TransferReport
 from reprobuild.store.remotes import (
     RemoteLimits,
@@ -325,7 +325,7 @@ def fetch_records(
     with _remote_objects(store, client, path, url, missing) as theirs:
 
         def get(sha: ObjectID) -> Any:
-            return objects[sha] if sha in objects else theirs[sha]
+            return objects[sha] if sha in objects else theirs(sha)
 
         for ref, sha in sorted(wants.items()):
             try:
@@ -347,7 +347,7 @@ def fetch_records(
 def _remote_objects(
     store: Store, client: Any, path: str, url: str, wants: list[ObjectID]
 ) -> Iterator[Any]:
-    """The remote's object store holding ``wants``: in place, or a guarded scratch fetch."""
+    """A reader of the remote's objects holding ``wants``: in place, or a guarded fetch."""
     scratch: Path | None = None
     repo = _open_local_repo(url)
     if repo is None:
@@ -356,7 +356,11 @@ def _remote_objects(
     try:
         if wants and scratch is not None:
             guarded_fetch(client, path, repo, wants, url)
-        yield repo.object_store
+        if scratch is None:  # read in place: each object's size is checked before it is read
+            limits = RemoteLimits.from_env()
+            yield bounded_reader(repo.object_store, git_object_cap(limits), f"remote {redact(url)}")
+        else:
+            yield repo.object_store.__getitem__
     except BaseException as exc:
         release_frames(exc)  # a failed pack read must not turn into BufferError below
         raise
@@ -598,9 +602,13 @@ def fetch_content(
             raise
         repo.object_store._update_pack_cache()
     try:
-        objects = repo.object_store
+        get = (
+            repo.object_store.__getitem__
+            if scratch is not None  # what came through guarded_fetch
+            else bounded_reader(repo.object_store, git_object_cap(limits), f"remote {redact(url)}")
+        )
         for commit_id, blob in sorted(wanted.items(), key=lambda kv: kv[1].sha256):
-            import_carrier(store, blob, commit_id, objects.__getitem__, redact(url))
+            import_carrier(store, blob, commit_id, get, redact(url))
             got.add(blob.sha256)
             total += blob.size
     except BaseException as exc:

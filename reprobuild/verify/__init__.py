@@ -7,7 +7,9 @@
    (:mod:`reprobuild.verify.referrers`): it is rebuilt from that lockfile.
    Otherwise a Debian root is identified from its contents
    (:mod:`reprobuild.verify.debian`) and rebuilt with
-   ``recipes/lib/debuerreotype.repro``, locked at the snapshot it names.
+   ``recipes/lib/debuerreotype.repro``, locked at the snapshot it names; an
+   Arch Linux root (:mod:`reprobuild.verify.arch`) with
+   ``recipes/lib/archlinux-docker.repro`` from the archive of its epoch's day.
 3. The verdict: ``identical`` when the digests are equal (the tarball's, or
    the image manifest's), else every differing path attributed
    (:mod:`reprobuild.verify.compare`).
@@ -25,22 +27,26 @@ from typing import Any
 
 from reprobuild.errors import ReprobuildError
 from reprobuild.locking import Sources
-from reprobuild.verify.compare import Summary, compare_trees, deb_member
+from reprobuild.verify.compare import Summary, alpm_member, compare_trees, deb_member
 from reprobuild.verify.result import VerifyResult, locked_debs
 from reprobuild.verify.target import Target, open_target, read_tarball
 
-__all__ = ["VerifyResult", "library_dir", "verify"]
+__all__ = ["LIBRARY_DIR", "VerifyResult", "library_dir", "verify"]
+
+
+LIBRARY_DIR = Path(__file__).parent / "library"
+"""The recipe library (``debuerreotype.repro``, ``archlinux-docker.repro``): in a
+checkout the repository's ``recipes/lib`` (through the ``library`` link), in a
+wheel its package data."""
 
 
 def library_dir() -> Path:
-    """``recipes/lib`` of this reprobuild (beside the package in a checkout)."""
-    import reprobuild
-
-    found = Path(reprobuild.__file__).resolve().parent.parent / "recipes" / "lib"
-    if not (found / "debuerreotype.repro").exists():
+    """The recipe library verify rebuilds with (see :data:`LIBRARY_DIR`)."""
+    found = LIBRARY_DIR.resolve()
+    if not (found / "debuerreotype.repro").is_file():
         raise ReprobuildError(
             f"the recipe library is not at {found}",
-            hint="run reprobuild from its source tree (make .venv/.installed)",
+            hint="reinstall reprobuild (its package data carries recipes/lib)",
         )
     return found
 
@@ -66,20 +72,28 @@ def verify(
             from reprobuild.verify.own import verify_own
 
             return verify_own(target, description, Path(work), sources, store_path, jobs)
-        return _verify_debian(target, Path(work), sources, store_path, jobs)
+        return _verify_identified(target, Path(work), sources, store_path, jobs)
 
 
-def _verify_debian(
+def _verify_identified(
     target: Target, work: Path, sources: Sources, store_path: Path | None, jobs: int | None
 ) -> VerifyResult:
+    """A root another tool made (debuerreotype, archlinux-docker), rebuilt with the library."""
     from reprobuild import api
     from reprobuild import lockfile as lf
-    from reprobuild.verify.debian import identify_debian, recipe_for
+    from reprobuild.verify.arch import ArchRoot, identify_arch, is_arch, recipe_for_arch
+    from reprobuild.verify.debian import DebianRoot, identify_debian, recipe_for
 
-    root = identify_debian(target)
+    root: ArchRoot | DebianRoot
+    if is_arch(target) and "var/lib/dpkg/status" not in target.members:
+        root = identify_arch(target)
+        text, library = recipe_for_arch(root), "archlinux-docker.repro"
+    else:
+        root = identify_debian(target)
+        text, library = recipe_for(root), "debuerreotype.repro"
+    method = root.tool
     shutil.copytree(library_dir(), work / "lib")
     recipe = work / "verify.repro"
-    text = recipe_for(root)
     recipe.write_text(text)
     lock = api.lock(recipe, sources=sources).lockfile
     notes = _package_notes(root.packages, lock)
@@ -96,29 +110,38 @@ def _verify_debian(
         "target": "sha256 of the uncompressed tar"
         if target.kind == "tarball"
         else "the layer's tar",
-        "rebuilt": "debuerreotype.repro's rootfs.tar",
+        "rebuilt": f"{library}'s rootfs.tar",
     }
     if identical:
         summary = Summary(len(target.members), len(target.members))
         return VerifyResult(
-            target.spec, target_tar, rebuilt_tar, True, "debuerreotype", provenance, summary,
+            target.spec, target_tar, rebuilt_tar, True, method, provenance, summary,
             notes=tuple(notes), recipe=text, compared=compared,
         )  # fmt: skip
     rebuilt = Target(spec=str(out.path), kind="tarball", digest=rebuilt_tar,
                      members=rebuilt_members, _layers=[out.path])  # fmt: skip
     debs = locked_debs(lock, store_path)
 
+    member = deb_member if isinstance(root, DebianRoot) else alpm_member
+
     def package_file(package: str, path: str) -> bytes | None:
-        deb = debs.get(package)
-        return deb_member(deb, path) if deb is not None else None
+        file = debs.get(package)
+        return member(file, path) if file is not None else None
 
     differences, summary = compare_trees(
         target.members, rebuilt_members, read_image=target.read, read_rebuild=rebuilt.read,
         package_file=package_file,
     )  # fmt: skip
     assert isinstance(lock, lf.Lockfile)
+    if not differences:
+        # Every path the same, the archive's bytes not: a layer re-made by another
+        # tar writer (``docker build``'s ADD, say), not the tool's tar itself.
+        notes.append(
+            "every path is identical; the tar archives differ in their encoding "
+            "(member order, headers or padding)"
+        )
     return VerifyResult(
-        target.spec, target_tar, rebuilt_tar, False, "debuerreotype", provenance, summary,
+        target.spec, target_tar, rebuilt_tar, False, method, provenance, summary,
         tuple(differences), tuple(notes), text, str(out.path), compared,
     )  # fmt: skip
 

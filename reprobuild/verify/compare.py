@@ -26,11 +26,14 @@ from typing import Any
 
 from reprobuild.verify.target import Member
 
-__all__ = ["PathDifference", "Summary", "compare_trees", "owners"]
+__all__ = ["PathDifference", "Summary", "alpm_member", "compare_trees", "deb_member", "owners"]
 
 #: Paths no package ships but installing writes (glob patterns, first match wins).
 GENERATED: tuple[tuple[str, str], ...] = (
     ("var/lib/dpkg/*", "dpkg's database"),
+    ("var/lib/pacman/*", "pacman's database"),
+    ("etc/pacman.conf", "the image tool (archlinux-docker's pacman.conf)"),
+    ("etc/pacman.d/*", "the image tool (mirrorlist, keyring)"),
     ("var/lib/apt/extended_states", "apt-mark (which packages were installed automatically)"),
     ("var/cache/debconf/*", "debconf's database (maintainer scripts)"),
     ("etc/alternatives/*", "update-alternatives (maintainer scripts)"),
@@ -98,21 +101,29 @@ class Summary:
 
 
 def owners(members: Mapping[str, Member], read: Callable[[str], bytes]) -> dict[str, str]:
-    """path -> package, from the dpkg ``.list`` files of a tree (merged-/usr followed)."""
+    """path -> package, from dpkg's ``.list`` files (merged-/usr followed) or pacman's
+    ``local/*/files`` of a tree."""
     merged = {
         d for d in _MERGED if (m := members.get(d)) is not None and m.type == "symlink"
         and m.target.rstrip("/") in (f"usr/{d}", f"/usr/{d}")
     }  # fmt: skip
     out: dict[str, str] = {}
     for path, m in sorted(members.items()):
-        if not (path.startswith("var/lib/dpkg/info/") and path.endswith(".list")):
-            continue
         if m.type != "file":
             continue
-        package = path.rsplit("/", 1)[1].removesuffix(".list").split(":", 1)[0]
+        if path.startswith("var/lib/dpkg/info/") and path.endswith(".list"):
+            package = path.rsplit("/", 1)[1].removesuffix(".list").split(":", 1)[0]
+        elif path.startswith("var/lib/pacman/local/") and path.endswith("/files"):
+            package = path.split("/")[4].rsplit("-", 2)[0]  # NAME-VERSION-REL
+        else:
+            continue
+        section = "%FILES%"  # pacman's files: only that section lists paths
         for line in read(path).decode("utf-8", "surrogateescape").splitlines():
+            if line.startswith("%") and line.endswith("%"):
+                section = line
+                continue
             p = line.strip().lstrip("/")
-            if not p or p == ".":
+            if not p or p == "." or section != "%FILES%":
                 continue
             top = p.split("/", 1)[0]
             if top in merged and "/" in p:
@@ -200,6 +211,17 @@ def compare_trees(
             )
         out.append(PathDifference(path, change, fields, fa, fb, cause, package, explanation, first))
     return out, Summary(len(paths) - len(out), len(paths))
+
+
+def alpm_member(package: Path, path: str) -> bytes | None:
+    """The bytes an Arch package file (``.pkg.tar.zst``, ...) ships at *path*."""
+    from reprobuild.archives.arch.install import package_entries
+
+    for entry in package_entries(package):
+        name = entry.name.decode("utf-8", "surrogateescape").removeprefix("./").lstrip("/")
+        if name == path and entry.type == b"0":
+            return entry.read()
+    return None
 
 
 def deb_member(deb: Path, path: str) -> bytes | None:

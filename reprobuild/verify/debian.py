@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from reprobuild.errors import UsageError
 from reprobuild.verify.target import Target
 
-__all__ = ["DebianRoot", "identify_debian", "recipe_for"]
+__all__ = ["DebianRoot", "UnknownImageError", "identify_debian", "recipe_for", "recipe_string"]
 
 _SNAPSHOT_TS = re.compile(r"/(\d{8}T\d{6}Z)/?$")
 
@@ -91,8 +91,9 @@ def identify_debian(target: Target) -> DebianRoot:
     status = _text(target, "var/lib/dpkg/status")
     if status is None:
         raise UnknownImageError(
-            f"{target.spec}: not a Debian root (no var/lib/dpkg/status) and no reprobuild "
-            "description; reprobuild verifies its own images and debuerreotype's roots",
+            f"{target.spec}: not a Debian root (no var/lib/dpkg/status), not an Arch Linux "
+            "root (no var/lib/pacman/local) and no reprobuild description; reprobuild "
+            "verifies its own images, debuerreotype's and archlinux-docker's roots",
         )
     packages: dict[str, str] = {}
     arch = ""
@@ -107,7 +108,7 @@ def identify_debian(target: Target) -> DebianRoot:
         raise UnknownImageError(
             f"{target.spec}: a Debian root, but not debuerreotype's (no "
             "etc/apt/apt.conf.d/docker-clean); reprobuild cannot tell how it was made",
-            hint="verify knows reprobuild's own images and debuerreotype's roots",
+            hint="verify knows reprobuild's own images, debuerreotype's and archlinux-docker's",
         )
     epoch = max(m.mtime for m in target.members.values())
     mirror: str | None = None
@@ -118,6 +119,7 @@ def identify_debian(target: Target) -> DebianRoot:
         if len(words) >= 4 and words[0] == "deb" and not words[1].startswith("["):
             mirror, suite, components = words[1], words[2], tuple(words[3:])
             break
+    _refuse_debian_mode(target, mirror)
     if not suite:
         raise UnknownImageError(
             f"{target.spec}: etc/apt/sources.list names no suite; the snapshot cannot be found"
@@ -145,7 +147,32 @@ def identify_debian(target: Target) -> DebianRoot:
     )
 
 
-def _nix_string(text: str) -> str:
+_COMMENTED_SNAPSHOT = re.compile(r"^#\s*(?:deb\s+)?(\S*snapshot\S*?/(\d{8}T\d{6}Z))", re.M)
+
+
+def _refuse_debian_mode(target: Target, mirror: str | None) -> None:
+    """``debuerreotype-init --debian`` (how Docker Hub's ``debian:*`` images are
+    made) points apt at deb.debian.org with -security and -updates, the snapshot
+    only in a comment (``debian.sources`` from bookworm on): not what the
+    library makes, so say so rather than rebuild something else."""
+    sources = "\n".join(
+        _text(target, p) or ""
+        for p in ("etc/apt/sources.list", "etc/apt/sources.list.d/debian.sources")
+    )
+    found = _COMMENTED_SNAPSHOT.search(sources)
+    if found is None or (mirror is not None and _SNAPSHOT_TS.search(mirror)):
+        return
+    raise UnknownImageError(
+        f"{target.spec}: made by debuerreotype-init --debian (apt sources name "
+        f"deb.debian.org, the snapshot {found.group(2)} only in a comment, as in Docker "
+        "Hub's debian images); reprobuild rebuilds debuerreotype's --non-debian roots only",
+        hint="recipes/lib/debuerreotype.repro follows debuerreotype-init --non-debian, "
+        "-minimizing-config, -slimify and -tar; --debian's sources and updates are not in it",
+    )
+
+
+def recipe_string(text: str) -> str:
+    """*text* as a recipe's double-quoted string."""
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${") + '"'
 
 
@@ -153,18 +180,18 @@ def recipe_for(root: DebianRoot) -> str:
     """A recipe rebuilding *root* with recipes/lib/debuerreotype.repro."""
     ts = root.snapshot
     date = f"{ts[0:4]}-{ts[4:6]}-{ts[6:8]}T{ts[9:11]}:{ts[11:13]}:{ts[13:15]}Z"
-    include = " ".join(_nix_string(p) for p in root.include)
-    comps = " ".join(_nix_string(c) for c in root.components)
+    include = " ".join(recipe_string(p) for p in root.include)
+    comps = " ".join(recipe_string(c) for c in root.components)
     # The snapshot's timestamp as the library's {timestamp}: the same step as a
     # recipe using the library for this snapshot (and so its cached result).
     template = root.mirror.replace(ts, "{timestamp}") if root.mirror else None
-    mirror = f"mirror = {_nix_string(template)}; " if template else ""
+    mirror = f"mirror = {recipe_string(template)}; " if template else ""
     return (
         "# Written by reprobuild verify: how this root was made, as it says itself.\n"
         "let\n"
-        f'  snap = snapshot {{ archive = "debian"; date = {_nix_string(date)}; '
-        f"suites = [ {_nix_string(root.suite)} ]; components = [ {comps} ]; "
-        f"arch = {_nix_string(root.architecture)}; }};\n"
+        f'  snap = snapshot {{ archive = "debian"; date = {recipe_string(date)}; '
+        f"suites = [ {recipe_string(root.suite)} ]; components = [ {comps} ]; "
+        f"arch = {recipe_string(root.architecture)}; }};\n"
         "  debuerreotype = import ./lib/debuerreotype.repro;\n"
         f"in debuerreotype {{ snapshot = snap; include = [ {include} ]; "
         f"slim = {'true' if root.slim else 'false'}; {mirror}}}\n"

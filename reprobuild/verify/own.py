@@ -1,10 +1,11 @@
 """Verifying an image reprobuild built: rebuild it from the lockfile it carries.
 
 The lockfile (found by :mod:`reprobuild.verify.referrers`) embeds the recipe
-files; they are written to a work directory with the lockfile beside the
-top-level one (the file whose sha256 the lockfile records), and built with
-``--locked`` at the epoch the image shows in ``org.opencontainers.image.created``.
-The named output's manifest digest must be the image's.
+files (the files its steps take by path come as another referrer); they are
+written to a work directory with the lockfile beside the top-level one (the
+file whose sha256 the lockfile records), and built with ``--locked`` at the
+epoch the image shows in ``org.opencontainers.image.created``. The named
+output's manifest digest must be the image's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def _write_recipe(description: Description, work: Path) -> Path:
             top = dest
     if top is None:
         raise LockfileError("none of the embedded recipe files is the one the lockfile records")
+    if description.inputs is not None:
+        from reprobuild.export.inputs import unpack_inputs
+
+        unpack_inputs(description.inputs, root)
     # Recorded outputs are what is being checked, not an expectation to build against.
     top.with_name(top.name + ".lock").write_text(replace(lock, outputs={}).dumps())
     return top

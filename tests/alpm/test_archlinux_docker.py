@@ -242,3 +242,42 @@ def test_library_is_archlinux_dockers_tarball(tmp_path: Path) -> None:
     assert (
         hashlib.sha256(ours.read_bytes()).digest() == hashlib.sha256(theirs.read_bytes()).digest()
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pacman -r and the reference need root")
+def test_verify_identifies_and_rebuilds_archlinux_dockers_tarball(tmp_path: Path) -> None:
+    """``reprobuild verify`` on archlinux-docker's own tarball: identified from its
+    contents (local database, pacman.conf, epoch), rebuilt with the library,
+    identical; one flipped byte of busybox is named with its package."""
+    for tool in ("pacman", "repo-add", "bsdtar", "bwrap", "tar"):
+        need(tool)
+    day = _repository(tmp_path / "mirror", tmp_path)
+    epoch = 1619697600  # 2021-04-29T12:00:00Z, a time of the archive's day
+    theirs = _upstream(tmp_path / "upstream", day, epoch)
+    args = ["--insecure-allow-unsigned", "--store", str(tmp_path / "store"), "--mirror",
+            f"archlinux={(tmp_path / 'mirror' / 'repos').as_uri()}/"]  # fmt: skip
+    r = rb(tmp_path, "verify", "--json", *args, str(theirs))
+    assert r.returncode == 0, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    assert report["method"] == "archlinux-docker" and report["verdict"] == "identical"
+    assert report["provenance"]["snapshot"] == "2021-04-29T12:00:00Z"
+    assert report["provenance"]["group"] is None and report["notes"] == []
+
+    flipped = tmp_path / "flipped.tar"
+    shutil.copyfile(theirs, flipped)
+    with tarfile.open(theirs) as t:
+        member = t.getmember("./usr/bin/busybox")
+    with flipped.open("r+b") as f:
+        f.seek(member.offset_data + 100)
+        byte = f.read(1)[0]
+        f.seek(member.offset_data + 100)
+        f.write(bytes([byte ^ 0xFF]))
+    r = rb(tmp_path, "verify", "--json", *args, str(flipped))
+    assert r.returncode == 1, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    assert [(d["path"], d["package"], d["cause"]) for d in report["differences"]] == [
+        ("usr/bin/busybox", "bash", "package")
+    ]
+    assert "the image's bytes are not the package's, the rebuild's are" in (
+        report["differences"][0]["explanation"]
+    )

@@ -1,15 +1,17 @@
 """The committed VM and live recipes, built and booted under QEMU (TCG), logged into.
 
-The default run builds the BIOS raw disk of ``debian-vm.repro`` and the
-live ISO of ``debian-live.repro`` once (one rootfs step feeds both), checks
-their digests against what the committed lockfiles recorded (so they equal
-every earlier build), checks the tree (no SSH host key, an empty machine ID,
-the recipe options in place: ``golden/debian-system.txt``), then boots the
-disk and the ISO side by side, logs in on the serial console as the
-recipe's user, makes ``/x`` as root with sudo, prints ``/etc/os-release`` and
-powers off. ``make test-boot`` adds the slow rest: each recipe built twice
-from nothing, the UEFI qcow2 disk, and the ISO by BIOS and UEFI from CD-ROM
-and from a USB disk.
+Marked slow as a whole (about 6 minutes on an idle 2-CPU machine, more than
+a quarter of ``make test``'s budget): ``make test-slow`` (which CI runs after
+``make test``) and ``make test-boot`` run it. It builds the BIOS raw disk of
+``debian-vm.repro`` and the live ISO of ``debian-live.repro`` once (one
+rootfs step feeds both), checks their digests against what the committed
+lockfiles recorded (so they equal every earlier build), checks the tree (no
+SSH host key, an empty machine ID, the recipe options in place:
+``golden/debian-system.txt``), then boots the disk and the ISO side by side,
+logs in on the serial console as the recipe's user, makes ``/x`` as root
+with sudo, prints ``/etc/os-release`` and powers off. Then the longer rest:
+each recipe built twice from nothing, the UEFI qcow2 disk, and the ISO by
+BIOS and UEFI from CD-ROM and from a USB disk.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from reprobuild.locking import Sources
 from tests.boot.conftest import PASSWORD, RECIPES, USER, recorded
 from tests.boot.console import Vm, log_in_and_use, qemu_argv
 from tests.boot.golden import check_tree
+
+pytestmark = pytest.mark.slow
 
 BOOT_TIMEOUT = 1200.0  # to login:, under TCG on a loaded 2-CPU machine
 BOTH = """\

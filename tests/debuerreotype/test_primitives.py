@@ -1,8 +1,8 @@
 """Each primitive recipes/lib/debuerreotype.repro is made of, against the real tool.
 
-These run in the default test run (about 25 s in all, most of it
-``debootstrap --print-debs``); test_library.py compares whole tarballs with
-debuerreotype's own (slow).
+These run in the default test run (about 2 s in all), except the package
+choice against ``debootstrap --print-debs`` (25 s, slow); test_library.py
+compares whole tarballs with debuerreotype's own (slow).
 """
 
 from __future__ import annotations
@@ -271,6 +271,7 @@ def test_first_stage_extraction_is_tar_keep_old_files(tmp_path: Path) -> None:
 @needs_debootstrap
 @needs_mirror
 @pytest.mark.skipif(os.geteuid() != 0, reason="debootstrap --print-debs needs root")
+@pytest.mark.slow  # debootstrap's shell reads the index: 25 s here, 3 min on a loaded machine
 def test_package_choice_is_debootstraps(tmp_path: Path) -> None:
     with serve(SHARED) as server:
         env = {"PATH": os.environ["PATH"], "http_proxy": server.url, "no_proxy": "", "LC_ALL": "C"}

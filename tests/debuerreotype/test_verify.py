@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild.verify.compare import compare_trees
-from reprobuild.verify.debian import identify_debian, recipe_for
+from reprobuild.verify.debian import UnknownImageError, identify_debian, recipe_for
 from reprobuild.verify.target import Member, Target, read_tarball
 from tests.support.cli import reprobuild as rb
 from tests.support.debuerreotype import SHARED, run_debuerreotype, unavailable
@@ -111,6 +113,31 @@ def test_identifies_debuerreotype_roots(tmp_path: Path, slim: bool) -> None:
     assert f"slim = {'true' if slim else 'false'}" in text
 
 
+@pytest.mark.parametrize("deb822", [False, True])
+def test_debian_mode_roots_are_named_not_rebuilt(tmp_path: Path, deb822: bool) -> None:
+    """debuerreotype-init --debian (Docker Hub's debian images): deb.debian.org in the
+    sources, the snapshot in a comment; the library does not make those."""
+    root = tmp_path / "root"
+    _debuerreotype_like(root, slim=False)
+    (root / "etc/apt/sources.list").unlink()
+    snapshot = "# http://snapshot.debian.org/archive/debian/20240110T000000Z"
+    if deb822:
+        (root / "etc/apt/sources.list.d").mkdir(parents=True)
+        (root / "etc/apt/sources.list.d/debian.sources").write_text(
+            f"Types: deb\n{snapshot}\nURIs: http://deb.debian.org/debian\n"
+            "Suites: bookworm bookworm-updates\nComponents: main\n"
+        )
+    else:
+        (root / "etc/apt/sources.list").write_text(
+            snapshot.replace("# ", "# deb ") + " bookworm main\n"
+            "deb http://deb.debian.org/debian bookworm main\n"
+        )
+    tar = tar_of(root, tmp_path / "r.tar")
+    members, digest = read_tarball(tar)
+    with pytest.raises(UnknownImageError, match=r"debuerreotype-init --debian .* 20240110T000000Z"):
+        identify_debian(Target(str(tar), "tarball", digest, members, _layers=[tar]))
+
+
 def test_attribution() -> None:
     def m(path: str, sha: str, mode: int = 0o644) -> Member:
         return Member(path, "file", mode, 0, 0, 1, 3, "", sha)
@@ -170,6 +197,55 @@ def test_verify_debuerreotype_tarball_is_identical(
     assert report["verdict"] == "identical"
     assert report["target_digest"] == report["rebuilt_digest"]
     assert report["method"] == "debuerreotype"
+
+
+def _as_image(tarball: Path, work: Path) -> Path:
+    """*tarball* as the one layer of an image in a docker-archive (umoci adds the
+    tar as it is, gzipped, as docker-library's oci-import publishes Debian)."""
+    for tool in ("umoci", "skopeo"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    layout = work / "layout"
+    for argv in (
+        ["umoci", "init", "--layout", str(layout)],
+        ["umoci", "new", "--image", f"{layout}:bookworm"],
+        ["umoci", "raw", "add-layer", "--image", f"{layout}:bookworm", str(tarball)],
+        ["skopeo", "copy", "-q", f"oci:{layout}:bookworm",
+         f"docker-archive:{work / 'debian.tar'}:debian:bookworm"],
+    ):  # fmt: skip
+        subprocess.run(argv, check=True, capture_output=True, timeout=600)
+    return work / "debian.tar"
+
+
+@pytest.mark.slow
+def test_verify_debuerreotype_image_and_a_retarred_root(
+    tmp_path: Path, debuerreotype_tarball: Callable[..., Path], library_store: Path
+) -> None:
+    """The same root as an image's layer, and re-written by another tar writer
+    (every path the same, the archive not: exit 1, saying so)."""
+    reference = debuerreotype_tarball()
+    args = ["--store", str(library_store), "--mirror", MIRROR]
+    r = rb(tmp_path, "verify", "--json", *args, f"docker-archive:{_as_image(reference, tmp_path)}",
+           timeout=3600)  # fmt: skip
+    assert r.returncode == 0, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    assert report["compared"]["target"] == "the layer's tar"
+    assert report["target_digest"] == "sha256:" + hashlib.sha256(reference.read_bytes()).hexdigest()
+    assert report["rebuilt_digest"] == report["target_digest"]
+
+    retarred = tmp_path / "retarred.tar"
+    with (
+        tarfile.open(reference) as src,
+        tarfile.open(retarred, "w", format=tarfile.PAX_FORMAT) as out,
+    ):
+        for m in src:
+            out.addfile(m, src.extractfile(m) if m.isreg() else None)
+    r = rb(tmp_path, "verify", "--json", *args, str(retarred), timeout=3600)
+    assert r.returncode == 1, r.stderr + r.stdout
+    report = json.loads(r.stdout)
+    assert report["differences"] == []
+    assert report["summary"]["identical"] == report["summary"]["total"]
+    assert any("every path is identical" in n for n in report["notes"])
 
 
 @pytest.fixture(scope="module")

@@ -113,15 +113,13 @@ def tls_cluster(where: Path, cpus: Sequence[str]) -> Iterator[TlsCluster]:
         cluster.workers = _wait_for_workers(cluster, len(cpus), procs, logs, deadline)
         yield cluster
     finally:
+        # SIGKILL: a worker told to stop gracefully waits for a scheduler also stopping
+        # (20 s of teardown); nothing of these throwaway processes needs to be kept
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        for p in procs:
+            p.wait()
 
 
 def _check_alive(procs: list[subprocess.Popen[bytes]], logs: Path, deadline: float) -> None:

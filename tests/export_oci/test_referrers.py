@@ -1,12 +1,15 @@
 """Self-describing images: annotations, lockfile and SBOM referrers, push, verify.
 
-About 40 s in the default run (one light build; verify rebuilds from the cache).
+About 40 s in the default run (one light build of an image alone; verify
+rebuilds it from the cache).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from reprobuild.export.oci import ImageConfig, write_oci_layout
 from reprobuild.export.referrers import (
     ANNOTATION_LOCK,
     ANNOTATION_OUTPUT,
+    INPUTS_ARTIFACT,
     LOCK_ARTIFACT,
     SBOM_ARTIFACT,
     layout_referrers,
@@ -28,6 +32,12 @@ from tests.support.recipes import LIGHT_DEMO
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = "debian=" + (ROOT / "snapshots" / "demo" / "archive" / "debian").as_uri() + "/"
+# The light demo's image without its tarball and ISO outputs (verify rebuilds every
+# output), its motd a file the recipe names by path (carried as the inputs referrer).
+MOTD = "built by reprobuild\n"
+IMAGE_ONLY = (LIGHT_DEMO[: LIGHT_DEMO.index("  tarball = tarball")] + "}\n").replace(
+    '"/etc/motd" = "built by reprobuild\\n";', '"/etc/motd" = ./motd;'
+)
 
 
 def _blob(layout: Path, digest: str) -> bytes:
@@ -51,7 +61,8 @@ def light(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """(work directory, store, OCI layout) of one light build, shared by the tests."""
     need("bwrap")
     work = tmp_path_factory.mktemp("light")
-    (work / "light.repro").write_text(LIGHT_DEMO)
+    (work / "light.repro").write_text(IMAGE_ONLY)
+    (work / "motd").write_text(MOTD)
     store = work / "store"
     r = rb(work, "build", "--json", "--store", str(store), "--mirror", DEMO, "light.repro")
     assert r.returncode == 0, r.stderr
@@ -74,10 +85,15 @@ def test_built_image_describes_itself_and_verifies(
 
     referrers = layout_referrers(layout, image["digest"])
     kinds = sorted(item["manifest"]["artifactType"] for item in referrers)
-    assert kinds == sorted([LOCK_ARTIFACT, SBOM_ARTIFACT])
+    assert kinds == sorted([LOCK_ARTIFACT, INPUTS_ARTIFACT, SBOM_ARTIFACT])
+    inputs_item = next(i for i in referrers if i["manifest"]["artifactType"] == INPUTS_ARTIFACT)
+    carried_inputs = _blob(layout, inputs_item["manifest"]["layers"][0]["digest"])
+    with tarfile.open(fileobj=io.BytesIO(carried_inputs)) as t:
+        assert t.getnames() == ["motd"]
+        assert t.extractfile("motd").read() == MOTD.encode()  # type: ignore[union-attr]
     lock_item = next(i for i in referrers if i["manifest"]["artifactType"] == LOCK_ARTIFACT)
     carried = json.loads(_blob(layout, lock_item["manifest"]["layers"][0]["digest"]))
-    assert carried["embedded"]["light.repro"] == LIGHT_DEMO  # rebuildable from it alone
+    assert carried["embedded"]["light.repro"] == IMAGE_ONLY  # rebuildable from it alone
 
     args = ["--store", str(store), "--mirror", DEMO]
     r = rb(tmp_path, "verify", "--json", *args, str(layout))
@@ -102,7 +118,7 @@ def test_built_image_describes_itself_and_verifies(
         headers={"Accept": "application/vnd.oci.image.index.v1+json"},
     )
     assert fallback.status == 200
-    assert len(json.loads(fallback.data)["manifests"]) == 2
+    assert len(json.loads(fallback.data)["manifests"]) == 3  # lockfile, inputs, SBOM
     r = rb(tmp_path, "verify", *args, pushed)
     assert r.returncode == 0, r.stderr + r.stdout
     assert f"found {registry}/light@sha256:" in r.stdout and r.stdout.rstrip().endswith("identical")

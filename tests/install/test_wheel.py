@@ -64,6 +64,8 @@ def run(exe: Path, cwd: Path, *args: str, env: dict[str, str] | None = None):  #
 def test_the_package_links_to_the_snapshots_directory() -> None:
     """snapshots/ stays the source of truth; the package sees it through a link."""
     assert (ROOT / "reprobuild" / "archives" / "definitions").resolve() == ROOT / "snapshots"
+    # and the recipe library verify rebuilds with (issue 13) is recipes/lib
+    assert (ROOT / "reprobuild" / "verify" / "library").resolve() == ROOT / "recipes" / "lib"
 
 
 @pytest.mark.slow  # building the wheel and its venv takes a minute: `make test-slow` (CI)
@@ -74,6 +76,21 @@ def test_installed_package_locks_the_demo_as_committed(installed: Path, tmp_path
     names = sorted(p.relative_to(definitions).as_posix() for p in definitions.rglob("*"))
     assert "keyrings/ubuntu-archive-keyring.gpg" in names and "debian.toml" in names
     assert not any(n.startswith("demo") for n in names)
+    # verify's recipe library travels too, and the installed package finds it there
+    library = site / "reprobuild" / "verify" / "library"
+    assert not library.is_symlink()
+    shipped = sorted(p.relative_to(library).as_posix() for p in library.rglob("*") if p.is_file())
+    expected = sorted(
+        p.relative_to(ROOT / "recipes" / "lib").as_posix()
+        for p in (ROOT / "recipes" / "lib").rglob("*")
+        if p.is_file()
+    )
+    assert shipped == expected
+    found = subprocess.run(
+        [str(installed.parent / "python"), "-c", "from reprobuild.verify import library_dir; print(library_dir())"],
+        capture_output=True, text=True, timeout=120, cwd=site.parent,
+    )  # fmt: skip
+    assert found.returncode == 0 and Path(found.stdout.strip()) == library.resolve(), found.stderr
 
     shutil.copy(ROOT / "recipes" / "demo.repro", tmp_path / "demo.repro")
     r = run(installed, tmp_path, "lock", "--mirror", MIRROR, "demo.repro")

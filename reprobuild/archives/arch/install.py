@@ -107,6 +107,7 @@ __all__ = [
     "desc_text",
     "files_text",
     "install_order",
+    "package_entries",
     "parse_pkginfo_raw",
     "read_alpm_package",
     "run_scriptlets",
@@ -275,6 +276,11 @@ def _members(path: Path) -> Iterator[TarEntry]:
             yield from TarReader(stream)
         except _CORRUPT as exc:
             raise ArchiveError(f"{path}: package is corrupt: {exc}") from exc
+
+
+def package_entries(path: Path) -> Iterator[TarEntry]:
+    """The tar entries of a package file (``.pkg.tar.zst``, ``.xz``, ``.gz``)."""
+    yield from _members(path)
 
 
 _MTREE_ESCAPES: Final = {
