@@ -650,6 +650,11 @@ def build(
         lock_blob = store.put_file(lock_file)
         from reprobuild.buildref import build_ref_name
 
+        sizes = {o.sha256: o.size for r in records.values() for o in r.outputs}
+
+        def _size(sha256: str) -> int:
+            return sizes.get(sha256) or store.size(sha256)
+
         ref_name = build_ref_name(path)
         ref = store.record_build(
             ref_name,
@@ -657,7 +662,8 @@ def build(
                 recipe=ref_name,
                 steps=tuple(sorted(graph.steps)),
                 outputs=tuple(
-                    Output(o.name, o.sha256, store.size(o.sha256), o.media_type) for o in outputs
+                    Output(o.name, o.sha256, _size(o.sha256), o.media_type)
+                    for o in outputs
                 ),
                 sources=(
                     *source_outputs,

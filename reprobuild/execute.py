@@ -22,7 +22,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from reprobuild import FORMAT_VERSION
 from reprobuild.buildgraph import BuildGraph, BuildStep
 from reprobuild.errors import DiskFull, ReprobuildError
 from reprobuild.fetch import Fetcher
@@ -158,13 +157,18 @@ class Progress:
         self.on_event(event, step)
 
 
-def runner_for(kind: str) -> Runner:
+def _known_kind(kind: str) -> str:
     module = RUNNERS.get(kind)
     if module is None:
         raise StepFailed(
             f"building {kind} steps is not implemented yet in this version of reprobuild",
             hint="the step graph is still available with 'reprobuild graph'",
         )
+    return module
+
+
+def runner_for(kind: str) -> Runner:
+    module = _known_kind(kind)
     fn: Runner = getattr(importlib.import_module(module), f"run_{kind}")
     return fn
 
@@ -198,8 +202,8 @@ def execute(
     progress.total = len(graph.steps)
     records: dict[str, StepRecord] = {}
     order = graph.order()
-    for step in order:  # unknown kinds fail before any work starts
-        runner_for(step.kind)
+    for step in order:  # unknown kinds fail before any work starts (imported when run)
+        _known_kind(step.kind)
     waiting = {s.key: set(s.inputs) for s in order}
     trust = _CachedOutputs(store)
     failure: BaseException | None = None
@@ -421,9 +425,8 @@ def make_record(step: BuildStep, ctx: StepContext) -> StepRecord:
 
 
 def step_versions(step: BuildStep) -> dict[str, str]:
-    versions = {"reprobuild-format": str(FORMAT_VERSION)}
-    if getattr(step.params, "compression", None) == "zstd":
-        import zstandard
+    """What the step's output bytes depend on besides its inputs (plan.shaping_versions)."""
+    from reprobuild.plan import shaping_versions
 
-        versions["zstd"] = str(zstandard.ZSTD_VERSION)
-    return versions
+    compression = getattr(step.params, "compression", None)
+    return shaping_versions(step.kind, {} if compression is None else {"compression": compression})

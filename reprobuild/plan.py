@@ -71,13 +71,23 @@ class Plan:
         return f"{s.name}\0{key}"
 
 
+# Steps whose bytes come from reprobuild's own gzip (export/gzipblocks.py);
+# an oci_image's layers are gzip unless it says otherwise.
+_GZIP_DEFAULT = {"tarball": None, "cpio": None, "oci_image": "gzip"}
+
+
 def shaping_versions(kind: str, params: Mapping[str, Any]) -> dict[str, str]:
     """Versions of libraries whose output bytes a step depends on."""
     versions = {"reprobuild-format": str(FORMAT_VERSION)}
-    if params.get("compression") == "zstd":
+    compression = params.get("compression")
+    if compression == "zstd":
         import zstandard
 
         versions["zstd"] = str(zstandard.ZSTD_VERSION)
+    if kind in _GZIP_DEFAULT and (compression or _GZIP_DEFAULT[kind]) == "gzip":
+        from reprobuild.export.gzipblocks import SCHEME
+
+        versions["compressor"] = SCHEME
     return versions
 
 

@@ -1073,13 +1073,17 @@ def extract_entry(
     return None
 
 
-def read_canonical_tar(stream: BinaryIO, root: Path) -> int:
+def read_canonical_tar(
+    stream: BinaryIO, root: Path, *, listing: list[tuple[bytes, TarEntry]] | None = None
+) -> int:
     """Extract a tar stream into *root*, which must be empty or absent.
 
     Every member goes through :class:`SafeRoot`: absolute names, ``..`` and
     writes through symlinks leaving the tree are refused, hard links must
     name an earlier member. The ``./`` member sets the root's own metadata.
-    Returns the number of members.
+    Returns the number of members. *listing* receives (path without ``./``
+    or trailing ``/``, entry) for every member in order, the root as ``b""``
+    (what an exporter would otherwise read the tar again for).
     """
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
@@ -1091,6 +1095,10 @@ def read_canonical_tar(stream: BinaryIO, root: Path) -> int:
     with SafeRoot(root) as safe:
         for entry in TarReader(stream):
             count += 1
+            if listing is not None:
+                name = entry.name
+                rel = (name[2:] if name.startswith(b"./") else name).strip(b"/")
+                listing.append((rel, entry))
             parts = member_parts(entry.name, context=context)
             if parts and parts[-1] == _TMP_NAME:
                 raise UnsafePathError(f"{context}: member name {_show(entry.name)} is reserved")

@@ -30,8 +30,10 @@ What makes each file system identical run after run:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -50,8 +52,7 @@ from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
     ToolFailed,
     derive_uuid,
-    extracted_tree,
-    iter_canonical_tar,
+    extracted,
     parse_size,
     require_tool,
     run_tool,
@@ -59,6 +60,7 @@ from reprobuild.export.tools import (
     staged_output,
     tool_version,
 )
+from reprobuild.tree import TarEntry
 
 __all__ = [
     "ROOT_X86_64",
@@ -127,7 +129,7 @@ def _debugfs_quote(path: bytes) -> bytes:
 
 def build_ext4(
     tree: Path,
-    canonical_tar: Path,
+    members: Iterable[tuple[bytes, TarEntry]],
     image: Path,
     *,
     size: int,
@@ -139,15 +141,17 @@ def build_ext4(
 ) -> None:
     """Write an ext4 of *size* bytes holding the extracted *tree* to *image*.
 
-    *added* names paths the exporter put into the extracted tree besides the
-    tar's (:func:`reprobuild.export.bootfiles.overlay`): their times are the epoch.
+    *members*: the tree's canonical tar members, (path, entry) as
+    :func:`reprobuild.export.tools.iter_canonical_tar` yields them. *added*
+    names paths the exporter put into the extracted tree besides the tar's
+    (:func:`reprobuild.export.bootfiles.overlay`): their times are the epoch.
     """
     if size % 4096:
         raise ExportError(f"an ext4 size must be a multiple of 4 KiB (got {size})")
     root_uid = root_gid = 0
     root_mode = 0o755
     script = bytearray()
-    for rel, entry in iter_canonical_tar(canonical_tar):
+    for rel, entry in members:
         if not rel:
             root_uid, root_gid, root_mode = entry.uid, entry.gid, entry.mode
         path = _debugfs_quote(b"/" + rel)
@@ -226,6 +230,17 @@ def build_erofs(tree: Path, image: Path, *, epoch: int, fs_uuid: str) -> None:
     )
 
 
+def _copy_range(fd_in: int, fd_out: int, todo: int, start: int, dest: int) -> int:
+    """copy_file_range, or plain reads and writes across file systems (tmpfs to disk)."""
+    try:
+        return os.copy_file_range(fd_in, fd_out, todo, start, dest)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+    data = os.pread(fd_in, min(todo, 4 << 20), start)
+    return os.pwrite(fd_out, data, dest) if data else 0
+
+
 def _copy_into(source: Path, disk: Path, offset: int) -> None:
     """Copy *source*'s data extents into *disk* at *offset*, leaving holes as holes."""
     size = source.stat().st_size
@@ -240,7 +255,7 @@ def _copy_into(source: Path, disk: Path, offset: int) -> None:
             end = os.lseek(fd_in, start, os.SEEK_HOLE)
             todo = end - start
             while todo:
-                copied = os.copy_file_range(fd_in, fd_out, todo, start, offset + start)
+                copied = _copy_range(fd_in, fd_out, todo, start, offset + start)
                 if copied <= 0:
                     raise ExportError(f"short copy of {source.name} into {disk.name}")
                 start += copied
@@ -345,7 +360,7 @@ def export_disk(
             tools += ["mkfs.fat", "mcopy", "faketime"]
     for tool in tools:
         require_tool(tool)
-    with staged_output(dest) as (work, out):
+    with staged_output(dest) as (work, out), contextlib.ExitStack() as scratch:
         raw = work / "disk.raw" if format == "qcow2" else out
         with open(raw, "wb") as handle:
             handle.truncate(total)
@@ -366,17 +381,17 @@ def export_disk(
                 root_name=PARTITION_NAME,
             )
             offset, part_size = layout.root_offset, layout.root_size
-        tree = work / "tree"
-        extracted_tree(canonical_tar, tree)
+        ex = scratch.enter_context(extracted(canonical_tar, work))
+        tree = ex.root
         added: list[bytes] = []
         if boot is not None:
             files = disk_files(tree, fs_uuid=fs_uuid, grow_root=grow_root)
             added = overlay(tree, files, epoch=epoch)
-        fs_image = work / "fs.img"
+        fs_image = tree.parent / "fs.img"  # beside the tree: on tmpfs when it is there
         if filesystem == "ext4":
             build_ext4(
                 tree,
-                canonical_tar,
+                ex.members,
                 fs_image,
                 size=part_size,
                 epoch=epoch,

@@ -44,7 +44,7 @@ from reprobuild.export.boot import (
 from reprobuild.export.bootfiles import LIVE_INIT, has_init, live_files, overlay
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
-    extracted_tree,
+    extracted,
     iter_canonical_tar,
     run_tool,
     sha256_file,
@@ -138,15 +138,14 @@ def export_iso(
     if not 0 <= epoch < 32503680000:  # xorriso's uuid dates stop at year 2999
         raise ExportError(f"epoch {epoch} is outside the years ISO 9660 can record")
     volume_uuid = _volume_uuid(epoch)
-    with staged_output(dest) as (work, out):
-        tree = work / "tree"
-        extracted_tree(canonical_tar, tree)
+    with staged_output(dest) as (work, out), extracted(canonical_tar, work) as ex:
+        tree = ex.root
         added = overlay(tree, live_files(), epoch=epoch) if live else []
         root = os.fsencode(tree)
         options = work / "map.xorriso"
         with open(options, "w", encoding="ascii") as handle:
             special: list[tuple[bytes, int]] = []
-            for rel, entry in iter_canonical_tar(canonical_tar):
+            for rel, entry in ex.members:
                 if entry.type == b"5" and entry.mode & 0o7000:
                     special.append((b"/" + rel, entry.mode))
                 if rel:
@@ -233,7 +232,7 @@ def export_iso(
             weights = work / "weights.xorriso"
             files = [
                 b"/" + rel
-                for rel, entry in iter_canonical_tar(canonical_tar)
+                for rel, entry in ex.members
                 if rel and entry.type in (b"0", b"1", b"7")
             ] + [b"/" + rel for rel in added if (tree / os.fsdecode(rel)).is_file()]
             top = len(files) + len(boot_parts.paths)

@@ -11,8 +11,8 @@ every byte that feeds that digest is fixed here rather than left to a tool:
   :func:`diff_layer` changesets between consecutive trees (the others), so a
   layer's DiffID depends on the trees only. They are compressed by
   :func:`reprobuild.export.tar.export_tarball` with its pinned settings
-  (gzip level 9 without name or time; zstd level 19 with content size and
-  checksum).
+  (gzip in parallel 1 MiB blocks at level 6, pigz's scheme, without name
+  or time; zstd level 19 with content size and checksum).
 * The **layout directory** gets fixed modes (0644 files, 0755 directories)
   and mtimes (the epoch) so copying or archiving it leaks no umask or clock;
   :func:`write_oci_archive` writes its ``oci-archive`` tar directly, with
@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import BinaryIO, Final, Literal
 
 from reprobuild.canonical import canonical_bytes
-from reprobuild.export.tar import ExportError, export_tarball
+from reprobuild.export.tar import ExportError, compress_file
 from reprobuild.tree import (
     TarEntry,
     TarReader,
@@ -507,13 +507,33 @@ def _write_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _put_file(layout: Path, source: Path, compression: LayerCompression) -> tuple[str, int]:
+def _put_file(
+    layout: Path, source: Path, compression: LayerCompression
+) -> tuple[str, int, str]:
+    """Compress *source* into a blob: (blob digest, blob size, digest of *source*)."""
     staging = layout / _TMP_DIR / "blob"
-    digest = export_tarball(source, staging, compression)
+    digest, source_digest = compress_file(source, staging, compression)
     size = staging.stat().st_size
     os.chmod(staging, _FILE_MODE)
     os.replace(staging, _blob_path(layout, digest))
-    return digest, size
+    return digest, size, source_digest
+
+
+def _check_names(tar: Path) -> None:
+    """What :func:`_index` refuses, for a layer that needs no index (the only one)."""
+    seen: dict[tuple[bytes, ...], bytes] = {}
+    with open(tar, "rb") as handle:
+        for entry in TarReader(handle):
+            parts = _parts(tar, entry)
+            if parts in seen:
+                raise OciError(f"{tar}: member {_show(entry.name)} appears twice")
+            seen[parts] = entry.type
+            if entry.type == b"1":
+                target = member_parts(entry.linkname, context=f"layer tree {tar}")
+                if seen.get(target) != b"0":
+                    raise OciError(
+                        f"{tar}: hard link {_show(entry.name)} does not name an earlier file"
+                    )
 
 
 def _prepare(dest_dir: Path) -> None:
@@ -582,14 +602,19 @@ def write_oci_layout(
         diff_ids: list[str] = []
         previous: _Index | None = None
         for number, tar in enumerate(layers):
-            upper, tar_digest = _index(Path(tar))
-            if previous is None:
-                source, diff_id = Path(tar), tar_digest
+            if len(layers) == 1:  # no diff: only the names are checked; the DiffID
+                _check_names(Path(tar))  # is hashed while the tar is compressed
+                source, diff_id, upper = Path(tar), "", _EMPTY
             else:
-                source = dest_dir / _TMP_DIR / f"layer-{number}.tar"
-                with open(source, "wb") as handle:
-                    diff_id = _diff_from_indexes(previous, upper, Path(tar), handle).digest
-            digest, size = _put_file(dest_dir, source, compression)
+                upper, tar_digest = _index(Path(tar))
+                if previous is None:
+                    source, diff_id = Path(tar), tar_digest
+                else:
+                    source = dest_dir / _TMP_DIR / f"layer-{number}.tar"
+                    with open(source, "wb") as handle:
+                        diff_id = _diff_from_indexes(previous, upper, Path(tar), handle).digest
+            digest, size, source_digest = _put_file(dest_dir, source, compression)
+            diff_id = diff_id or source_digest
             descriptors.append(_descriptor(LAYER_MEDIA_TYPES[compression], digest, size))
             diff_ids.append(diff_id)
             previous = upper

@@ -18,7 +18,7 @@ from typing import Final, Literal
 
 from reprobuild.export.tar import ExportError
 from reprobuild.export.tools import (
-    extracted_tree,
+    extracted,
     run_tool,
     sha256_file,
     staged_output,
@@ -85,10 +85,8 @@ def export_squashfs(
     compression: SquashfsCompression = "zstd",
 ) -> SquashfsImage:
     """Write *canonical_tar* as a squashfs image at *dest* (atomically)."""
-    with staged_output(dest) as (work, out):
-        tree = work / "tree"
-        extracted_tree(canonical_tar, tree)
-        build_squashfs(tree, out, epoch=epoch, compression=compression)
+    with staged_output(dest) as (work, out), extracted(canonical_tar, work) as tree:
+        build_squashfs(tree.root, out, epoch=epoch, compression=compression)
     return SquashfsImage(
         path=dest,
         sha256=sha256_file(dest),

@@ -12,6 +12,7 @@ never share them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -21,6 +22,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -37,10 +39,12 @@ from reprobuild.tree import (
 )
 
 __all__ = [
+    "ExtractedTree",
     "NotImplementedYet",
     "ToolFailed",
     "ToolMissing",
     "derive_uuid",
+    "extracted",
     "extracted_tree",
     "iter_canonical_tar",
     "parse_size",
@@ -206,13 +210,50 @@ def parse_size(size: str | int) -> int:
     return value
 
 
+_ZEROS: Final = bytes(_CHUNK)
+
+
 def sha256_file(path: Path) -> str:
-    """``sha256:<hex>`` of a file, read in chunks (disk images do not fit in memory)."""
+    """``sha256:<hex>`` of a file, read in chunks (disk images do not fit in memory).
+
+    Holes (a disk image is mostly holes) are hashed as zeros without being read.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
+        fd = handle.fileno()
+        size = os.fstat(fd).st_size
+        pos = 0
+        while pos < size:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: a hole up to the end (or no SEEK_DATA: read)
+                data = size if _has_seek_data(fd) else pos
+            while pos < data:  # the hole [pos, data)
+                n = min(_CHUNK, data - pos)
+                digest.update(_ZEROS if n == _CHUNK else _ZEROS[:n])
+                pos += n
+            if pos >= size:
+                break
+            try:
+                end = os.lseek(fd, pos, os.SEEK_HOLE)
+            except OSError:
+                end = size
+            handle.seek(pos)
+            while pos < end:
+                chunk = handle.read(min(_CHUNK, end - pos))
+                if not chunk:
+                    raise ExportError(f"{path} shrank while being hashed")
+                digest.update(chunk)
+                pos += len(chunk)
     return "sha256:" + digest.hexdigest()
+
+
+def _has_seek_data(fd: int) -> bool:
+    try:
+        os.lseek(fd, 0, os.SEEK_HOLE)
+        return True
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -241,6 +282,54 @@ def extracted_tree(canonical_tar: Path, root: Path) -> int:
     """Extract *canonical_tar* into the new directory *root* (as root: owners kept)."""
     with open(canonical_tar, "rb") as stream:
         return read_canonical_tar(stream, root)
+
+
+@dataclass(frozen=True)
+class ExtractedTree:
+    """A canonical tar extracted into a scratch directory, and its members.
+
+    *members*: (path inside the tree without ``./`` or trailing ``/``, entry)
+    in tar order, the root as ``b""``; what :func:`iter_canonical_tar` would
+    yield, kept so an exporter need not read the tar again.
+    """
+
+    root: Path
+    members: tuple[tuple[bytes, TarEntry], ...]
+
+
+@contextlib.contextmanager
+def extracted(canonical_tar: Path, near: Path) -> Iterator[ExtractedTree]:
+    """Extract *canonical_tar* into scratch space (tmpfs when it fits, see
+    :mod:`reprobuild.scratch`; else a directory in *near*), removed afterwards.
+
+    A tmpfs that fills up meanwhile (other processes use it too) is not an
+    error: the tree is extracted again on the disk.
+    """
+    from reprobuild.errors import DiskFull
+    from reprobuild.scratch import scratch_dir, tmpfs_base
+
+    size = os.stat(canonical_tar).st_size
+    on_tmpfs = tmpfs_base(size) is not None
+    with contextlib.ExitStack() as first:
+        try:
+            scratch = first.enter_context(scratch_dir(size, near=near))
+            tree = _extract_into(canonical_tar, scratch / "tree")
+        except (DiskFull, OSError) as exc:
+            no_space = isinstance(exc, DiskFull) or exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            if not no_space or not on_tmpfs:
+                raise
+            first.close()
+            with scratch_dir(None, near=near) as scratch:
+                yield _extract_into(canonical_tar, scratch / "tree")
+            return
+        yield tree
+
+
+def _extract_into(canonical_tar: Path, root: Path) -> ExtractedTree:
+    listing: list[tuple[bytes, TarEntry]] = []
+    with open(canonical_tar, "rb") as stream:
+        read_canonical_tar(stream, root, listing=listing)
+    return ExtractedTree(root, tuple(listing))
 
 
 def iter_canonical_tar(canonical_tar: Path) -> Iterator[tuple[bytes, TarEntry]]:

@@ -24,7 +24,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from reprobuild.errors import IntegrityError, StoreError
 from reprobuild.store._fs import fsync_dir, no_space_named, remove_stale, temp_file
@@ -106,9 +106,12 @@ class _ManifestRaw(io.RawIOBase):
 
     @staticmethod
     def _generate(chunks: ChunkStore, manifest: Manifest) -> Iterator[bytes]:
+        last: tuple[str, bytes] = ("", b"")
         for seg in manifest.segments:
             if isinstance(seg, ChunkRef):
-                yield chunks.read_chunk(seg)
+                if seg.sha256 != last[0]:  # a run of one chunk (zeros) is read once
+                    last = (seg.sha256, chunks.read_chunk(seg))
+                yield last[1]
             else:
                 from reprobuild.store import derive
 
@@ -151,6 +154,29 @@ class _ManifestRaw(io.RawIOBase):
         out[:n] = self._buf[:n]
         self._buf = self._buf[n:]
         return n
+
+
+_ZEROS = bytes(BUFSIZE)
+
+
+def _copy_sparse(src: BinaryIO, out: IO[bytes]) -> int:
+    """Copy ``src`` to the new file ``out``, leaving whole zero buffers as holes
+    (a disk image is mostly zeros: no writing, and little to fsync)."""
+    buf = bytearray(BUFSIZE)
+    view = memoryview(buf)
+    size = 0
+    hole = False
+    while n := src.readinto(view):  # type: ignore[attr-defined]
+        size += n
+        if n == BUFSIZE and buf == _ZEROS:
+            out.seek(n, os.SEEK_CUR)
+            hole = True
+        else:
+            out.write(view[:n])
+            hole = False
+    if hole:
+        out.truncate(size)
+    return size
 
 
 class ContentStore:
@@ -440,10 +466,9 @@ class ContentStore:
                 self.open(sha256) as src,
                 temp_file(dest.parent, prefix=prefix, lock=True) as (out, tmp),
             ):
-                shutil.copyfileobj(src, out, BUFSIZE)  # verification raises at EOF
+                size = _copy_sparse(src, out)  # verification raises at EOF
                 out.flush()
                 os.fsync(out.fileno())
-                size = out.tell()
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, dest)  # still open (and locked) until renamed
             fsync_dir(dest.parent)

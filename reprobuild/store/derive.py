@@ -1,11 +1,16 @@
 """Compressed regions kept as what they decompress to, and re-made on read.
 
 reprobuild's own gzip and zstd streams (OCI layers, compressed tarballs) are
-made by pinned compressors (:mod:`reprobuild.export.tar`): zlib level 9 raw
-deflate behind a fixed header, zstd level 19 with content size and checksum.
-Given the decompressed bytes, the same compressor re-makes the stream byte
-for byte, so the store keeps the decompressed bytes (as chunks, which
-deduplicate across variants) and re-makes the stream on read.
+made by pinned compressors (:mod:`reprobuild.export.tar`): parallel deflate
+blocks behind a fixed header (method ``gzip-blocks``, see
+:mod:`reprobuild.export.gzipblocks`; XFL 0 in the header) and zstd level 19
+with content size and checksum (``zstd``); in content written before
+gzip-blocks, one zlib level 9 raw deflate stream (method ``gzip``, XFL 2).
+Both gzip methods are one *family* for the choice of what to derive
+(:func:`family`). Given the
+decompressed bytes, the same compressor re-makes the stream byte for byte,
+so the store keeps the decompressed bytes (as chunks, which deduplicate
+across variants) and re-makes the stream on read.
 
 A region is only kept this way after it was re-made at ingest and compared
 byte for byte with the original (:func:`verify_region`); anything else (another
@@ -24,17 +29,39 @@ from typing import Any
 
 import zstandard
 
-from reprobuild.export.tar import GZIP_LEVEL, ZSTD_LEVEL
+from reprobuild.export import gzipblocks
+
+GZIP_LEVEL = 9  # method "gzip": the single-stream gzip reprobuild wrote before gzip-blocks
+ZSTD_LEVEL = 19  # method "zstd": single-threaded frames
 
 ALIGN = 512  # regions are looked for where tar members start (OCI archives, tarballs)
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_GZIP_HEADERS = {
+    gzipblocks.HEADER: "gzip-blocks",
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff": "gzip",  # level 9, before gzip-blocks
+}
 _PIECE = 1 << 20
 _MIN_REGION = 4096  # smaller streams are not worth a derivation
 
 
 class Mismatch(Exception):
     """The re-made stream differs from the original: keep the region as chunks."""
+
+
+def family(method: str) -> str:
+    """``gzip`` or ``zstd``: what a caller enables derivations by."""
+    return method.split("-", 1)[0]
+
+
+def _zstd_params(size: int) -> Any:
+    return zstandard.ZstdCompressionParameters.from_level(
+        ZSTD_LEVEL,
+        source_size=size,
+        write_checksum=True,
+        write_content_size=True,
+        threads=0,
+    )
 
 
 def gzip_params(header: bytes) -> dict[str, str]:
@@ -45,9 +72,9 @@ def remake(
     method: str, params: dict[str, str] | Any, inner_size: int, pieces: Iterable[bytes]
 ) -> Iterator[bytes]:
     """The compressed stream of ``pieces`` (``inner_size`` bytes in all)."""
-    if method == "gzip":
+    if method in ("gzip", "gzip-blocks"):
         yield bytes.fromhex(params["header"])
-        comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+        comp = _gzip_body(method)
         crc = 0
         for piece in pieces:
             crc = zlib.crc32(piece, crc)
@@ -56,13 +83,7 @@ def remake(
         yield comp.flush()
         yield struct.pack("<II", crc & 0xFFFFFFFF, inner_size & 0xFFFFFFFF)
     elif method == "zstd":
-        cparams = zstandard.ZstdCompressionParameters.from_level(
-            ZSTD_LEVEL,
-            source_size=inner_size,
-            write_checksum=True,
-            write_content_size=True,
-            threads=0,
-        )
+        cparams = _zstd_params(inner_size)
         zcomp = zstandard.ZstdCompressor(compression_params=cparams).compressobj(size=inner_size)
         for piece in pieces:
             if out := zcomp.compress(piece):
@@ -70,6 +91,12 @@ def remake(
         yield zcomp.flush()
     else:
         raise ValueError(f"unknown derivation {method!r}")
+
+
+def _gzip_body(method: str) -> Any:
+    if method == "gzip-blocks":
+        return gzipblocks.BlockDeflater()
+    return zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
 
 
 def candidates(
@@ -95,8 +122,11 @@ def candidates(
                 if pos % ALIGN == 0:
                     if method == "gzip":
                         header = bytes(buf[pos : pos + 10])
-                        if len(header) == 10 and header[3] == 0:  # no name, comment or extra
-                            hits.append((pos, method, gzip_params(header)))
+                        # only reprobuild's own headers (OS 255): another tool's gzip
+                        # (every .gz member of a tar) never re-makes, and trying costs
+                        kind = _GZIP_HEADERS.get(header)
+                        if kind is not None:
+                            hits.append((pos, kind, gzip_params(header)))
                     else:
                         hits.append((pos, method, {}))
                 pos += 1
@@ -134,7 +164,8 @@ class RegionReader(io.RawIOBase):
         self.end = -1
         self._pending = memoryview(b"")
         self._done = False
-        if method == "gzip":
+        self._gzip = method in ("gzip", "gzip-blocks")
+        if self._gzip:
             if bytes(buf[start : start + 10]) != bytes.fromhex(params["header"]):
                 raise Mismatch("gzip header differs")
             if hasher is not None:
@@ -142,20 +173,14 @@ class RegionReader(io.RawIOBase):
             self._pos += 10
             self._cmp += 10
             self._dec: Any = zlib.decompressobj(-zlib.MAX_WBITS)
-            self._comp: Any = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+            self._comp: Any = _gzip_body(method)
             self._crc = 0
         else:
             fp = zstandard.get_frame_parameters(bytes(buf[start : start + 18]))
             if fp.content_size in (0, zstandard.CONTENTSIZE_UNKNOWN) or not fp.has_checksum:
                 raise Mismatch("zstd frame without content size or checksum")
             self._size = int(fp.content_size)
-            cparams = zstandard.ZstdCompressionParameters.from_level(
-                ZSTD_LEVEL,
-                source_size=self._size,
-                write_checksum=True,
-                write_content_size=True,
-                threads=0,
-            )
+            cparams = _zstd_params(self._size)
             self._dec = zstandard.ZstdDecompressor().decompressobj()
             self._comp = zstandard.ZstdCompressor(compression_params=cparams).compressobj(
                 size=self._size
@@ -188,7 +213,7 @@ class RegionReader(io.RawIOBase):
             self._pos += len(src) - unused
             if out:
                 self.inner_size += len(out)
-                if self._method == "gzip":
+                if self._gzip:
                     self._crc = zlib.crc32(out, self._crc)
                 self._check(self._comp.compress(out))
             if self._dec.eof:
@@ -199,12 +224,12 @@ class RegionReader(io.RawIOBase):
 
     def _finish(self) -> None:
         self._check(self._comp.flush())
-        if self._method == "gzip":
+        if self._gzip:
             trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self.inner_size & 0xFFFFFFFF)
             self._check(trailer)
         elif self.inner_size != self._size:
             raise Mismatch("zstd frame size differs from its header")
-        if self._cmp != self._pos + (8 if self._method == "gzip" else 0):
+        if self._cmp != self._pos + (8 if self._gzip else 0):
             raise Mismatch("re-made stream has a different length")
         self.end = self._cmp
         self._done = True
@@ -221,4 +246,4 @@ class RegionReader(io.RawIOBase):
         return n
 
 
-__all__ = ["ALIGN", "_MIN_REGION", "Mismatch", "RegionReader", "candidates", "remake"]
+__all__ = ["ALIGN", "_MIN_REGION", "Mismatch", "RegionReader", "candidates", "family", "remake"]

@@ -25,11 +25,12 @@ from reprobuild.store import derive
 from reprobuild.store.chunks import ChunkStore
 from reprobuild.store.manifest import CDC_AVG, CDC_MAX, CDC_MIN, ChunkRef, Derived, Segment
 
-# gzip (level 9) is re-made at ~20-40 MB/s: OCI layers are kept as their tars.
+# gzip is re-made on every CPU (gzip-blocks; the level 9 single stream of older
+# stores at ~20-40 MB/s): OCI layers are kept as their tars.
 # zstd level 19 re-makes at a few MB/s, and on every read: not worth it by
 # default (a zstd output costs its compressed size per variant). Readers
-# handle both, whatever a manifest (or a remote's) holds.
-DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)
+# handle every method, whatever a manifest (or a remote's) holds.
+DERIVE_BY_DEFAULT: tuple[str, ...] = ("gzip",)  # families: gzip-blocks too (derive.family)
 
 
 def cutter() -> pyfastcdc.FastCDC:
@@ -96,7 +97,9 @@ def _chunk_buffer(
     pos = 0
     found = derive.candidates(buf, release) if methods else iter(())
     for start, method, params in found:
-        if method not in methods or start < pos or len(buf) - start < derive._MIN_REGION:
+        if derive.family(method) not in methods or start < pos:
+            continue
+        if len(buf) - start < derive._MIN_REGION:
             continue
         trial = h.copy()
         before = _plain(chunks, buf[pos:start], trial, release, pos)
@@ -139,17 +142,29 @@ def _plain(
     base: int = 0,
 ) -> list[ChunkRef]:
     out = []
+    zero: dict[int, ChunkRef] = {}
     done = last = 0
     for piece in cut_windows(buf):
         data = bytes(piece)
         h.update(data)
-        out.append(chunks.put_chunk(data))
+        # A disk image is mostly zeros: its zero chunks are one chunk (per length),
+        # hashed and stored once here instead of once per occurrence.
+        if data[:1] == b"\0" and data == _ZEROS[: len(data)]:
+            ref = zero.get(len(data))
+            if ref is None:
+                ref = zero[len(data)] = chunks.put_chunk(data)
+            out.append(ref)
+        else:
+            out.append(chunks.put_chunk(data))
         done += len(data)
         if release is not None and done - last >= _RELEASE_EVERY:
             # dropping a read-only file's pages is always safe: read again, they fault in
             release(base + done)
             last = done
     return out
+
+
+_ZEROS = bytes(CDC_MAX)
 
 
 def _try_region(

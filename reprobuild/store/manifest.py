@@ -36,7 +36,7 @@ CDC_MIN = 16 << 10
 CDC_MAX = 256 << 10
 # Content up to this size stays one whole file (zero-copy reads, no manifest).
 SMALL_MAX = 4 << 20
-DERIVE_METHODS = ("gzip", "zstd")
+DERIVE_METHODS = ("gzip", "gzip-blocks", "zstd")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _HEXANY = re.compile(r"(?:[0-9a-f]{2})*")

@@ -109,6 +109,26 @@ def test_rebuild_runs_nothing(first_build: tuple[Path, dict]) -> None:  # type: 
     assert again["outputs"]["tarball"]["sha256"] == out["outputs"]["tarball"]["sha256"]
 
 
+def test_rebuild_leaves_outputs_in_place_and_restores_changed_ones(
+    first_build: tuple[Path, dict],  # type: ignore[type-arg]
+) -> None:
+    work, out = first_build
+    plain = work / "recipe" / out["outputs"]["plain"]["path"]
+    packed = work / "recipe" / out["outputs"]["tarball"]["path"]
+    args = ("--json", "--locked", "--store", str(work / "store"), "r.repro")
+    assert build(work / "recipe", *args).returncode == 0  # records what is in place
+    before = plain.stat().st_ino, packed.stat().st_ino
+    assert build(work / "recipe", *args).returncode == 0
+    assert (plain.stat().st_ino, packed.stat().st_ino) == before  # not copied again
+    good = plain.read_bytes()
+    with plain.open("r+b") as f:  # changed in place: same size, same inode
+        f.write(b"X")
+    r = build(work / "recipe", *args)
+    assert r.returncode == 0, r.stderr
+    assert plain.read_bytes() == good
+    assert packed.stat().st_ino == before[1]
+
+
 def test_identical_in_another_directory_umask_tz_and_order(
     first_build: tuple[Path, dict], tmp_path: Path
 ) -> None:  # type: ignore[type-arg]

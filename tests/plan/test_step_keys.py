@@ -40,7 +40,7 @@ KEYS = [
     ("snapshot", "snap", "64cf875d2dfa387ab53917c27c44d8a6a60665a27e270a3890414d296aba72c4"),
     ("rootfs", "root", "799a845bfca9f7136e6273742ef1587500e62c877f1375764fbbc3381d85c3ed"),
     ("iso9660", "iso", "4f3a67eeb19d3d11cece65b0550f7943ef4e71cb0b7532daa8b71f256f8bde85"),
-    ("oci_image", "oci", "dc99bf5e66f6e1aa476bfe176cea30fdd9ce6bccb800fafe76b0bd42112e4021"),
+    ("oci_image", "oci", "ff2ea8dda2c5efd1e124bf03bf088fa69413657d6b8b37925336cb5982cf6c26"),
     ("tarball", "tarball", "fbc8c8484cd8da68185113f157dfbb7ce4a2a5f2359d3ee890eda38b823e53a0"),
 ]
 

@@ -106,7 +106,8 @@ def test_an_exporter_on_a_full_disk_is_a_clean_error(
         "-o",
         str(tmp_path / "out"),
         "r.repro",
-        env={"TMPDIR": str(full_tmpfs)},
+        # scratch trees go where TMPDIR says, not to /dev/shm (reprobuild/scratch.py)
+        env={"TMPDIR": str(full_tmpfs), "REPROBUILD_TMPFS": "off"},
     )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr

@@ -85,7 +85,7 @@ def test_one_byte_change_in_a_gzip_layer_costs_chunks_not_the_layer(tmp_path: Pa
         b1 = store.put_file(layer)
         manifest = store.content.chunks.manifest(b1.sha256)
         assert manifest is not None
-        assert any(isinstance(s, Derived) and s.method == "gzip" for s in manifest.segments)
+        assert any(isinstance(s, Derived) and s.method == "gzip-blocks" for s in manifest.segments)
         before = _chunk_files(store)
         data = bytearray(tree.read_bytes())
         data[600 << 10] ^= 1
@@ -102,6 +102,29 @@ def test_one_byte_change_in_a_gzip_layer_costs_chunks_not_the_layer(tmp_path: Pa
         assert out.read_bytes() == layer.read_bytes()
         assert gzip.decompress(out.read_bytes()) == bytes(data)
         assert store.verify(deep=True).ok
+
+
+def test_gzip_streams_of_older_stores_are_still_derived(tmp_path: Path) -> None:
+    """Before gzip-blocks, layers were one zlib level 9 stream (XFL 2): still kept as
+    their decompressed chunks and re-made byte for byte."""
+    import struct
+    import zlib
+
+    data = _text(random.Random(9), 1 << 20)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS, 9)
+    old = (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+        + comp.compress(data)
+        + comp.flush()
+        + struct.pack("<II", zlib.crc32(data), len(data))
+    )
+    with Store.open(tmp_path / "store") as store:
+        _small_threshold(store)
+        blob = store.put_bytes(old)
+        manifest = store.content.chunks.manifest(blob.sha256)
+        assert manifest is not None
+        assert any(isinstance(s, Derived) and s.method == "gzip" for s in manifest.segments)
+        assert store.read_bytes(blob.sha256) == old
 
 
 def test_zstd_region_and_foreign_gzip(tmp_path: Path) -> None:

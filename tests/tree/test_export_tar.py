@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
+from reprobuild.export import gzipblocks
 from reprobuild.export.tar import ExportError, compressor_version, export_tarball
 from reprobuild.tree import write_canonical_tar
 
@@ -35,7 +36,9 @@ def test_two_runs_identical_and_lossless(canonical: Path, tmp_path: Path, compre
     assert data == (tmp_path / "b").read_bytes()
     original = canonical.read_bytes()
     if compression == "gzip":
-        assert data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # no name, mtime 0, OS unknown
+        assert (
+            data[:10] == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+        )  # no name, mtime 0, OS unknown
         assert gzip.decompress(data) == original
     elif compression == "zstd":
         params = zstandard.get_frame_parameters(data)
@@ -56,3 +59,24 @@ def test_zstd_version_is_reported() -> None:
 def test_unknown_compression(canonical: Path, tmp_path: Path) -> None:
     with pytest.raises(ExportError):
         export_tarball(canonical, tmp_path / "x", "lz4")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, gzipblocks.BLOCK - 1, gzipblocks.BLOCK, 3 * gzipblocks.BLOCK + 7]
+)
+def test_gzip_blocks_do_not_depend_on_the_thread_count(size: int) -> None:
+    import subprocess
+    import zlib
+
+    data = (os.urandom(size // 3) + b"repeated text " * size)[:size]
+    made = []
+    for threads in (1, 2, 5):
+        comp = gzipblocks.BlockDeflater(threads)
+        body = b"".join(comp.compress(data[i : i + 300_000]) for i in range(0, size, 300_000))
+        made.append(body + comp.flush())
+    assert made[0] == made[1] == made[2]
+    assert zlib.decompress(made[0], -zlib.MAX_WBITS) == data
+    trailer = zlib.crc32(data).to_bytes(4, "little") + size.to_bytes(4, "little")
+    member = gzipblocks.HEADER + made[0] + trailer
+    assert gzip.decompress(member) == data
+    assert subprocess.run(["gzip", "-dc"], input=member, capture_output=True).stdout == data

@@ -90,12 +90,17 @@ def verify_debian(
     keyring = ctx.sources.keyring(archive)
     listed: dict[tuple[str, str, str], tuple[str, int, str]] = {}
     used: list[SignedFile] = []
+    memo = _Memo(snap, packages)
+    remembered = memo.load(ctx)
     for suite in snap.suites:
         what = f"{archive.name}/{snap.timestamp}/dists/{suite.suite}/InRelease"
         data = signed_bytes(
             ctx, suite.inrelease_sha256, f"{base}dists/{suite.suite}/InRelease", what, 64 << 20
         )
         used.append(SignedFile(what, suite.inrelease_sha256, len(data)))
+        if remembered is not None:
+            suite_dir = what.rsplit("/", 1)[0] + "/"
+            used += [f for f in remembered if f.name.startswith(suite_dir)]
         verified = verify_inrelease(data, keyring, what=what)
         signers = {s.primary_fingerprint.upper() for s in verified.signers}
         if suite.fingerprint is not None and suite.fingerprint.upper() not in signers:
@@ -110,6 +115,8 @@ def verify_debian(
                     f"{what}: the signed Release does not list {path} with sha256 {digest}",
                     hint="the lockfile was edited, or made from another snapshot",
                 )
+            if remembered is not None:
+                continue  # the memo's files for this suite were added above
             served, index = _index_bytes(ctx, verified.release, base, suite.suite, path)
             served_entry = verified.release.entry(served)
             assert served_entry is not None
@@ -122,6 +129,8 @@ def verify_debian(
                 listed.setdefault(
                     (pkg.name, pkg.version, pkg.architecture), (pkg.filename, pkg.size, pkg.sha256)
                 )
+    if remembered is not None:
+        return used
     for p in packages:
         found = listed.get((p.name, p.version, p.architecture))
         if found is None:
@@ -138,4 +147,62 @@ def verify_debian(
                 f"({size} bytes, sha256 {sha256})",
                 hint="the lockfile was edited or comes from elsewhere; lock the recipe anew",
             )
+    memo.save([f for f in used if not f.name.endswith("/InRelease")])
     return used
+
+
+class _Memo:
+    """That the indexes a set of signed InReleases lists include these exact packages.
+
+    Checking it means reading and parsing the whole index (63,000 stanzas for
+    bookworm main): most of an unchanged build's time. The answer is a pure
+    function of the InReleases' bytes (which name the indexes' sha256) and of
+    the packages, so it is kept, keyed by both, beside the parsed-index cache
+    that the same check already trusts (locking.cache_dir). The signatures
+    are still verified on every use (a keyring may have changed), and a memo
+    is used only while the store still holds every index it names.
+    """
+
+    def __init__(self, snap: SnapshotLock, packages: tuple[LockedPackage, ...]) -> None:
+        from reprobuild.canonical import canonical_json
+
+        material = {
+            "v": 1,
+            "inreleases": [
+                [s.suite, s.inrelease_sha256, sorted(s.indexes.items())] for s in snap.suites
+            ],
+            "packages": sorted(
+                [p.name, p.version, p.architecture, p.filename, p.size, p.sha256] for p in packages
+            ),
+        }
+        self.key = hashlib.sha256(canonical_json(material).encode()).hexdigest()
+
+    def _path(self) -> Any:
+        from reprobuild.locking import cache_dir
+
+        return cache_dir() / f"verified-{self.key}.json"
+
+    def load(self, ctx: TrustContext) -> list[SignedFile] | None:
+        import contextlib
+        import json
+
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            files = [
+                SignedFile(str(f["name"]), str(f["sha256"]), int(f["size"]))
+                for f in json.loads(self._path().read_text())
+            ]
+            if all(ctx.store.has(f.sha256) for f in files):
+                return files
+        return None
+
+    def save(self, files: list[SignedFile]) -> None:
+        import contextlib
+        import json
+        import os
+
+        path = self._path()
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_text(json.dumps([vars(f) for f in files], sort_keys=True))
+            os.replace(tmp, path)
