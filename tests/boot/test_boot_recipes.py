@@ -32,6 +32,8 @@ from tests.boot.conftest import PASSWORD, RECIPES, USER, recorded
 from tests.boot.console import Vm, log_in_and_use, qemu_argv
 from tests.boot.golden import check_tree
 
+pytestmark = pytest.mark.slow
+
 BOOT_TIMEOUT = 1200.0  # to login:, under TCG on a loaded 2-CPU machine
 BOTH = """\
 # The BIOS disk of debian-vm.repro and the ISO of debian-live.repro, built together.
