@@ -202,3 +202,57 @@ def test_an_expired_key_beside_a_bad_signature_is_still_refused(
     edited = data.replace(b"Suite: bookworm", b"Suite: trixie\x20")
     with pytest.raises(SignatureError, match="bad signature"):
         verify_clearsigned(edited, keyring, what="InRelease", allow_expired_keys=True)
+
+
+# ---------------------------------------------------------------- detached signatures
+
+
+@pytest.fixture(scope="module")
+def detached(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, str]:
+    """A file, its detached signature (as Arch's .sig), the keyring and the key's fingerprint."""
+    if shutil.which("gpg") is None:
+        pytest.skip("gpg is not installed (Debian package gnupg)")
+    base = tmp_path_factory.mktemp("detached")
+    home = Path(subprocess.check_output(["mktemp", "-d", "/tmp/rb-gpg-XXXXXX"], text=True).strip())
+    try:
+        home.chmod(0o700)
+        _gpg(home, "--quick-gen-key", "signer <signer@reprobuild.invalid>", "ed25519", "sign",
+             "never")  # fmt: skip
+        data = base / "pkg.tar.zst"
+        data.write_bytes(b"package bytes\n")
+        _gpg(home, "--detach-sign", "--output", str(base / "pkg.tar.zst.sig"), str(data))
+        keyring = base / "keyring.gpg"
+        _gpg(home, "--output", str(keyring), "--export")
+        listing = subprocess.run(
+            ["gpg", "--batch", "--with-colons", "--list-keys"],
+            env={"PATH": os.environ["PATH"], "GNUPGHOME": str(home), "LC_ALL": "C"},
+            check=True, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        fpr = next(ln.split(":")[9] for ln in listing.stdout.splitlines() if ln.startswith("fpr:"))
+    finally:
+        subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(home)},
+                       capture_output=True, check=False)  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+    return data, base / "pkg.tar.zst.sig", keyring, fpr.upper()
+
+
+@pytest.mark.parametrize("tool", ["sqv", "gpgv"])
+def test_a_detached_signature_verifies_and_names_its_key(
+    detached: tuple[Path, Path, Path, str], tool: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from reprobuild.archives import signature
+
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+    if tool == "gpgv":  # as on a machine without sqv
+        real = shutil.which
+        monkeypatch.setattr(signature.shutil, "which", lambda n: None if n == "sqv" else real(n))
+    data, sig, keyring, fpr = detached
+    signers = signature.verify_detached(data, sig, keyring)
+    assert len(signers) == 1 and signers[0].fingerprint == fpr
+    altered = data.with_name("altered.tar.zst")
+    altered.write_bytes(b"package bytes, altered\n")
+    with pytest.raises(SignatureError, match="altered.tar.zst"):
+        signature.verify_detached(altered, sig, keyring)
+    with pytest.raises(SignatureError, match="is missing \\(unsigned file\\)"):
+        signature.verify_detached(data, data.with_name("none.sig"), keyring)
