@@ -252,7 +252,7 @@ def test_a_detached_signature_verifies_and_names_its_key(
     assert len(signers) == 1 and signers[0].fingerprint == fpr
     altered = data.with_name("altered.tar.zst")
     altered.write_bytes(b"package bytes, altered\n")
-    with pytest.raises(SignatureError, match="altered.tar.zst"):
+    with pytest.raises(SignatureError, match=r"altered\.tar\.zst"):
         signature.verify_detached(altered, sig, keyring)
-    with pytest.raises(SignatureError, match="is missing \\(unsigned file\\)"):
+    with pytest.raises(SignatureError, match=r"is missing \(unsigned file\)"):
         signature.verify_detached(data, data.with_name("none.sig"), keyring)
