@@ -256,3 +256,59 @@ def test_a_detached_signature_verifies_and_names_its_key(
         signature.verify_detached(altered, sig, keyring)
     with pytest.raises(SignatureError, match=r"is missing \(unsigned file\)"):
         signature.verify_detached(data, data.with_name("none.sig"), keyring)
+
+
+# ---------------------------------------------------------------- gpgv's status lines
+
+FPR = "A" * 40
+PRIMARY = "B" * 40
+
+
+def _validsig(fpr: str = FPR, primary: str | None = PRIMARY, created: str = "1577836800") -> str:
+    """gpgv's VALIDSIG line (GnuPG doc/DETAILS): the primary key is its tenth argument."""
+    tail = f" 4 0 22 8 00 {primary}" if primary else ""
+    return f"[GNUPG:] VALIDSIG {fpr} 2020-01-01 {created} 0{tail}"
+
+
+def test_status_lines_are_grouped_and_judged(tmp_path: Path) -> None:
+    from reprobuild.archives.signature import Signer, _judge, _parse_gpg_status
+
+    def judge(status: str, allow: bool = False) -> tuple[Signer, ...]:
+        return _judge(_parse_gpg_status(status), "R", tmp_path, allow_expired_keys=allow)
+
+    good = f"[GNUPG:] NEWSIG\n[GNUPG:] GOODSIG KEY1 uid\n{_validsig()}\n"
+    assert judge("gpgv: noise\n" + good) == (Signer(FPR, PRIMARY, 1577836800),)
+    # without the primary key's field, the key is its own primary; no time, no date
+    short = f"[GNUPG:] GOODSIG KEY1\n{_validsig(fpr='c' * 40, primary=None, created='x')}\n"
+    assert judge(short) == (Signer("C" * 40, "C" * 40, None),)
+    # an expired signature: refused, unless expired signatures are allowed
+    expsig = f"[GNUPG:] NEWSIG\n[GNUPG:] EXPSIG KEY1 uid\n{_validsig()}\n"
+    with pytest.raises(SignatureError, match="R: the signature has expired"):
+        judge(expsig)
+    assert judge(expsig, allow=True) == (Signer(FPR, PRIMARY, 1577836800),)
+    # a key that has expired, with a valid signature: named, with its own hint
+    expkey = f"[GNUPG:] NEWSIG\n[GNUPG:] EXPKEYSIG KEY9 uid\n{_validsig()}\n"
+    with pytest.raises(SignatureError, match="the signing key KEY9 has expired") as info:
+        judge(expkey)
+    assert info.value.hint is not None and info.value.hint.startswith("old snapshots")
+    # ... and without one: the general refusal naming the keyring
+    with pytest.raises(SignatureError, match="the signing key KEY9 has expired") as info:
+        judge("[GNUPG:] EXPKEYSIG KEY9 uid\n")
+    assert info.value.hint is not None and str(tmp_path) in info.value.hint
+    # a key missing from the keyring: ERRSIG, then NO_PUBKEY names it
+    missing = (
+        "[GNUPG:] NEWSIG\n[GNUPG:] ERRSIG KEY7 22 8 00 1577836800 9 -\n[GNUPG:] NO_PUBKEY KEY7\n"
+    )
+    with pytest.raises(SignatureError, match="R: signed by key KEY7, which is not in the keyring"):
+        judge(missing)
+    # NO_PUBKEY never turns a good signature into a missing key
+    assert judge(good + "[GNUPG:] NO_PUBKEY KEY1\n") == (Signer(FPR, PRIMARY, 1577836800),)
+    # a good signature beside one whose key is missing: accepted (apt does the same)
+    assert judge(good + missing) == (Signer(FPR, PRIMARY, 1577836800),)
+    # a revoked key; no signature at all
+    with pytest.raises(SignatureError, match="the signing key KEY3 has been revoked"):
+        judge("[GNUPG:] REVKEYSIG KEY3 uid\n")
+    with pytest.raises(SignatureError, match="no OpenPGP signature found"):
+        judge("[GNUPG:] NODATA 1\n")
+    with pytest.raises(SignatureError, match="could not be checked"):
+        judge("[GNUPG:] ERRSIG KEY7 22 8 00 1577836800 4 -\n")
