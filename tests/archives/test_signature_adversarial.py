@@ -312,3 +312,61 @@ def test_status_lines_are_grouped_and_judged(tmp_path: Path) -> None:
         judge("[GNUPG:] NODATA 1\n")
     with pytest.raises(SignatureError, match="could not be checked"):
         judge("[GNUPG:] ERRSIG KEY7 22 8 00 1577836800 4 -\n")
+
+
+# ---------------------------------------------------------------- OpenPGP packet framing
+
+
+def _new_length(n: int) -> bytes:
+    """RFC 4880 4.2.2: one, two or five octets."""
+    if n < 192:
+        return bytes([n])
+    if n < 8384:
+        return bytes([((n - 192) >> 8) + 192, (n - 192) & 0xFF])
+    return b"\xff" + n.to_bytes(4, "big")
+
+
+def test_every_packet_length_form_is_framed_exactly() -> None:
+    from reprobuild.archives.openpgp import _packets, _subpackets
+
+    data = b""
+    expected = []
+    for tag, n in [
+        (2, 0),
+        (2, 5),
+        (13, 191),
+        (2, 192),
+        (6, 300),
+        (2, 8383),
+        (14, 8384),
+        (2, 70000),
+    ]:
+        head = bytes([0xC0 | tag]) + _new_length(n)
+        expected.append((tag, len(data), len(data) + len(head), len(data) + len(head) + n))
+        data += head + bytes(n)
+    for tag, kind, n in [(2, 0, 7), (6, 1, 300), (13, 2, 70000)]:  # old format: 1, 2, 4 octets
+        head = bytes([0x80 | tag << 2 | kind]) + n.to_bytes((1, 2, 4)[kind], "big")
+        expected.append((tag, len(data), len(data) + len(head), len(data) + len(head) + n))
+        data += head + bytes(n)
+    # old format, indeterminate length: the rest of the data
+    expected.append((2, len(data), len(data) + 1, len(data) + 1 + 9))
+    data += bytes([0x80 | 2 << 2 | 3]) + bytes(9)
+    assert list(_packets(data, "sig")) == expected
+
+    for bad in [b"\xc2", b"\xc2\xc0", b"\xc2\x05abc", b"\xc2\xffabc", b"\x89\x01\x00a"]:
+        with pytest.raises(SignatureError, match="sig: truncated OpenPGP packet"):
+            list(_packets(bad, "sig"))
+    with pytest.raises(SignatureError, match="partial-length"):
+        list(_packets(b"\xc2\xe0" + bytes(8), "sig"))
+    with pytest.raises(SignatureError, match="bad packet header at byte 3"):
+        list(_packets(b"\xc2\x01a\x02", "sig"))
+
+    # signature subpackets (5.2.3.1): the same lengths, the type in the first body octet
+    sub = b""
+    want = []
+    for kind, n in [(2, 4), (16, 190), (33, 191), (9, 300), (26, 8384)]:
+        sub += _new_length(n + 1) + bytes([kind | 0x80]) + bytes([kind]) * n
+        want.append((kind, bytes([kind]) * n))
+    assert list(_subpackets(sub)) == want
+    assert list(_subpackets(b"\x00\x02")) == []  # a zero length ends the list
+    assert list(_subpackets(b"\x05\x02ab")) == []  # as one longer than the data
