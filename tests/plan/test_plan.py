@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,7 @@ def test_cycle_is_an_error_naming_the_steps(tmp_path: Path) -> None:
         api.make_plan(r)
     msg = info.value.message
     assert "cycle" in msg and "rootfs 'a'" in msg and "rootfs 'b'" in msg
+    assert info.value.hint == "a step cannot use its own result, directly or through other steps"
 
 
 def test_argument_type_errors_point_at_the_argument(tmp_path: Path) -> None:
@@ -133,3 +135,119 @@ def test_graph_renderers(tmp_path: Path) -> None:
     assert text.splitlines()[0].startswith("3 steps, 1 outputs")
     assert api.graph(r, "dot") == api.graph(r, "dot")
     assert '"steps"' in api.graph(r, "json")
+
+
+def test_renderers_show_every_step_in_name_order(tmp_path: Path) -> None:
+    r = write(
+        tmp_path,
+        f'let s = {SNAP}; base = rootfs {{ snapshot = s; name = "foundation"; }}; in {{ '
+        "ab = tarball { root = base; }; aa = cpio { root = base; }; "
+        'mm = tarball { root = base; compression = "xz"; }; }',
+    )
+    p = api.make_plan(r)
+    order = p.order()
+    # name order is not the keys' order here: ab's key sorts after mm's
+    assert sorted(s.key for s in order[2:]) != [s.key for s in order[2:]]
+    assert [s.name for s in order] == ["s", "foundation", "aa", "ab", "mm"]
+    key = {s.name: s.key for s in order}
+    key["base"] = key["foundation"]
+    short = {n: k[:12] for n, k in key.items()}
+    short["snap"], key["snap"] = short["s"], key["s"]
+    assert api.graph(r, "text") == "\n".join(
+        [
+            f"5 steps, 3 outputs ({p.recipe})",
+            f"{short['snap']}  snapshot    s",
+            f"{short['base']}  rootfs      foundation  <- s",
+            f"{short['aa']}  cpio        aa  <- foundation",
+            f"{short['ab']}  tarball     ab  <- foundation",
+            f"{short['mm']}  tarball     mm  <- foundation",
+            "outputs:",
+            f"  aa: {short['aa']}",
+            f"  ab: {short['ab']}",
+            f"  mm: {short['mm']}",
+        ]
+    )
+    dot = api.graph(r, "dot").splitlines()
+    assert dot[:3] == [
+        "digraph steps {",
+        "  rankdir=LR;",
+        '  node [shape=box, fontname="monospace"];',
+    ]
+    assert f'  "{short["base"]}" [label="rootfs\\nfoundation\\n{short["base"]}"];' in dot
+    edges = [ln for ln in dot if "->" in ln]
+    assert edges == [
+        f'  "{short[a]}" -> "{short[b]}";'
+        for a, b in [("base", "aa"), ("base", "ab"), ("base", "mm"), ("snap", "base")]
+    ]
+    assert dot[-1] == "}"
+    data = json.loads(api.graph(r, "json"))
+    assert data["outputs"] == {n: key[n] for n in ("aa", "ab", "mm")}
+    first = data["steps"][1]
+    assert first == {
+        "key": key["base"],
+        "kind": "rootfs",
+        "name": "foundation",
+        "inputs": [key["snap"]],
+        "params": first["params"],
+        "location": f"{r}:1:{p.steps[key['base']].location.rsplit(':', 1)[1]}",
+    }
+    assert "name" not in first["params"]  # the display name is not part of the key
+    assert first["location"].startswith(f"{r}:1:")
+
+
+def test_a_recipe_file_and_directory_are_keyed_by_content(tmp_path: Path) -> None:
+    """A file input by its sha256; a directory by the sha256 of its listing:
+    relative path, type, executable bit and content hash (plan._hash_tree)."""
+    import hashlib
+
+    def sha(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    def params(recipe: Path) -> tuple[dict[str, object], dict[str, object]]:
+        steps = api.make_plan(recipe).order()
+        root = next(s for s in steps if s.kind == "rootfs").param_data()
+        run = next(s for s in steps if s.kind == "run").param_data()
+        return root, run
+
+    for where in ("a", "b"):
+        d = tmp_path / where
+        (d / "overlay" / "etc").mkdir(parents=True)
+        (d / "overlay" / "etc" / "motd").write_text("hi\n")
+        (d / "overlay" / "run.sh").write_text("echo\n")
+        (d / "overlay" / "run.sh").chmod(0o755)
+        (d / "overlay" / "lib").symlink_to("etc")  # a link to a directory: listed, not walked
+        (d / "motd").write_text("one\n")
+        write(
+            d,
+            f"{{ t = tarball {{ root = run {{ root = rootfs {{ snapshot = {SNAP}; "
+            'files = { "/etc/motd" = ./motd; }; }; script = "true"; '
+            "inputs = { overlay = ./overlay; }; }; }; }",
+        )
+    listing = (
+        "l lib etc\n"
+        f"f run.sh x {sha(b'echo' + bytes([10]))}\n"
+        "d .\n"
+        f"f etc/motd - {sha(b'hi' + bytes([10]))}\n"
+        "d etc\n"
+    )
+    root, run = params(tmp_path / "a" / "r.repro")
+    assert root["files"] == {"/etc/motd": {"path": "./motd", "sha256": sha(b"one\n")}}
+    assert run["inputs"] == {"overlay": {"path": "./overlay", "tree-sha256": sha(listing.encode())}}
+    assert params(tmp_path / "b" / "r.repro") == (root, run)  # the same tree elsewhere
+    (tmp_path / "b" / "overlay" / "run.sh").chmod(0o644)  # the executable bit counts
+    assert params(tmp_path / "b" / "r.repro")[1] != run
+
+
+def test_a_fifo_in_a_recipe_directory_is_refused_unread(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "overlay").mkdir()
+    os.mkfifo(tmp_path / "overlay" / "pipe")
+    r = write(
+        tmp_path,
+        f"{{ t = tarball {{ root = run {{ root = rootfs {{ snapshot = {SNAP}; }}; "
+        'script = "true"; inputs = { overlay = ./overlay; }; }; }; }',
+    )
+    with pytest.raises(Exception, match="a recipe's file input") as info:
+        api.make_plan(r)
+    assert getattr(info.value, "exit_code", None) == 2
