@@ -198,6 +198,12 @@ def test_mutated_golden_recipes_full(tmp_path: Path) -> None:
 # -- atheris -----------------------------------------------------------------------
 
 
+def _address_space_limit() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))
+
+
 def _atheris(tmp_path: Path, runs: int) -> None:
     pytest.importorskip("atheris")
     corpus = tmp_path / "corpus"
@@ -211,7 +217,12 @@ def _atheris(tmp_path: Path, runs: int) -> None:
             str(HERE / "fuzz" / "atheris_lang.py"),
             f"-runs={runs}",
             "-seed=1",
-            "-rss_limit_mb=2048",  # per process
+            # libFuzzer's RSS check reads the peak RSS (getrusage), which Linux
+            # carries across exec from the forking pytest process (about 2 GB
+            # late in a full run): it fired before any input ran. Bound each
+            # allocation instead, and the whole process with RLIMIT_AS below.
+            "-rss_limit_mb=0",
+            "-malloc_limit_mb=2048",
             "-timeout=20",  # seconds per input
             "-max_len=4096",
             str(corpus),
@@ -221,6 +232,7 @@ def _atheris(tmp_path: Path, runs: int) -> None:
         capture_output=True,
         text=True,
         timeout=3600,
+        preexec_fn=_address_space_limit,
     )
     tail = "\n".join(res.stderr.splitlines()[-40:])
     assert res.returncode == 0, tail

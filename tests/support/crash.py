@@ -136,8 +136,17 @@ def check_out_dir(out: Path, store: Path) -> None:
 
 
 def temp_leftovers(*dirs: Path) -> list[Path]:
-    """Dot-named temp entries (of exports and lockfile writes) in ``dirs``."""
-    return sorted(p for d in dirs if d.is_dir() for p in d.iterdir() if p.name.startswith("."))
+    """Dot-named temp entries (of exports and lockfile writes) in ``dirs``; the
+    output state a finished build records (reprobuild/outstate.py) is not one."""
+    from reprobuild.outstate import STATE_NAME
+
+    return sorted(
+        p
+        for d in dirs
+        if d.is_dir()
+        for p in d.iterdir()
+        if p.name.startswith(".") and p.name != STATE_NAME
+    )
 
 
 @dataclass(frozen=True)
