@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from reprobuild import lockfile as lf
+from reprobuild.outstate import STATE_NAME
 from tests.support.cli import reprobuild
 from tests.support.crash import (
     DEMO_MIRROR,
@@ -120,7 +121,7 @@ def test_output_directory_on_a_full_disk(
     filler.unlink()
     converges(work, store, reference.digests, "-o", str(out))
     check_out_dir(out, store)
-    assert sorted(p.name for p in out.iterdir()) == ["o", "o.tar", "t.tar.gz"]
+    assert sorted(p.name for p in out.iterdir()) == [STATE_NAME, "o", "o.tar", "t.tar.gz"]
 
 
 def test_lockfile_on_a_full_disk(reference: Reference, small_fs: Path, tmp_path: Path) -> None:
