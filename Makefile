@@ -36,7 +36,7 @@ demo: deps $(STAMP)
 test: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The slow set (long loops, live apt comparisons, slow golden recipes); CI runs it after `make test`.
+# The slow set (long loops, live apt comparisons, slow golden recipes, the boot tests); by hand.
 test-slow: test-deps $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 

@@ -1,8 +1,8 @@
 """The committed VM and live recipes, built and booted under QEMU (TCG), logged into.
 
 Marked slow as a whole (about 6 minutes on an idle 2-CPU machine, more than
-a quarter of ``make test``'s budget): ``make test-slow`` (which CI runs after
-``make test``) and ``make test-boot`` run it. It builds the BIOS raw disk of
+a quarter of ``make test``'s budget): ``make test-slow`` and ``make test-boot``
+run it. It builds the BIOS raw disk of
 ``debian-vm.repro`` and the live ISO of ``debian-live.repro`` once (one
 rootfs step feeds both), checks their digests against what the committed
 lockfiles recorded (so they equal every earlier build), checks the tree (no

@@ -5,7 +5,7 @@ fixture makes a temporary signed mirror (tests/support/debmirror.py): the
 shared mirror's packages plus golang-go's closure fetched with ``apt-get
 download``, a generated index, and an InRelease signed with a throwaway key
 that ``reprobuild lock --keyring`` checks for real. Without apt or network
-the tests skip, saying why. Slow: ``make test-slow`` runs it (CI does).
+the tests skip, saying why. Slow: ``make test-slow`` runs it.
 
 The recipe is copied to two different places and built into two stores
 under a different umask, time zone and locale; the tarballs (and OCI images)
@@ -40,7 +40,7 @@ RECIPE = "go-hello.repro"
 EXPECTED = "hello from a reproducible Go build (go1.19"
 
 pytestmark = [
-    # Two Go toolchain builds (about 2.5 min idle): make test-slow, which CI runs.
+    # Two Go toolchain builds (about 2.5 min idle): make test-slow.
     pytest.mark.slow,
     pytest.mark.skipif(
         not SHARED_SNAPSHOT.exists(), reason="the shared Debian mirror is not beside the repository"

@@ -68,7 +68,7 @@ def test_the_package_links_to_the_snapshots_directory() -> None:
     assert (ROOT / "reprobuild" / "verify" / "library").resolve() == ROOT / "recipes" / "lib"
 
 
-@pytest.mark.slow  # building the wheel and its venv takes a minute: `make test-slow` (CI)
+@pytest.mark.slow  # building the wheel and its venv takes a minute: `make test-slow`
 def test_installed_package_locks_the_demo_as_committed(installed: Path, tmp_path: Path) -> None:
     site = next((installed.parent.parent / "lib").glob("python3*/site-packages"))
     definitions = site / "reprobuild" / "archives" / "definitions"

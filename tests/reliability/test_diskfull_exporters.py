@@ -79,7 +79,7 @@ def full_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-# Two in `make test`; every exporter in `make test-slow` (CI runs both).
+# Two in `make test`; every exporter in `make test-slow`.
 FAST = ("disk_image", "oci_image")
 
 
