@@ -620,7 +620,9 @@ def push(output: Path, reference: str, *, tls_verify: bool = True) -> str:
         return digest
     with tempfile.TemporaryDirectory(prefix="reprobuild-push-") as tmp:
         with tarfile.open(output) as t:
-            t.extractall(tmp, filter="data")
+            from reprobuild.tarextract import extract_all
+
+            extract_all(t, Path(tmp))
         digest = push_layout(Path(tmp), reference, tls_verify=tls_verify)
         push_referrers(Path(tmp), reference, digest, tls_verify=tls_verify)
         return digest

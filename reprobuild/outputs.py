@@ -131,7 +131,9 @@ def _export_layout(store: Any, record: Any, name: str, out_dir: Path) -> None:
     aside = private_dir_name(out_dir, f".{name}.old-")
     try:
         with no_space_named(layout, "output"), tarfile.open(tar_dest) as t:
-            t.extractall(tmp, filter="data")
+            from reprobuild.tarextract import extract_all
+
+            extract_all(t, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -113,6 +113,8 @@ def unpack_inputs(data: bytes, dest: Path) -> None:
     """Put carried inputs back below *dest*; nothing may land outside it."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            tar.extractall(dest, filter="data")
+            from reprobuild.tarextract import extract_all
+
+            extract_all(tar, dest)
     except (tarfile.TarError, OSError) as exc:
         raise LockfileError(f"the image's recipe inputs cannot be unpacked: {exc}") from exc

@@ -140,7 +140,9 @@ def run_image_index(step: BuildStep, p: ImageIndexParams, ctx: StepContext) -> t
         layout = ctx.workdir / f"image-{i}"
         archive = ctx.input(ref.key).output("oci.tar")
         with ctx.store.open_blob(archive.sha256) as f, tarfile.open(fileobj=f, mode="r|") as t:
-            t.extractall(layout, filter="data")
+            from reprobuild.tarextract import extract_all
+
+            extract_all(t, layout)
         images.append(load_layout(layout))
     dest = ctx.workdir / "index"
     index = write_image_index(images, dest, tag=p.tag, epoch=ctx.epoch)

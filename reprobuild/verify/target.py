@@ -408,7 +408,9 @@ def _unpack_oci_archive(archive: Path, dest: Path) -> bool:
             names = set(t.getnames())
             if not {"oci-layout", "index.json"} <= {n.removeprefix("./") for n in names}:
                 return False
-            t.extractall(dest, filter="data")
+            from reprobuild.tarextract import extract_all
+
+            extract_all(t, dest)
     except (tarfile.TarError, OSError):
         return False
     return True
